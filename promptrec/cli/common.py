@@ -1,0 +1,46 @@
+"""Helpers shared by CLI commands: loading a dataset and reporting errors readably."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from promptrec.data.problems import DataError
+
+console = Console()
+DATA_HELP = "Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*); omit for the demo data."
+FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole or tabular."
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show promptrec's own errors as a message and exit 1, not a traceback."""
+    try:
+        yield
+    except (DataError, FileNotFoundError, KeyError, ValueError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0):
+    from promptrec.data.loaders import load_dataset
+
+    if path is None:
+        fmt = "demo"
+    options: dict[str, Any] = {} if fmt == "demo" else {"errors": errors, "seed": seed}
+    with console.status(f"loading {path or 'demo data'}"):
+        return load_dataset(path, format=fmt, **options)
+
+
+def kv_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows.items():
+        table.add_row(k, v if isinstance(v, str) else repr(v) if not isinstance(v, (int, float)) else f"{v:,}")
+    return table

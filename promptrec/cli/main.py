@@ -1,0 +1,27 @@
+"""The `promptrec` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from promptrec import __version__
+from promptrec.cli import data, demo, index
+
+app = typer.Typer(
+    help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(index.app, name="index")
+app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
+
+
+@app.command()
+def version() -> None:
+    """Print the promptrec version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

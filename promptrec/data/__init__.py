@@ -1,0 +1,1 @@
+"""Catalogue, event log, loaders, validation, splits and the embedded demo data."""

@@ -1,0 +1,117 @@
+"""The item catalogue: a pandas frame indexed by item id, with typed access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from promptrec.data.records import Item
+
+CORE_COLUMNS = ["title", "description", "categories", "release_time"]
+
+
+class Catalog:
+    """Items keyed by string id.
+
+    The frame has the columns ``title``, ``description``, ``categories`` (tuples of
+    strings), ``release_time`` (UTC, may be NaT) and any number of attribute columns.
+    Each item also has a dense integer *code* (its row position), used by indexes and
+    retrievers for array maths.
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        frame = frame.copy()
+        if frame.index.name != "item_id":
+            if "item_id" not in frame.columns:
+                raise ValueError("Catalog frame needs an 'item_id' column or index.")
+            frame = frame.set_index("item_id")
+        frame.index = frame.index.astype(str)
+        if frame.index.has_duplicates:
+            dupes = frame.index[frame.index.duplicated()].unique().tolist()[:5]
+            raise ValueError(f"Catalog has duplicate item ids {dupes}; each item id must be unique.")
+        if "title" not in frame.columns:
+            raise ValueError("Catalog frame needs a 'title' column.")
+        frame["title"] = frame["title"].fillna("").astype(str)
+        frame["description"] = frame.get("description", pd.Series("", index=frame.index)).fillna("").astype(str)
+        cats = frame.get("categories", pd.Series([()] * len(frame), index=frame.index))
+        frame["categories"] = [_as_tuple(c) for c in cats]
+        rel = frame.get("release_time", pd.Series(pd.NaT, index=frame.index))
+        frame["release_time"] = pd.to_datetime(rel, utc=True)
+        other = [c for c in frame.columns if c not in CORE_COLUMNS]
+        self.frame = frame[CORE_COLUMNS + other]
+        self._codes = pd.Index(self.frame.index)
+
+    @classmethod
+    def from_items(cls, items: Iterable[Item]) -> "Catalog":
+        rows = []
+        for it in items:
+            rows.append({"item_id": it.item_id, "title": it.title, "description": it.description,
+                         "categories": it.categories, "release_time": it.release_time, **it.attributes})
+        return cls(pd.DataFrame(rows))
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self._codes
+
+    def __iter__(self) -> Iterator[Item]:
+        for item_id in self.frame.index:
+            yield self[item_id]
+
+    def __getitem__(self, item_id: str) -> Item:
+        try:
+            row = self.frame.loc[str(item_id)]
+        except KeyError:
+            raise KeyError(f"item '{item_id}' is not in the catalog ({len(self)} items)") from None
+        attrs = {c: _plain(row[c]) for c in self.attribute_columns}
+        rel = row["release_time"]
+        return Item(str(item_id), row["title"], row["description"], row["categories"], attrs,
+                    None if pd.isna(rel) else rel)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.frame.index.to_numpy()
+
+    @property
+    def attribute_columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c not in CORE_COLUMNS]
+
+    def codes(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """Dense integer codes of item ids; raises naming ids not in the catalogue."""
+        codes = self._codes.get_indexer(np.asarray(item_ids, dtype=object).astype(str))
+        if (codes < 0).any():
+            missing = np.asarray(item_ids)[codes < 0][:5].tolist()
+            raise KeyError(f"items {missing} are not in the catalog")
+        return codes
+
+    def categories(self) -> list[str]:
+        return sorted({c for cats in self.frame["categories"] for c in cats})
+
+    def subset(self, item_ids: Iterable[str]) -> "Catalog":
+        return Catalog(self.frame.loc[[str(i) for i in item_ids]])
+
+    def describe(self) -> dict[str, Any]:
+        rel = self.frame["release_time"].dropna()
+        return {
+            "items": len(self),
+            "categories": len(self.categories()),
+            "with_description": int((self.frame["description"] != "").sum()),
+            "release_time_range": None if rel.empty else (str(rel.min()), str(rel.max())),
+        }
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split("|") if v.strip()) if value else ()
+    return tuple(str(v) for v in value)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars, so attributes render cleanly in templates."""
+    return value.item() if isinstance(value, np.generic) else value

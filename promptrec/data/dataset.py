@@ -1,0 +1,37 @@
+"""A dataset: the catalogue, the event log and the report of how they were loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.interactions import Interactions
+from promptrec.data.problems import LoadReport
+
+
+@dataclass
+class Dataset:
+    name: str
+    catalog: Catalog
+    interactions: Interactions
+    report: LoadReport = field(default_factory=LoadReport)
+    source: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        ev = self.interactions.describe()
+        return {
+            "name": self.name,
+            "source": self.source,
+            "users": ev["users"],
+            "items": len(self.catalog),
+            "items_with_events": ev["items"],
+            "events": ev["events"],
+            "time_range": ev["time_range"],
+            "events_per_user": ev["events_per_user"],
+            "share_in_same_second_ties": ev["share_in_same_second_ties"],
+            "event_types": ev["event_types"],
+            "context_columns": ev["context_columns"],
+            "catalog": self.catalog.describe(),
+            "rows_dropped": self.report.dropped_by_kind(),
+        }

@@ -1,0 +1,60 @@
+"""Loaders for every supported format, behind one front door: :func:`load_dataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from promptrec.data.dataset import Dataset
+from promptrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
+from promptrec.data.loaders.recbole import load_recbole
+from promptrec.data.loaders.tabular import load_events, load_items, load_tabular
+from promptrec.data.problems import missing_file
+
+FORMATS = ("auto", "demo", "movielens-100k", "movielens-1m", "recbole", "tabular")
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        if (path / "u.data").exists():
+            return "movielens-100k"
+        if (path / "ratings.dat").exists():
+            return "movielens-1m"
+        if any(path.glob("*.inter")):
+            return "recbole"
+        if (path / "events.csv").exists() or any(path.glob("events.*")):
+            return "tabular"
+    raise missing_file(str(path), "a dataset folder of a known format",
+                       "pass --format (movielens-100k, movielens-1m, recbole, tabular) or a folder with "
+                       "u.data, ratings.dat, a .inter file, or events.* + items.*.")
+
+
+def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any) -> Dataset:
+    """Load a dataset by folder and format; ``format='demo'`` (or no path) gives the embedded demo data."""
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}.")
+    if path is None or format == "demo":
+        from promptrec.data.demo import generate_demo
+
+        return generate_demo(**options).dataset
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(str(path), "dataset path", "check the path (MovieLens 100K lives in ../shared/data/ml-100k).")
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "movielens-100k":
+        return load_movielens_100k(path, **options)
+    if fmt == "movielens-1m":
+        return load_movielens_1m(path, **options)
+    if fmt == "recbole":
+        return load_recbole(path, **options)
+    folder = path if path.is_dir() else path.parent
+    events = next(iter(sorted(folder.glob("events.*"))), None)
+    items = next(iter(sorted(folder.glob("items.*"))), None)
+    if events is None or items is None:
+        raise missing_file(str(folder), "events.* and items.* tables",
+                           "put events.csv/.parquet/.jsonl and items.* in the folder, or call load_tabular().")
+    return load_tabular(events, items, name=folder.name, **options)
+
+
+__all__ = ["FORMATS", "load_dataset", "load_events", "load_items", "load_movielens_100k",
+           "load_movielens_1m", "load_recbole", "load_tabular", "detect_format"]

@@ -1,0 +1,106 @@
+"""Generic CSV / TSV / Parquet / JSONL loaders with a column mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.dataset import Dataset
+from promptrec.data.interactions import Interactions
+from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, missing_file, require_columns
+from promptrec.data.validate import clean_events, clean_items
+
+EVENT_FIELDS = ("user_id", "item_id", "timestamp")
+ITEM_FIELDS = ("item_id", "title")
+OPTIONAL_EVENT_FIELDS = ("event_type", "weight")
+OPTIONAL_ITEM_FIELDS = ("description", "categories", "release_time")
+
+
+def read_table(path: str | Path, fmt: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a table as strings; returns the frame and the row number of each row as shown in the file."""
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(str(path), "file", "check the path.")
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    try:
+        if fmt in ("csv", "tsv", "txt"):
+            sep = "\t" if fmt == "tsv" else ","
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
+            return frame, np.arange(len(frame)) + 2  # line 1 is the header
+        if fmt in ("jsonl", "ndjson", "json"):
+            frame = pd.read_json(path, lines=fmt != "json", dtype=False)
+            return frame, np.arange(len(frame)) + 1
+        if fmt == "parquet":
+            frame = pd.read_parquet(path)
+            return frame, np.arange(len(frame)) + 1
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(Problem(str(path), None, "unreadable", f"cannot be read as {fmt}: {exc}",
+                                "check the file's format (delimiter, quoting, encoding).")) from exc
+    raise DataError(Problem(str(path), None, "unknown_format", f"unknown table format '{fmt}'.",
+                            "use .csv, .tsv, .parquet or .jsonl, or pass fmt=."))
+
+
+def _rename(frame: pd.DataFrame, file: str, required: tuple[str, ...], optional: tuple[str, ...],
+            columns: dict[str, str] | None) -> pd.DataFrame:
+    columns = columns or {}
+    unknown = sorted(set(columns) - set(required + optional))
+    if unknown:
+        raise ValueError(f"unknown column mapping keys {unknown}; use {list(required + optional)}.")
+    mapping = {name: columns.get(name, name) for name in required + optional}
+    needed = {k: mapping[k] for k in required} | {k: v for k, v in columns.items() if k in optional}
+    require_columns(file, list(frame.columns), needed)
+    rename = {v: k for k, v in mapping.items() if v in frame.columns}
+    return frame.rename(columns=rename)
+
+
+def load_items(path: str | Path, *, columns: dict[str, str] | None = None, fmt: str | None = None,
+               errors: ErrorPolicy = "raise", report: LoadReport | None = None,
+               category_separator: str = "|", timezone: str = "UTC") -> Catalog:
+    """Items from a table with at least item_id and title (other columns become attributes)."""
+    report = report if report is not None else LoadReport()
+    raw, rows = read_table(path, fmt)
+    raw = _rename(raw, str(path), ITEM_FIELDS, OPTIONAL_ITEM_FIELDS, columns)
+    if "categories" in raw.columns:
+        raw["categories"] = [_split(v, category_separator) for v in raw["categories"]]
+    clean = clean_items(raw.astype({"item_id": str}), file=str(path), row_numbers=rows, report=report,
+                        errors=errors, timezone=timezone)
+    return Catalog(clean)
+
+
+def load_events(path: str | Path, *, columns: dict[str, str] | None = None, fmt: str | None = None,
+                catalog: Catalog | None = None, errors: ErrorPolicy = "raise", report: LoadReport | None = None,
+                timestamp_unit: str = "s", timestamp_format: str | None = None, timezone: str = "UTC",
+                seed: int = 0) -> Interactions:
+    """Events from a table with at least user_id, item_id and timestamp (other columns become context)."""
+    report = report if report is not None else LoadReport()
+    raw, rows = read_table(path, fmt)
+    raw = _rename(raw, str(path), EVENT_FIELDS, OPTIONAL_EVENT_FIELDS, columns)
+    clean = clean_events(raw, file=str(path), row_numbers=rows, report=report, errors=errors,
+                         known_items=None if catalog is None else catalog.frame.index,
+                         timestamp_unit=timestamp_unit, timestamp_format=timestamp_format, timezone=timezone)
+    return Interactions(clean, seed=seed, timezone=timezone)
+
+
+def load_tabular(events: str | Path, items: str | Path, *, event_columns: dict[str, str] | None = None,
+                 item_columns: dict[str, str] | None = None, name: str | None = None, **options: Any) -> Dataset:
+    """A dataset from an event table and an item table of any supported format."""
+    report = LoadReport()
+    errors = options.pop("errors", "raise")
+    seed = options.pop("seed", 0)
+    timezone = options.pop("timezone", "UTC")
+    catalog = load_items(items, columns=item_columns, errors=errors, report=report, timezone=timezone)
+    inter = load_events(events, columns=event_columns, catalog=catalog, errors=errors, report=report,
+                        seed=seed, timezone=timezone, **options)
+    return Dataset(name or Path(events).stem, catalog, inter, report, source=str(events))
+
+
+def _split(value: Any, sep: str) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(str(v) for v in value)
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return ()
+    return tuple(v.strip() for v in str(value).split(sep) if v.strip())

@@ -1,0 +1,122 @@
+"""Turning raw frames into clean item and event frames, flagging every bad row.
+
+Every loader reads its format into a raw frame of strings with promptrec's column
+names, then hands it here; the checks and their messages are the same for all formats.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, RowChecker
+
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+
+
+def parse_timestamps(values: pd.Series, *, unit: str = "s", timezone: str = "UTC", fmt: str | None = None) -> pd.Series:
+    """Parse numbers (epoch ``unit``) or date strings to UTC; unparsable values become NaT.
+
+    Strings without a zone are read as local time in ``timezone``.
+    """
+    raw = values.astype("string").str.strip()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    numeric = pd.to_numeric(raw, errors="coerce")
+    is_num = numeric.notna()
+    if is_num.any():
+        out[is_num] = pd.to_datetime(numeric[is_num], unit=unit, utc=True, errors="coerce")
+    text = raw[~is_num & raw.notna() & (raw != "")]
+    if len(text):
+        has_tz = text.str.contains(_TZ_SUFFIX)
+        if has_tz.any():
+            out[has_tz[has_tz].index] = pd.to_datetime(text[has_tz], utc=True, errors="coerce", format=fmt or "mixed")
+        naive = text[~has_tz]
+        if len(naive):
+            parsed = pd.to_datetime(naive, errors="coerce", format=fmt or "mixed")
+            if parsed.dt.tz is None:
+                parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+            out[naive.index] = parsed.dt.tz_convert("UTC")
+    return out
+
+
+def clean_events(
+    raw: pd.DataFrame,
+    *,
+    file: str,
+    row_numbers: np.ndarray,
+    report: LoadReport,
+    errors: ErrorPolicy = "raise",
+    known_items: pd.Index | None = None,
+    timestamp_unit: str = "s",
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+) -> pd.DataFrame:
+    """Validate a raw event frame (string columns user_id, item_id, timestamp, ...)."""
+    check = RowChecker(file, row_numbers, errors)
+    frame = raw.copy()
+    for col in ("user_id", "item_id"):
+        frame[col] = frame[col].astype("string").str.strip()
+        check.flag(frame[col].isna() | (frame[col] == ""), column=col, kind="missing_value",
+                   message=f"empty {col}.", fix=f"give every event a {col}.")
+    ts = parse_timestamps(frame["timestamp"], unit=timestamp_unit, timezone=timezone, fmt=timestamp_format)
+    check.flag(ts.isna(), column="timestamp", kind="bad_timestamp",
+               message="timestamp could not be parsed.",
+               fix="use epoch seconds (or set timestamp_unit) or ISO 8601 such as 2024-05-01T18:30:00+02:00.")
+    frame["timestamp"] = ts
+    if "weight" in frame.columns:
+        w = pd.to_numeric(frame["weight"], errors="coerce")
+        check.flag(w.isna(), column="weight", kind="bad_value", message="weight is not a number.",
+                   fix="make weight numeric, or leave the column out (weight 1.0).")
+        frame["weight"] = w
+    if "event_type" in frame.columns:
+        frame["event_type"] = frame["event_type"].astype("string").fillna("interaction").astype(str)
+    if known_items is not None:
+        unknown = ~frame["item_id"].isin(known_items).fillna(False).to_numpy(dtype=bool)
+        check.flag(unknown, column="item_id", kind="unknown_item",
+                   message="event names an item that is not in the item file.",
+                   fix="add the item to the catalog, or remove the event.")
+    key = [c for c in ("user_id", "item_id", "timestamp", "event_type") if c in frame.columns]
+    dupes = frame.duplicated(subset=key, keep="first").to_numpy() & ~check.bad
+    check.flag(dupes, column=None, kind="duplicate_row",
+               message=f"repeats an earlier event (same {', '.join(key)}).",
+               fix="remove the repeated rows, or pass errors='drop' to keep the first of each.")
+    kept = check.finish(frame, report)
+    if kept.empty:
+        raise DataError(Problem(file, None, "empty", "no usable events in the file.",
+                                "check the file and the column mapping."))
+    kept = kept.copy()
+    kept["user_id"] = kept["user_id"].astype(str)
+    kept["item_id"] = kept["item_id"].astype(str)
+    return kept
+
+
+def clean_items(
+    raw: pd.DataFrame,
+    *,
+    file: str,
+    row_numbers: np.ndarray,
+    report: LoadReport,
+    errors: ErrorPolicy = "raise",
+    release_format: str | None = None,
+    timezone: str = "UTC",
+) -> pd.DataFrame:
+    """Validate a raw item frame (string columns item_id, title, optional description, categories, release_time)."""
+    check = RowChecker(file, row_numbers, errors)
+    frame = raw.copy()
+    frame["item_id"] = frame["item_id"].astype("string").str.strip()
+    check.flag(frame["item_id"].isna() | (frame["item_id"] == ""), column="item_id", kind="missing_value",
+               message="empty item_id.", fix="give every item an id.")
+    check.flag(frame["item_id"].duplicated(keep="first").to_numpy(), column="item_id", kind="duplicate_item",
+               message="item id appears more than once.", fix="keep one row per item id.")
+    if "release_time" in frame.columns:
+        given = frame["release_time"].astype("string").str.strip().fillna("")
+        rel = parse_timestamps(given.mask(given == "", None).fillna(""), unit="s", timezone=timezone, fmt=release_format)
+        check.flag((given != "").to_numpy() & rel.isna().to_numpy(), column="release_time", kind="bad_timestamp",
+                   message="release time could not be parsed.",
+                   fix="use ISO dates (1995-01-01) or leave the field empty when unknown.")
+        frame["release_time"] = rel
+    kept = check.finish(frame, report).copy()
+    kept["item_id"] = kept["item_id"].astype(str)
+    return kept

@@ -1,0 +1,1 @@
+"""Item text -> sentence-transformers embeddings -> FAISS, persisted under indexes/."""

@@ -1,0 +1,1 @@
+"""Jinja templates from prompts/ that turn items, histories and candidates into text."""

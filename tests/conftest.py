@@ -1,0 +1,24 @@
+"""Shared fixtures: the demo data (generated once per run) and the real MovieLens 100K if present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ML100K = Path(os.environ.get("PROMPTREC_ML100K", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ml-100k"))
+
+
+@pytest.fixture(scope="session")
+def demo():
+    from promptrec.data.demo import generate_demo
+
+    return generate_demo()
+
+
+@pytest.fixture(scope="session")
+def ml100k_path() -> Path:
+    if not (ML100K / "u.data").exists():
+        pytest.skip(f"MovieLens 100K not found at {ML100K} (set PROMPTREC_ML100K to its folder)")
+    return ML100K
