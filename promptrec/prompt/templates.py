@@ -6,7 +6,10 @@ text is inserted as data: values are never themselves rendered as templates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import traceback
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -69,20 +72,35 @@ class TemplateLibrary:
             raise TemplateError(f"template '{exc.name or name}', line {exc.lineno}: {exc.message}") from None
 
     def render(self, name: str, **context: Any) -> str:
+        """The whole template rendered with ``context``, stripped."""
         template = self.get(name)
-        try:
+        with _located(name):
             return template.render(**context).strip()
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(f"template '{name}', line {_error_line(name)}: {exc.message}") from None
+
+    def render_block(self, name: str, block: str, context: dict[str, Any]) -> str | None:
+        """One ``{% block %}`` of a template rendered with ``context`` (None if the template lacks it)."""
+        template = self.get(name)
+        if block not in template.blocks:
+            return None
+        with _located(name):
+            try:
+                return "".join(template.blocks[block](template.new_context(context))).strip()
+            except Exception:
+                template.environment.handle_exception()  # re-raises with template line numbers
+                raise
 
 
-def _error_line(name: str) -> int | str:
-    """The template line being rendered when the error was raised (from the traceback)."""
-    import sys
-    import traceback
-
-    tb = sys.exc_info()[2]
-    for frame in reversed(traceback.extract_tb(tb)):
-        if frame.filename and frame.filename.endswith(name):
-            return frame.lineno
-    return "?"
+@contextlib.contextmanager
+def _located(name: str) -> Iterator[None]:
+    """Re-raise rendering errors as TemplateError naming the template and the line being rendered."""
+    try:
+        yield
+    except TemplateError:
+        raise
+    except Exception as exc:  # undefined names, bad filter arguments, errors raised by filters
+        line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                     if f.filename and f.filename.endswith(".j2")), "?")
+        where = next((Path(f.filename).name for f in reversed(traceback.extract_tb(exc.__traceback__))
+                      if f.filename and f.filename.endswith(".j2")), name)
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateError(f"template '{where}', line {line}: {message}") from None
