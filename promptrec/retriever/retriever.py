@@ -1,0 +1,246 @@
+"""TimeAwareRetriever: candidates for a user at time ``now`` from five switchable, weighted signals.
+
+    retriever = TimeAwareRetriever().fit(split.train, catalog, index, log=split.full)
+    retriever.tune(split.validation)                 # blend weights on targets held out in time
+    retriever.retrieve("u42", now="2024-04-01T20:00Z", k=50)
+
+It never looks at events at or after ``now``: user histories and global statistics
+(trending, time of day, first-seen times) are cut strictly before it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from promptrec import __version__
+from promptrec.data.catalog import Catalog
+from promptrec.data.interactions import Interactions, epoch_ns, to_utc
+from promptrec.data.splits import HeldOut
+from promptrec.retriever.blend import blend, standardize, tune_weights
+from promptrec.retriever.candidate import Candidate
+from promptrec.retriever.event_log import TimeIndexedLog
+from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal
+
+DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness")
+BATCH = 256
+MIN_INT = np.iinfo(np.int64).min
+
+
+class TimeAwareRetriever:
+    """Blends content, transition, trending, time-context and freshness signals into one ranking."""
+
+    def __init__(self, signals: Iterable[str | Signal] = DEFAULT_SIGNALS, weights: dict[str, float] | None = None,
+                 params: dict[str, dict[str, Any]] | None = None):
+        self.signals: dict[str, Signal] = {}
+        for s in signals:
+            if isinstance(s, Signal):
+                self.signals[s.name] = s
+            elif s in SIGNALS:
+                self.signals[s] = SIGNALS[s](**(params or {}).get(s, {}))
+            else:
+                raise ValueError(f"unknown signal {s!r}; choose from {sorted(SIGNALS)}.")
+        self.weights = {n: 1.0 for n in self.signals} | (weights or {})
+        self.tuning: dict[str, Any] | None = None
+        self.catalog: Catalog | None = None
+        self.events: Interactions | None = None
+        self.log: TimeIndexedLog | None = None
+        self.fitted_on: dict[str, Any] = {}
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(self, train: Interactions, catalog: Catalog, index: Any = None, *, log: Interactions | None = None,
+            ) -> "TimeAwareRetriever":
+        """Learn the signals' statistics from ``train``; ``log`` (default ``train``) is the event log whose
+        past (before each ``now``) feeds user histories and time-dependent global statistics."""
+        self.catalog = catalog
+        known = train.frame["item_id"].isin(catalog.frame.index).to_numpy()
+        frame = train.frame.loc[known]
+        vectors = None
+        if "content" in self.signals:
+            if index is None:
+                raise ValueError("the content signal needs an ItemIndex (fit(..., index=...)), or leave "
+                                 "'content' out of signals.")
+            missing = [i for i in catalog.ids if i not in index]
+            if missing:
+                raise ValueError(f"{len(missing)} catalog items are not in the index (e.g. {missing[:3]}); "
+                                 "update the index with index.add(catalog).")
+            vectors = index.vectors(list(catalog.ids))
+        release = catalog.frame["release_time"]
+        release_ns = np.where(release.isna(), MIN_INT, epoch_ns(release.fillna(pd.Timestamp(0, tz="UTC"))))
+        data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
+                       vectors, list(catalog.frame["categories"]), release_ns.astype(np.int64))
+        for s in self.signals.values():
+            s.fit(data)
+        self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
+                          "train_time_range": [str(t) for t in (train.time_range() or ())]}
+        self.use_log(log if log is not None else train)
+        return self
+
+    def use_log(self, log: Interactions) -> None:
+        """Set the event log that histories and global statistics are read from (always cut before ``now``)."""
+        self.events = log
+        self.log = TimeIndexedLog(log, self.catalog)
+        self._row_codes = self.catalog.frame.index.get_indexer(log.frame["item_id"].to_numpy())  # -1: unknown
+
+    # -- queries ------------------------------------------------------------------------
+    def _query(self, user: str | pd.DataFrame, now: Any, user_id: str | None = None) -> Query:
+        now_ts = to_utc(now)
+        if not isinstance(user, pd.DataFrame):  # fast path: the user's history from the log's arrays
+            sl = self.events.user_slice(user)
+            stop = sl.start + int(np.searchsorted(self.events._ts[sl], now_ts.value, side="left"))
+            codes, times = self._row_codes[sl.start:stop], self.events._ts[sl.start:stop]
+            known = codes >= 0
+            return Query(str(user), now_ts.value, codes[known], times[known])
+        hist = user[user["timestamp"] < now_ts]
+        uid = user_id or (str(hist["user_id"].iloc[0]) if len(hist) and "user_id" in hist else "")
+        hist = hist[hist["item_id"].isin(self.catalog.frame.index)]
+        return Query(uid, now_ts.value, self.catalog.codes(hist["item_id"].to_numpy()), epoch_ns(hist["timestamp"]))
+
+    def _z_scores(self, queries: list[Query], exclude: np.ndarray) -> dict[str, np.ndarray]:
+        return {n: standardize(s.score(queries, self.log), exclude) for n, s in self.signals.items()}
+
+    def _exclude(self, queries: list[Query], exclude_seen: bool) -> np.ndarray:
+        mask = np.zeros((len(queries), len(self.catalog)), dtype=bool)
+        if exclude_seen:
+            for i, q in enumerate(queries):
+                mask[i, q.codes] = True
+        return mask
+
+    def score_queries(self, queries: list[Query], exclude_seen: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Blended scores (batch x items; excluded items -inf) and each signal's weighted contribution."""
+        exclude = self._exclude(queries, exclude_seen)
+        z = self._z_scores(queries, exclude)
+        contrib = {n: self.weights.get(n, 0.0) * v for n, v in z.items()}
+        total = blend(z, self.weights)
+        total[exclude] = -np.inf
+        return total, contrib
+
+    def retrieve(self, user: str | pd.DataFrame, now: Any, k: int = 100, exclude_seen: bool = True) -> list[Candidate]:
+        """Top-k candidates for a user id (history from the log) or a history frame, at ``now``."""
+        return self.retrieve_many([(user, now)], k=k, exclude_seen=exclude_seen)[0]
+
+    def retrieve_many(self, requests: Sequence[tuple[str | pd.DataFrame, Any]], k: int = 100,
+                      exclude_seen: bool = True, progress: bool = False) -> list[list[Candidate]]:
+        self._require_fitted()
+        out: list[list[Candidate]] = []
+        ids = self.catalog.ids
+        for start in tqdm(range(0, len(requests), BATCH), disable=not progress, desc="retrieving", unit="batch"):
+            queries = [self._query(u, now) for u, now in requests[start:start + BATCH]]
+            total, contrib = self.score_queries(queries, exclude_seen)
+            kk = min(k, total.shape[1])
+            top = np.argpartition(-total, kk - 1, axis=1)[:, :kk]
+            for i in range(len(queries)):
+                row = top[i][np.argsort(-total[i, top[i]], kind="stable")]
+                row = row[np.isfinite(total[i, row])]
+                out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1,
+                                      {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)])
+        return out
+
+    def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool = True,
+                        progress: bool = False) -> np.ndarray:
+        """0-based rank of each target's true item among all (unseen) items: the input to HR/NDCG/MRR."""
+        from promptrec.eval.metrics import true_ranks
+
+        self._require_fitted()
+        ranks = []
+        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="ranking", unit="batch"):
+            batch = targets[start:start + BATCH]
+            queries = [self._target_query(t, history) for t in batch]
+            total, _ = self.score_queries(queries, exclude_seen)
+            ranks.append(true_ranks(total, self.catalog.codes([t.item_id for t in batch])))
+        return np.concatenate(ranks) if ranks else np.zeros(0, dtype=int)
+
+    def _target_query(self, target: HeldOut, history: Any) -> Query:
+        if callable(history):
+            return self._query(history(target), target.now, target.user_id)
+        return self._query(target.user_id, target.now)
+
+    # -- tuning -----------------------------------------------------------------------
+    def tune(self, targets: Sequence[HeldOut], history: Any = None, *, objective: str = "ndcg@10",
+             progress: bool = False) -> dict[str, Any]:
+        """Set the blend weights by coordinate ascent on validation ``targets`` (see promptrec.retriever.blend)."""
+        self._require_fitted()
+        started = time.perf_counter()
+        zs, trues, excl = [], [], []
+        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="scoring validation"):
+            batch = targets[start:start + BATCH]
+            queries = [self._target_query(t, history) for t in batch]
+            exclude = self._exclude(queries, True)
+            zs.append(self._z_scores(queries, exclude))
+            excl.append(exclude)
+            trues.append(self.catalog.codes([t.item_id for t in batch]))
+        z = {n: np.concatenate([b[n] for b in zs]) for n in self.signals}
+        true_cols, exclude = np.concatenate(trues), np.concatenate(excl)
+        weights, trace = tune_weights(z, true_cols, exclude, objective=objective)
+        self.weights = weights
+        self.tuning = {"method": "coordinate ascent on z-scored signals (promptrec.retriever.blend)",
+                       "objective": objective, "validation_targets": len(targets), "weights": weights,
+                       "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"],
+                       "trace": trace, "seconds": round(time.perf_counter() - started, 2)}
+        return self.tuning
+
+    # -- persistence --------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write config, weights, fitted state, catalogue and log to a folder."""
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        dense, sparse = {}, {}
+        for n, s in self.signals.items():
+            for key, value in s.state().items():
+                (sparse if sp.issparse(value) else dense)[f"{n}.{key}"] = value
+        np.savez_compressed(path / "state.npz", **dense)
+        for key, m in sparse.items():
+            sp.save_npz(path / f"{key}.npz", m.tocsr())
+        cat = self.catalog.frame.reset_index()
+        cat["categories"] = cat["categories"].map(list)
+        cat.to_parquet(path / "catalog.parquet", index=False)
+        self.events.frame.to_parquet(path / "events.parquet", index=False)
+        config = {"promptrec_version": __version__, "signals": {n: s.params for n, s in self.signals.items()},
+                  "weights": self.weights, "tuning": self.tuning, "fitted_on": self.fitted_on,
+                  "timezone": self.events.timezone, "sparse_state": sorted(sparse), "items": len(self.catalog)}
+        (path / "retriever.json").write_text(json.dumps(config, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TimeAwareRetriever":
+        path = Path(path)
+        if not (path / "retriever.json").exists():
+            raise FileNotFoundError(f"no fitted retriever at {path}; fit and save one first (promptrec retriever fit).")
+        config = json.loads((path / "retriever.json").read_text())
+        out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"])
+        cat = pd.read_parquet(path / "catalog.parquet")
+        cat["categories"] = cat["categories"].map(tuple)
+        out.catalog = Catalog(cat)
+        if len(out.catalog) != config["items"]:
+            raise ValueError(f"{path}: catalog.parquet has {len(out.catalog)} items, the config {config['items']}.")
+        dense = dict(np.load(path / "state.npz", allow_pickle=False))
+        states: dict[str, dict[str, Any]] = {n: {} for n in out.signals}
+        for key, value in dense.items():
+            n, _, name = key.partition(".")
+            states[n][name] = value
+        for key in config["sparse_state"]:
+            n, _, name = key.partition(".")
+            states[n][name] = sp.load_npz(path / f"{key}.npz").tocsr()
+        for n, s in out.signals.items():
+            s.load_state(states[n])
+        out.tuning, out.fitted_on = config["tuning"], config["fitted_on"]
+        events = pd.read_parquet(path / "events.parquet")
+        out.use_log(Interactions(events, timezone=config["timezone"], _sorted=True))
+        return out
+
+    def _require_fitted(self) -> None:
+        if self.log is None:
+            raise RuntimeError("the retriever is not fitted: call fit(train, catalog, index) first.")
+
+    def describe(self) -> dict[str, Any]:
+        return {"signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
+                "fitted_on": self.fitted_on, "tuned": None if self.tuning is None else
+                {k: self.tuning[k] for k in ("objective", "validation_targets", "objective_start", "objective_end")}}
