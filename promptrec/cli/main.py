@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptrec import __version__
-from promptrec.cli import data, demo, index, prompts
+from promptrec.cli import data, demo, index, prompts, retriever
 
 app = typer.Typer(
     help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(index.app, name="index")
 app.add_typer(prompts.app, name="prompts")
+app.add_typer(retriever.app, name="retriever")
+app.command(help="Candidates for a user at a time, with each signal's contribution.")(retriever.recommend)
 app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
 
 

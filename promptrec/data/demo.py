@@ -13,6 +13,8 @@ A streaming service with 8 content categories. What is planted (and returned in
   first weeks; nothing is watched before its release.
 * **sequences** - items come in series (part 1, part 2, ...); after a part, the next
   part is often watched next.
+* **no re-watching** - a user watches an item at most once, so every held-out event is an
+  item the user has not seen (the protocol ranks unseen items).
 * **interest drift** - a third of the users move their taste to a new category halfway
   through their activity.
 * **device context** - mobile in the morning and at night, desktop in working hours,
@@ -187,6 +189,7 @@ def generate_demo(n_users: int = 400, items_per_category: int = 30, mean_events:
         days = np.sort(rng.uniform(first, first + span, n_sessions) * DAYS).astype(int)
         hours = rng.choice(24, size=n_sessions, p=activity)
         count = 0
+        watched = np.zeros(len(items), dtype=bool)  # nobody re-watches: held-out items are always unseen ones
         for s in range(n_sessions):
             local = START + pd.Timedelta(days=int(days[s]), hours=int(hours[s]), minutes=int(rng.integers(0, 60)))
             t = local.value
@@ -200,12 +203,12 @@ def generate_demo(n_users: int = 400, items_per_category: int = 30, mean_events:
                 if count >= n:
                     break
                 nxt = series_next.get(item_ids[prev]) if prev is not None else None
-                if nxt is not None and release_ns[id_pos[nxt]] <= t and rng.random() < 0.6:
+                if nxt is not None and release_ns[id_pos[nxt]] <= t and not watched[id_pos[nxt]] and rng.random() < 0.6:
                     pick = id_pos[nxt]
                 else:
                     if rng.random() < 0.25:  # sometimes wander to another category within a session
                         cat = int(rng.choice(len(names), p=weights / weights.sum()))
-                    cand = by_cat[cat][release_ns[by_cat[cat]] <= t]
+                    cand = by_cat[cat][(release_ns[by_cat[cat]] <= t) & ~watched[by_cat[cat]]]
                     if len(cand) == 0:
                         break
                     age_days = (t - release_ns[cand]) / 86_400e9
@@ -215,6 +218,7 @@ def generate_demo(n_users: int = 400, items_per_category: int = 30, mean_events:
                             w = np.where(cand == bi, w * 20, w)
                     pick = int(rng.choice(cand, p=w / w.sum()))
                 rows.append((user_id, item_ids[pick], t, "like" if rng.random() < 0.15 else "view"))
+                watched[pick] = True
                 prev = pick
                 count += 1
                 t += int(rng.exponential(6 * 60) * 1e9) + 60_000_000_000

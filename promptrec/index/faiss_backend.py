@@ -46,7 +46,8 @@ class IndexSpec:
         elif kind == "ivfpq":
             nlist = int(max(16, min(65536, 4 * np.sqrt(max(n_items, 1)))))
             m = next(m for m in (48, 32, 24, 16, 12, 8, 4, 2, 1) if dimension % m == 0)
-            defaults = {"nlist": nlist, "m": m, "nbits": 8, "nprobe": 16}
+            # refine: fetch refine * k candidates by PQ codes, then re-rank them exactly with the stored vectors
+            defaults = {"nlist": nlist, "m": m, "nbits": 8, "nprobe": 16, "refine": 8}
         return IndexSpec(kind, {**defaults, **self.params})
 
 

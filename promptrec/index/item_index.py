@@ -298,11 +298,17 @@ class ItemIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
             raise ValueError(f"query vectors must have shape (n, {self.dimension}); got {vectors.shape}.")
-        fetch = min(k + len(self._masked), max(self._index.ntotal, 1))
+        refine = int(self.spec.params.get("refine", 0))
+        fetch = min(k * max(refine, 1) + len(self._masked), max(self._index.ntotal, 1))
         scores, fids = self._search_index.search(vectors, fetch)
         rows = self._fid_index.get_indexer(fids.ravel()).reshape(fids.shape)  # -1: empty slot or masked
         if self._masked:
             rows[np.isin(fids, list(self._masked))] = -1
+        if refine:  # exact inner products for the approximate candidates, best first
+            exact = np.einsum("qd,qkd->qk", vectors, self._vectors[np.maximum(rows, 0)])
+            scores = np.where(rows >= 0, exact, -np.inf).astype(np.float32)
+            order = np.argsort(-scores, axis=1, kind="stable")
+            rows, scores = np.take_along_axis(rows, order, 1), np.take_along_axis(scores, order, 1)
         out_ids = np.full((len(vectors), k), None, dtype=object)
         out_scores = np.full((len(vectors), k), -np.inf, dtype=np.float32)
         for q in range(len(vectors)):

@@ -31,6 +31,7 @@ from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness")
 BATCH = 256
+FORMAT_VERSION = 1
 MIN_INT = np.iinfo(np.int64).min
 
 
@@ -53,6 +54,7 @@ class TimeAwareRetriever:
         self.events: Interactions | None = None
         self.log: TimeIndexedLog | None = None
         self.fitted_on: dict[str, Any] = {}
+        self.release_ns: np.ndarray | None = None
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, train: Interactions, catalog: Catalog, index: Any = None, *, log: Interactions | None = None,
@@ -74,8 +76,9 @@ class TimeAwareRetriever:
             vectors = index.vectors(list(catalog.ids))
         release = catalog.frame["release_time"]
         release_ns = np.where(release.isna(), MIN_INT, epoch_ns(release.fillna(pd.Timestamp(0, tz="UTC"))))
+        self.release_ns = release_ns.astype(np.int64)
         data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
-                       vectors, list(catalog.frame["categories"]), release_ns.astype(np.int64))
+                       vectors, list(catalog.frame["categories"]), self.release_ns)
         for s in self.signals.values():
             s.fit(data)
         self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
@@ -107,9 +110,12 @@ class TimeAwareRetriever:
         return {n: standardize(s.score(queries, self.log), exclude) for n, s in self.signals.items()}
 
     def _exclude(self, queries: list[Query], exclude_seen: bool) -> np.ndarray:
+        """Items that cannot be recommended: seen by the user (optional), and items not yet available at
+        ``now`` (released after it, and nobody interacted with them before it)."""
         mask = np.zeros((len(queries), len(self.catalog)), dtype=bool)
-        if exclude_seen:
-            for i, q in enumerate(queries):
+        for i, q in enumerate(queries):
+            mask[i] = (self.release_ns > q.now_ns) & (self.log.first_seen >= q.now_ns)
+            if exclude_seen:
                 mask[i, q.codes] = True
         return mask
 
@@ -196,14 +202,14 @@ class TimeAwareRetriever:
         for n, s in self.signals.items():
             for key, value in s.state().items():
                 (sparse if sp.issparse(value) else dense)[f"{n}.{key}"] = value
-        np.savez_compressed(path / "state.npz", **dense)
+        np.savez_compressed(path / "state.npz", **dense, **{"_retriever.release_ns": self.release_ns})
         for key, m in sparse.items():
             sp.save_npz(path / f"{key}.npz", m.tocsr())
         cat = self.catalog.frame.reset_index()
         cat["categories"] = cat["categories"].map(list)
         cat.to_parquet(path / "catalog.parquet", index=False)
         self.events.frame.to_parquet(path / "events.parquet", index=False)
-        config = {"promptrec_version": __version__, "signals": {n: s.params for n, s in self.signals.items()},
+        config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__, "signals": {n: s.params for n, s in self.signals.items()},
                   "weights": self.weights, "tuning": self.tuning, "fitted_on": self.fitted_on,
                   "timezone": self.events.timezone, "sparse_state": sorted(sparse), "items": len(self.catalog)}
         (path / "retriever.json").write_text(json.dumps(config, indent=2, default=str))
@@ -215,6 +221,9 @@ class TimeAwareRetriever:
         if not (path / "retriever.json").exists():
             raise FileNotFoundError(f"no fitted retriever at {path}; fit and save one first (promptrec retriever fit).")
         config = json.loads((path / "retriever.json").read_text())
+        if config.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path} was saved in retriever format {config.get('format_version')}, this promptrec "
+                             f"reads {FORMAT_VERSION}; fit and save it again (promptrec retriever fit).")
         out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"])
         cat = pd.read_parquet(path / "catalog.parquet")
         cat["categories"] = cat["categories"].map(tuple)
@@ -223,6 +232,7 @@ class TimeAwareRetriever:
             raise ValueError(f"{path}: catalog.parquet has {len(out.catalog)} items, the config {config['items']}.")
         dense = dict(np.load(path / "state.npz", allow_pickle=False))
         states: dict[str, dict[str, Any]] = {n: {} for n in out.signals}
+        out.release_ns = dense.pop("_retriever.release_ns")
         for key, value in dense.items():
             n, _, name = key.partition(".")
             states[n][name] = value

@@ -219,10 +219,11 @@ class TimeContextSignal(Signal):
 
 class FreshnessSignal(Signal):
     """Newer items score higher: minus log(1 + age in days) at ``now``, the age counted from the release time
-    (or, where unknown, the item's first event before ``now``)."""
+    or, where that is unknown, from the item's first event before ``now`` (never seen: age 0, brand new).
+    Items not yet available at ``now`` are removed by the retriever, not scored here."""
 
-    def __init__(self, unreleased_penalty: float = 3.0):
-        super().__init__("freshness", {"unreleased_penalty": unreleased_penalty})
+    def __init__(self):
+        super().__init__("freshness", {})
         self.release_ns: np.ndarray | None = None
 
     def fit(self, data: FitData) -> None:
@@ -232,13 +233,9 @@ class FreshnessSignal(Signal):
         unknown = self.release_ns == np.iinfo(np.int64).min
         out = np.empty((len(queries), log.n_items))
         for i, q in enumerate(queries):
-            born = np.where(unknown, log.first_seen, self.release_ns)
-            seen_before = log.first_seen < q.now_ns
+            born = np.where(unknown, np.minimum(log.first_seen, q.now_ns), self.release_ns)
             age_days = (q.now_ns - born.astype(np.float64)) / DAY_NS
-            score = -np.log1p(np.clip(age_days, 0, None))
-            # not released (or never seen) before now: the item cannot be what the user picks now
-            score[(age_days < 0) | (unknown & ~seen_before)] -= self.params["unreleased_penalty"]
-            out[i] = score
+            out[i] = -np.log1p(np.clip(age_days, 0, None))
         return out
 
     def state(self) -> dict[str, Any]:

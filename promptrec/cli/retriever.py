@@ -1,0 +1,97 @@
+"""`promptrec retriever fit` and `promptrec recommend`: fit, tune and query the time-aware retriever."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, kv_table, load, user_errors
+
+app = typer.Typer(help="Fit and inspect the time-aware retriever.", no_args_is_help=True)
+SIGNALS_HELP = "Comma-separated signals: content, transition, trending, time_context, freshness."
+
+
+def fit_retriever(ds, *, split_name: str = "leave-last-out", signals: str | None = None, root: str = "indexes",
+                  tune: bool = True):
+    """Fit on the split's training events, tune the blend on its validation targets; returns (retriever, split)."""
+    from promptrec.data.splits import make_split
+    from promptrec.index.item_index import ItemIndex, ItemIndexError
+    from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
+
+    names = [s.strip() for s in signals.split(",")] if signals else list(DEFAULT_SIGNALS)
+    index = None
+    if "content" in names:
+        try:
+            index = ItemIndex.load(ds.name, root=root)
+            if any(i not in index for i in ds.catalog.ids):
+                raise ItemIndexError("index lacks catalog items")
+        except ItemIndexError:
+            with console.status(f"building item index '{ds.name}'"):
+                index = ItemIndex.build(ds.catalog, ds.name, root=root)
+    split = make_split(ds.interactions, split_name)
+    retriever = TimeAwareRetriever(signals=names).fit(split.train, ds.catalog, index, log=split.full)
+    if tune and split.validation:
+        with console.status(f"tuning blend weights on {len(split.validation):,} validation targets"):
+            retriever.tune(split.validation)
+    return retriever, split
+
+
+@app.command()
+def fit(
+    path: Optional[str] = typer.Argument(None, help=DATA_HELP),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    out: Optional[Path] = typer.Option(None, help="Folder to save the fitted retriever (default indexes/<dataset>-retriever)."),
+    split: str = typer.Option("leave-last-out", help="Split whose train part is fitted and validation part tunes."),
+    signals: Optional[str] = typer.Option(None, help=SIGNALS_HELP),
+    root: str = typer.Option("indexes", help="Folder of item indexes."),
+) -> None:
+    """Fit the retriever, tune its blend weights on validation targets, and save it."""
+    logging.basicConfig(level=logging.WARNING)
+    with user_errors():
+        ds = load(path, format)
+        retriever, _ = fit_retriever(ds, split_name=split, signals=signals, root=root)
+        target = retriever.save(out or Path(root) / f"{ds.name}-retriever")
+    tuning = retriever.tuning or {}
+    console.print(kv_table("fitted retriever", {
+        "saved to": str(target), "weights": ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items()),
+        "validation objective": f"{tuning.get('objective', '-')}: {tuning.get('objective_start', 0):.4f} (equal "
+                                f"weights) -> {tuning.get('objective_end', 0):.4f} (tuned)"}))
+
+
+def recommend(
+    user: str = typer.Argument(..., help="User id."),
+    now: Optional[str] = typer.Option(None, help="Time of the recommendation, ISO with zone (default: the user's last event)."),
+    k: int = typer.Option(20, help="How many candidates."),
+    retriever_path: Optional[Path] = typer.Option(None, "--retriever", help="A saved retriever folder (promptrec retriever fit)."),
+    path: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    root: str = typer.Option("indexes", help="Folder of item indexes."),
+) -> None:
+    """Candidates for a user at a time, with every signal's contribution to the score."""
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    logging.basicConfig(level=logging.WARNING)
+    with user_errors():
+        if retriever_path:
+            retriever = TimeAwareRetriever.load(retriever_path)
+        else:
+            with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
+                retriever, _ = fit_retriever(load(path, format), root=root)
+        if not retriever.events.has_user(user):
+            raise KeyError(f"user '{user}' has no events in the retriever's log")
+        when = now or str(retriever.events.history(user)["timestamp"].iloc[-1])
+        candidates = retriever.retrieve(user, when, k=k)
+    table = Table(title=f"candidates for {user} at {when}")
+    short = {"content": "content", "transition": "trans", "trending": "trend", "time_context": "time",
+             "freshness": "fresh"}
+    for col, justify in (("#", "right"), ("item", "left"), ("title", "left"), ("score", "right"),
+                         ("why: each signal's contribution", "left")):
+        table.add_column(col, justify=justify)
+    for c in candidates:
+        why = ", ".join(f"{short.get(n, n)} {v:+.1f}" for n, v in sorted(c.components.items(), key=lambda kv: -abs(kv[1])))
+        table.add_row(str(c.rank), c.item_id, retriever.catalog[c.item_id].title, f"{c.score:.2f}", why)
+    console.print(table)
