@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-slow test-all
+.PHONY: setup demo test test-fast test-slow test-all
 setup: $(VENV)/.promptrec-setup
 $(VENV)/.promptrec-setup: pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -12,6 +12,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -m "not slow"
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not vllm"
 
 test-slow: setup
 	$(PY) -m pytest -m slow

@@ -1,12 +1,11 @@
-"""`promptrec demo`: the end-to-end path that exists so far, on the embedded demo data.
+"""`promptrec demo`: the whole path on the embedded demo data.
 
-demo data -> leave-last-out split -> item index -> candidates for a test user at its `now`
--> the prompt the LLM reranker will see.
+demo data -> leave-last-out split -> item index -> time-aware retriever (tuned on validation)
+-> candidates for a test user at its `now` -> the prompt -> the LLM reranker (vLLM) -> result.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -17,61 +16,78 @@ def demo(
     user: str = typer.Option(None, help="Demo user to show (default: the first test user)."),
     seed: int = typer.Option(7, help="Demo data seed."),
     root: str = typer.Option("indexes", help="Where the demo index is kept."),
-    show_prompt: bool = typer.Option(True, help="Print the full prompt."),
+    backend: str = typer.Option("vllm", help="LLM backend: vllm (in-process) or transformers."),
+    candidates: int = typer.Option(20, help="Candidates the LLM reranks."),
+    show_prompt: bool = typer.Option(False, help="Print the full prompt the LLM sees."),
 ) -> None:
     from promptrec.data.demo import generate_demo
     from promptrec.data.splits import leave_last_out
     from promptrec.index.item_index import ItemIndex
-    from promptrec.models import load_tokenizer, prepare_default_model
-    from promptrec.prompt.builder import PromptBuilder
+    from promptrec.models import prepare_default_model
+    from promptrec.reranker.reranker import Reranker
+    from promptrec.retriever.retriever import TimeAwareRetriever
 
-    with console.status("generating demo data"):
+    with console.status("1. generating demo data"):
         ds = generate_demo(seed=seed).dataset
     d = ds.describe()
-    console.print(kv_table("1. demo data", {k: d[k] for k in ("users", "items", "events", "time_range")}))
+    console.print(kv_table("1. demo data (planted time effects)", {k: d[k] for k in ("users", "items", "events", "time_range")}))
     split = leave_last_out(ds.interactions)
-    console.print(kv_table("2. leave-last-out split", split.describe()))
+    console.print(f"2. leave-last-out split: {len(split.train):,} training events, {len(split.validation)} validation "
+                  f"and {len(split.test)} test targets")
     target = next((t for t in split.test if t.user_id == user), None) if user else split.test[0]
     if target is None:
         console.print(f"[bold red]error:[/] user '{user}' has no test event; try u0000.")
         raise typer.Exit(1)
-    history = split.history(target)
     tz = ds.interactions.timezone
 
     with console.status("3. building the item index (sentence-transformers + FAISS)"):
         index = ItemIndex.build(ds.catalog, "demo", root=root)
-    console.print(f"3. item index: {len(index)} items, {index.manifest['index_type']}, {index.dimension}-d, "
-                  f"saved to {index.path}")
+    console.print(f"3. item index: {len(index)} items, {index.manifest['index_type']}, {index.dimension}-d, at {index.path}")
 
-    table = Table(title=f"4. user {target.user_id}: last events before {target.now.tz_convert(tz):%a %Y-%m-%d %H:%M %Z}")
-    for col in ("when (local)", "item", "title", "category", "device"):
+    with console.status("4. fitting the time-aware retriever and tuning its blend on validation targets"):
+        retriever = TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full)
+        tuning = retriever.tune(split.validation)
+    console.print("4. retriever weights (tuned on validation): "
+                  + ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items())
+                  + f"; validation NDCG@10 {tuning['objective_start']:.3f} -> {tuning['objective_end']:.3f}")
+
+    history = split.history(target)
+    table = Table(title=f"5. user {target.user_id}: last events before {target.now.tz_convert(tz):%a %Y-%m-%d %H:%M %Z}")
+    for col in ("when (local)", "title", "category", "device"):
         table.add_column(col)
-    for row in history.tail(6).itertuples():
+    for row in history.tail(5).itertuples():
         item = ds.catalog[row.item_id]
-        table.add_row(f"{row.timestamp.tz_convert(tz):%a %m-%d %H:%M}", row.item_id, item.title,
-                      ", ".join(item.categories), str(row.device))
+        table.add_row(f"{row.timestamp.tz_convert(tz):%a %m-%d %H:%M}", item.title, ", ".join(item.categories),
+                      str(row.device))
     console.print(table)
+    cands = retriever.retrieve(target.user_id, target.now, k=candidates)
 
-    # candidates by content: the recency-weighted profile of the last items (the time-aware retriever replaces this)
-    recent = history["item_id"].tolist()[-10:]
-    weights = 0.5 ** (np.arange(len(recent))[::-1] / 3)
-    profile = (index.vectors(recent) * weights[:, None]).sum(axis=0)
-    seen = set(history["item_id"])
-    hits = [h for h in index.search(profile / np.linalg.norm(profile), k=20 + len(seen)) if h.item_id not in seen][:20]
-    truth = ds.catalog[target.item_id]
-    rank = next((r for r, h in enumerate(hits, 1) if h.item_id == target.item_id), None)
-    console.print(f"5. 20 content candidates from the user's recent history; the held-out next item "
-                  f"[bold]{truth.title}[/] ({', '.join(truth.categories)}) is "
-                  + (f"candidate #{rank}" if rank else "not among them"))
-
-    with console.status("6. preparing the default LLM's tokenizer (SmolLM2-135M-Instruct, once)"):
+    with console.status(f"6. starting the LLM (SmolLM2-135M-Instruct on {backend}); the first run converts it"):
         prepare_default_model()
-        builder = PromptBuilder(tokenizer=load_tokenizer(), timezone=tz)
-    prompt = builder.build("label_scoring", history, [ds.catalog[h.item_id] for h in hits], target.now, ds.catalog)
+        reranker = Reranker(backend=backend, catalog=ds.catalog, timezone=tz, max_candidates=max(20, candidates),
+                            backend_options={"gpu_memory_utilization": 0.3} if backend == "vllm" else None)
+    with console.status("7. reranking with label scoring"):
+        ranked = reranker.rerank(history, cands, now=target.now)
     if show_prompt:
-        console.rule("6. the prompt the LLM reranker sees")
-        console.print(prompt.text, markup=False, highlight=False, soft_wrap=True)
+        console.rule("the prompt")
+        console.print(ranked.calls[0].prompt, markup=False, highlight=False, soft_wrap=True)
         console.rule()
-    console.print(f"6. prompt: {prompt.token_count} tokens, {prompt.history_shown} history events shown, "
-                  f"{prompt.history_summarized} summarised, {len(prompt.candidate_ids)} candidates labelled "
-                  f"{prompt.labels[0]}-{prompt.labels[-1]}")
+    retr_rank = {c.item_id: c.rank for c in cands}
+    result = Table(title=f"7. reranked by the LLM ({ranked.strategy} on {ranked.backend}, prompt "
+                         f"{ranked.prompt_tokens} tokens)")
+    for col in ("#", "title", "LLM log-prob", "retriever rank", "retrieved for"):
+        result.add_column(col)
+    by_id = {c.item_id: c for c in cands}
+    for it in ranked.items[:10]:
+        item, c = ds.catalog[it.item_id], by_id[it.item_id]
+        reason = max(c.components, key=c.components.get)
+        mark = " <- held out" if it.item_id == target.item_id else ""
+        result.add_row(str(it.rank), f"{item.title} [{', '.join(item.categories)}]{mark}", f"{it.llm_score:.2f}",
+                       str(retr_rank[it.item_id]), reason)
+    console.print(result)
+    truth = ds.catalog[target.item_id]
+    llm_rank = next((i.rank for i in ranked.items if i.item_id == target.item_id), None)
+    where = (f"retriever rank {retr_rank[target.item_id]}, LLM rank {llm_rank}" if llm_rank else
+             f"not among the {len(cands)} candidates")
+    console.print(f"held-out next item: [bold]{truth.title}[/] ({', '.join(truth.categories)}): {where}")
+    reranker.close()

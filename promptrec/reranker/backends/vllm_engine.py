@@ -26,6 +26,7 @@ class VLLMBackend(Backend):
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
                  enable_lora: bool = False, seed: int = 0, **engine_args: Any):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: no fork/spawn surprises
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         try:
             from vllm import LLM
         except ImportError:
@@ -63,6 +64,17 @@ class VLLMBackend(Backend):
     def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
         outs = self._run(prompts, self._params(max_tokens=max_tokens))
         return [Generation(o.outputs[0].text, len(o.prompt_token_ids), len(o.outputs[0].token_ids)) for o in outs]
+
+    def close(self) -> None:
+        """Shut the engine down and free its KV cache (best effort; the object is unusable afterwards)."""
+        import gc
+
+        engine = getattr(getattr(self, "llm", None), "llm_engine", None)
+        core = getattr(engine, "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        self.llm = None
+        gc.collect()
 
     def stats(self) -> dict[str, Any]:
         counters = {m.name: getattr(m, "value", None) for m in self.llm.get_metrics()}
