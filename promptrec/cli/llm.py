@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, load, user_errors
+from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, user_errors
 
 models_app = typer.Typer(help="Prepare and locate LLMs (offline).", no_args_is_help=True)
 
@@ -49,20 +49,12 @@ def rerank(
     show_prompt: bool = typer.Option(False, help="Print the first prompt sent to the LLM."),
 ) -> None:
     """Retrieve candidates for a user at a time, rerank them with the LLM, and print the result."""
-    from promptrec.cli.retriever import fit_retriever
+    from promptrec.cli.retriever import retriever_for_user
     from promptrec.reranker.reranker import Reranker
-    from promptrec.retriever.retriever import TimeAwareRetriever
 
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
-        if retriever_path:
-            retriever = TimeAwareRetriever.load(retriever_path)
-        else:
-            with console.status("fitting the retriever"):
-                retriever, _ = fit_retriever(load(path, format), root=root)
-        if not retriever.events.has_user(user):
-            raise KeyError(f"user '{user}' has no events in the retriever's log")
-        when = now or str(retriever.events.history(user)["timestamp"].iloc[-1])
+        retriever, when = retriever_for_user(retriever_path, path, format, root, user, now)
         cands = retriever.retrieve(user, when, k=candidates)
         options = {"base_url": base_url} if backend == "openai" else {}
         with console.status(f"starting {backend} with {model}"):

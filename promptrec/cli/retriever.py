@@ -62,6 +62,22 @@ def fit(
                                 f"weights) -> {tuning.get('objective_end', 0):.4f} (tuned)"}))
 
 
+def retriever_for_user(retriever_path: Path | None, path: str | None, format: str, root: str, user: str,
+                       now: str | None):
+    """A saved retriever (or one fitted now), after checking the user exists; and ``now`` (default: the
+    user's last event). Call inside ``user_errors()``."""
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    if retriever_path:
+        retriever = TimeAwareRetriever.load(retriever_path)
+    else:
+        with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
+            retriever, _ = fit_retriever(load(path, format), root=root)
+    if not retriever.events.has_user(user):
+        raise KeyError(f"user '{user}' has no events in the retriever's log")
+    return retriever, now or str(retriever.events.history(user)["timestamp"].iloc[-1])
+
+
 def recommend(
     user: str = typer.Argument(..., help="User id."),
     now: Optional[str] = typer.Option(None, help="Time of the recommendation, ISO with zone (default: the user's last event)."),
@@ -72,18 +88,9 @@ def recommend(
     root: str = typer.Option("indexes", help="Folder of item indexes."),
 ) -> None:
     """Candidates for a user at a time, with every signal's contribution to the score."""
-    from promptrec.retriever.retriever import TimeAwareRetriever
-
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
-        if retriever_path:
-            retriever = TimeAwareRetriever.load(retriever_path)
-        else:
-            with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
-                retriever, _ = fit_retriever(load(path, format), root=root)
-        if not retriever.events.has_user(user):
-            raise KeyError(f"user '{user}' has no events in the retriever's log")
-        when = now or str(retriever.events.history(user)["timestamp"].iloc[-1])
+        retriever, when = retriever_for_user(retriever_path, path, format, root, user, now)
         candidates = retriever.retrieve(user, when, k=k)
     table = Table(title=f"candidates for {user} at {when}")
     short = {"content": "content", "transition": "trans", "trending": "trend", "time_context": "time",

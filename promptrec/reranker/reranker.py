@@ -49,7 +49,8 @@ class Reranker:
                  template: str | None = None, *, catalog: Catalog, prompts_dir: str | Path | None = None,
                  labels: str = "letters", max_candidates: int = 20, max_prompt_tokens: int = 800,
                  max_history: int = 20, timezone: str = "UTC", bootstrap: int = 1, aggregate: str = "mean",
-                 fusion: float = 0.0, seed: int = 0, backend_options: dict[str, Any] | None = None):
+                 fusion: float = 0.0, seed: int = 0, listwise_max_tokens: int | None = None,
+                 backend_options: dict[str, Any] | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}.")
         if aggregate not in AGGREGATES:
@@ -59,6 +60,7 @@ class Reranker:
         self.catalog = catalog
         self.bootstrap, self.aggregate, self.fusion, self.seed = max(1, bootstrap), aggregate, fusion, seed
         self.max_candidates = max_candidates
+        self.listwise_max_tokens = listwise_max_tokens  # default: 4 tokens per label + 8
         self.builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=self.backend.tokenizer,
                                      max_prompt_tokens=max_prompt_tokens, max_history=max_history, labels=labels,
                                      timezone=timezone)
@@ -147,8 +149,8 @@ class Reranker:
                     per_request[ri]["calls"].append(LLMCall(prompt.text, best, length, 1,
                                                             dict(zip(labels, map(float, row)))))
         else:
-            gens = self.backend.generate([p.text for _, _, p in jobs],
-                                         max_tokens=4 * max(len(p.labels) for _, _, p in jobs) + 8)
+            max_tokens = self.listwise_max_tokens or 4 * max(len(p.labels) for _, _, p in jobs) + 8
+            gens = self.backend.generate([p.text for _, _, p in jobs], max_tokens=max_tokens)
             for (ri, order, prompt), gen in zip(jobs, gens):
                 positions, fell_back = parse_ranking(gen.text, prompt.labels)
                 n = len(order)

@@ -67,14 +67,7 @@ def load_movielens_100k(folder: str | Path, *, errors: ErrorPolicy = "raise", se
     })
     items = clean_items(items, file=str(item_path), row_numbers=raw_items.index.to_numpy(), report=report,
                         errors=errors, release_format="%d-%b-%Y", timezone=timezone)
-    catalog = Catalog(items)
-    data_path = _need(folder, "u.data", "MovieLens 100K")
-    raw = _read_delimited(data_path, "\t", ["user_id", "item_id", "rating", "timestamp"])
-    events = clean_events(raw.assign(event_type="rating"), file=str(data_path), row_numbers=raw.index.to_numpy(),
-                          report=report, errors=errors, known_items=catalog.frame.index, timezone=timezone)
-    events["rating"] = pd.to_numeric(events["rating"], errors="coerce")
-    return Dataset("movielens-100k", catalog, Interactions(events, seed=seed, timezone=timezone), report,
-                   source=str(folder))
+    return _with_ratings("movielens-100k", folder, "u.data", "\t", Catalog(items), report, errors, seed, timezone)
 
 
 def load_movielens_1m(folder: str | Path, *, errors: ErrorPolicy = "raise", seed: int = 0,
@@ -92,10 +85,16 @@ def load_movielens_1m(folder: str | Path, *, errors: ErrorPolicy = "raise", seed
     })
     catalog = Catalog(clean_items(items, file=str(movie_path), row_numbers=raw_items.index.to_numpy(),
                                   report=report, errors=errors, timezone=timezone))
-    data_path = _need(folder, "ratings.dat", "MovieLens 1M")
-    raw = _read_delimited(data_path, "::", ["user_id", "item_id", "rating", "timestamp"])
+    return _with_ratings("movielens-1m", folder, "ratings.dat", "::", catalog, report, errors, seed, timezone)
+
+
+def _with_ratings(name: str, folder: Path, file: str, sep: str, catalog: Catalog, report: LoadReport,
+                  errors: ErrorPolicy, seed: int, timezone: str) -> Dataset:
+    """Read a MovieLens ratings file (user, item, rating, timestamp) against ``catalog``: ratings become events
+    of type 'rating', the rating kept as context."""
+    data_path = _need(folder, file, name)
+    raw = _read_delimited(data_path, sep, ["user_id", "item_id", "rating", "timestamp"])
     events = clean_events(raw.assign(event_type="rating"), file=str(data_path), row_numbers=raw.index.to_numpy(),
                           report=report, errors=errors, known_items=catalog.frame.index, timezone=timezone)
     events["rating"] = pd.to_numeric(events["rating"], errors="coerce")
-    return Dataset("movielens-1m", catalog, Interactions(events, seed=seed, timezone=timezone), report,
-                   source=str(folder))
+    return Dataset(name, catalog, Interactions(events, seed=seed, timezone=timezone), report, source=str(folder))
