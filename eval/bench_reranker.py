@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ml-100k")
     ap.add_argument("--listwise-tokens", type=int, default=60)
+    ap.add_argument("--backends", default="transformers,vllm", help="comma-separated subset to run")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
     prepare_default_model()
@@ -99,17 +100,22 @@ def main() -> None:
         res["rows"].append(row)
         return row
 
-    hf = Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone,
-                  listwise_max_tokens=args.listwise_tokens, backend_options={"batch_size": args.batch})
-    bench(hf, "label_scoring", strategy="label_scoring", bootstrap=1)
-    bench(hf, "listwise generation", strategy="listwise", bootstrap=1)
-    del hf
-    vl = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone,
-                  listwise_max_tokens=args.listwise_tokens)
-    bench(vl, "label_scoring", strategy="label_scoring", bootstrap=1)
-    bench(vl, "listwise generation", strategy="listwise", bootstrap=1)
-    bench(vl, "label_scoring, bootstrap x3", strategy="label_scoring", bootstrap=3)
-    vl.close()
+    backends = args.backends.split(",")
+    if "transformers" in backends:
+        hf = Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone,
+                      listwise_max_tokens=args.listwise_tokens, backend_options={"batch_size": args.batch})
+        bench(hf, "label_scoring", strategy="label_scoring", bootstrap=1)
+        bench(hf, "listwise generation", strategy="listwise", bootstrap=1)
+        del hf
+    if "vllm" in backends:
+        vl = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone,
+                      listwise_max_tokens=args.listwise_tokens)
+        bench(vl, "label_scoring", strategy="label_scoring", bootstrap=1)
+        bench(vl, "listwise generation", strategy="listwise", bootstrap=1)
+        bench(vl, "label_scoring, bootstrap x3", strategy="label_scoring", bootstrap=3)
+        vl.close()
+    if set(backends) != {"transformers", "vllm"}:
+        return  # a partial run: rows printed above, nothing written
     res["targets"] = targets_met(res)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reranker_benchmark.json").write_text(json.dumps(res, indent=2))

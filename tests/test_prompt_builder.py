@@ -37,7 +37,9 @@ def test_chat_prompt_states_time_history_and_labelled_candidates(tokenizer, cata
     assert "It is now Wednesday evening, May 8, 2024, 19:30." in p.text
     assert "- 6 hours ago, Wednesday afternoon: Movie number 4 [Comedy]" in p.text
     assert "- yesterday, Tuesday afternoon: Movie number 0 [Comedy]" in p.text
-    assert "A. Movie number 40 [Comedy]" in p.text and "T. Movie number 59 [Drama]" in p.text
+    assert "A. Movie number 40\n" in p.text and "T. Movie number 59<|im_end|>" in p.text
+    # only the candidate list follows the question: shuffles of one request share everything before it
+    assert p.text.index("Which of these candidates") < p.text.index("Candidates:\nA. ")
     assert p.labels == list("ABCDEFGHIJKLMNOPQRST") and p.candidate_ids[0] == "i40"
     assert p.token_count == len(tokenizer.encode(p.text, add_special_tokens=False))
     assert p.history_shown == 5 and p.history_summarized == 0 and p.label_prefix == ""
@@ -84,7 +86,7 @@ def test_history_at_or_after_now_is_refused(tokenizer, catalog):
 
 def test_item_text_is_data_not_template(tokenizer, catalog):
     p = PromptBuilder(tokenizer=tokenizer).build("label_scoring", [], [catalog["evil"]], NOW, catalog)
-    assert "A. {{ 7*7 }} {% for x in range(3) %}x{% endfor %} [Horror]" in p.text
+    assert "A. {{ 7*7 }} {% for x in range(3) %}x{% endfor %}<|im_end|>" in p.text
     assert "The user has no history yet." in p.text
 
 
@@ -124,7 +126,7 @@ def test_user_folder_overrides_and_defaults_fill_gaps(tmp_path, tokenizer, catal
     b = PromptBuilder(prompts_dir=tmp_path, tokenizer=tokenizer)
     p = b.build("label_scoring", history(2), cands(catalog, 3), NOW, catalog)
     assert "* Movie number 1 [Drama] on a Wednesday" in p.text   # the user's history.j2
-    assert "Which candidate will the user watch next?" in p.text  # the default label_scoring.j2
+    assert "Which of these candidates will the user watch next?" in p.text  # the default label_scoring.j2
     lib = TemplateLibrary(tmp_path)
     assert lib.source_path("history.j2").parent == tmp_path and "listwise.j2" in lib.names()
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -142,3 +144,14 @@ def test_cli_prompts_list_and_render(default_model_dir):
     assert "tokens (SmolLM2-135M-Instruct tokenizer, budget 800)" in out.output
     bad = runner.invoke(app, ["prompts", "render", "--user", "nobody"])
     assert bad.exit_code == 1 and "nobody" in bad.output
+
+
+def test_title_filters_do_not_repeat_the_year():
+    from promptrec.prompt.templates import short_title, title_with_year
+
+    dated = Item("a", "Mr. Holland's Opus (1995)", "", (), release_time=pd.Timestamp("1996-01-29", tz="UTC"))
+    plain = Item("b", "Alien", "", (), release_time=pd.Timestamp("1979-05-25", tz="UTC"))
+    undated = Item("c", "Ma vie en rose (My Life in Pink)", "", ())
+    assert title_with_year(dated) == "Mr. Holland's Opus (1995)" and short_title(dated) == "Mr. Holland's Opus"
+    assert title_with_year(plain) == "Alien (1979)" and short_title(plain) == "Alien"
+    assert title_with_year(undated) == short_title(undated) == "Ma vie en rose (My Life in Pink)"

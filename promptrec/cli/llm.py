@@ -47,6 +47,7 @@ def rerank(
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     root: str = typer.Option("indexes", help="Folder of item indexes."),
     show_prompt: bool = typer.Option(False, help="Print the first prompt sent to the LLM."),
+    adapter: Optional[str] = typer.Option(None, help="A LoRA adapter folder from `promptrec finetune`."),
 ) -> None:
     """Retrieve candidates for a user at a time, rerank them with the LLM, and print the result."""
     from promptrec.cli.retriever import retriever_for_user
@@ -60,7 +61,7 @@ def rerank(
         with console.status(f"starting {backend} with {model}"):
             reranker = Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
                                 timezone=retriever.events.timezone, max_candidates=max(20, candidates),
-                                backend_options=options)
+                                backend_options=options, adapter=adapter)
         history = retriever.events.history(user, before=when)
         ranked = reranker.rerank(history, cands, now=when, k=k)
     if show_prompt and ranked.calls:
@@ -84,6 +85,7 @@ def serve_llm(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     port: int = typer.Option(8000, help="Port."),
     dry_run: bool = typer.Option(False, help="Print the command instead of running it."),
+    adapter: Optional[list[str]] = typer.Option(None, help="LoRA adapter folders to serve (each under its folder name)."),
 ) -> None:
     """Start `vllm serve` with the settings promptrec's label scoring needs (OpenAI-compatible API)."""
     from promptrec.models import DEFAULT_LLM, prepare_default_model, resolve_model
@@ -95,6 +97,12 @@ def serve_llm(
            "--host", host, "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
+    if adapter:
+        from promptrec.finetune.adapter import check_adapter
+
+        ranks = [int(check_adapter(a, model)["training"]["rank"]) for a in adapter]
+        cmd += ["--enable-lora", "--max-lora-rank", str(max(8, *ranks)), "--lora-modules",
+                *[f"{Path(a).name}={Path(a).resolve()}" for a in adapter]]
     console.print(shlex.join(cmd), markup=False)
     if not dry_run:
         raise typer.Exit(subprocess.call(cmd))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptrec import __version__
-from promptrec.cli import data, demo, index, llm, prompts, retriever
+from promptrec.cli import data, demo, evaluate, finetune, index, llm, prompts, retriever
 
 app = typer.Typer(
     help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
@@ -20,6 +20,10 @@ app.command(help="Candidates for a user at a time, with each signal's contributi
 app.add_typer(llm.models_app, name="models")
 app.command(help="Retrieve, then rerank with the LLM, then print.")(llm.rerank)
 app.command("serve-llm", help="Start an OpenAI-compatible vLLM server for the openai backend.")(llm.serve_llm)
+app.command("eval", help="Offline evaluation from a config: baselines, retriever, rerankers; tables and plots.")(
+    evaluate.evaluate)
+app.command(help="Train a LoRA adapter for the reranker on the ranking task (training split only).")(
+    finetune.finetune)
 app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
 
 

@@ -43,3 +43,44 @@ def summarize(ranks: np.ndarray, ks: tuple[int, ...] = (1, 5, 10, 20, 50, 100)) 
         out[f"NDCG@{k}"] = ndcg(ranks, k)
     out["MRR"] = mrr(ranks)
     return out
+
+
+def bootstrap_ci(ranks: np.ndarray, metric, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``metric(ranks)`` over ``n`` resamples of the queries (with replacement)."""
+    r = np.asarray(ranks)
+    if len(r) == 0:
+        return (0.0, 0.0)
+    idx = np.random.default_rng(seed).integers(0, len(r), (n, len(r)))
+    vals = np.array([metric(r[i]) for i in idx])
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(vals, tail)), float(np.percentile(vals, 100 - tail))
+
+
+def coverage(top_lists: list[list[str]], catalog_size: int) -> float:
+    """Share of the catalogue that appears in at least one recommended list."""
+    return len({i for lst in top_lists for i in lst}) / catalog_size if catalog_size else 0.0
+
+
+def novelty(top_lists: list[list[str]], popularity: dict[str, float]) -> float:
+    """Mean self-information -log2 p(item) of recommended items; ``popularity`` maps item to p (absent: unseen).
+
+    Items never seen in training get the probability of one event, so they count as the most novel
+    without dividing by zero.
+    """
+    floor = min((p for p in popularity.values() if p > 0), default=1.0)
+    bits = [-np.log2(popularity.get(i, 0.0) or floor) for lst in top_lists for i in lst]
+    return float(np.mean(bits)) if bits else 0.0
+
+
+def intra_list_diversity(top_lists: list[list[str]], vectors: dict[str, np.ndarray]) -> float:
+    """Mean pairwise cosine distance (1 - cos) between the items of each list, averaged over lists."""
+    per_list = []
+    for lst in top_lists:
+        vs = np.array([vectors[i] for i in lst if i in vectors], dtype=np.float64)
+        if len(vs) < 2:
+            continue
+        vs /= np.linalg.norm(vs, axis=1, keepdims=True).clip(1e-12)
+        sim = vs @ vs.T
+        m = len(vs)
+        per_list.append(float((m * m - sim.sum()) / (m * (m - 1))))  # mean of 1 - cos over pairs i != j
+    return float(np.mean(per_list)) if per_list else 0.0

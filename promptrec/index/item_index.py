@@ -145,6 +145,18 @@ class ItemIndex:
         set_search_params(out._index, out.spec)
         return out
 
+    @classmethod
+    def for_catalog(cls, catalog: Catalog, name: str, *, root: str | Path = "indexes") -> "ItemIndex":
+        """``indexes/<name>`` brought up to date with ``catalog`` (new or changed items embedded, nothing else);
+        built from scratch when it does not exist. Items the catalogue no longer has are kept."""
+        if not (Path(root) / name / "manifest.json").exists():
+            return cls.build(catalog, name, root=root)
+        index = cls.load(name, root=root)
+        changes = index.add(catalog, save=False)
+        if changes["added"] or changes["updated"]:
+            index.save()
+        return index
+
     def save(self, path: str | Path | None = None) -> Path:
         """Write the index atomically (temporary folder, then rename)."""
         target = Path(path) if path else self.path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import traceback
 from collections.abc import Iterator
 from functools import lru_cache
@@ -26,8 +27,25 @@ def default_prompts_dir() -> Path:
     raise FileNotFoundError("promptrec's default prompts folder is missing; reinstall promptrec.")
 
 
+_ENDS_WITH_YEAR = re.compile(r"\(\d{4}\)\s*$")
+
+
 class TemplateError(ValueError):
     """A template that does not exist or does not render, with its name and line."""
+
+
+def title_with_year(item: Any) -> str:
+    """The item's title with " (year)" appended, unless the title already ends with a year in parentheses."""
+    title = str(item.title)
+    year = item.release_year
+    if year is None or _ENDS_WITH_YEAR.search(title):
+        return title
+    return f"{title} ({year})"
+
+
+def short_title(item: Any) -> str:
+    """The item's title without a trailing year in parentheses ("Men in Black (1997)" -> "Men in Black")."""
+    return _ENDS_WITH_YEAR.sub("", str(item.title)).rstrip() or str(item.title)
 
 
 class TemplateLibrary:
@@ -48,6 +66,8 @@ class TemplateLibrary:
             lstrip_blocks=True,
         )
         self.env.filters["replace_from"] = lambda value, mapping: mapping.get(value, value)
+        self.env.filters["title_with_year"] = title_with_year
+        self.env.filters["short_title"] = short_title
         self.env.filters.update(filters or {})
 
     def names(self) -> list[str]:

@@ -16,7 +16,8 @@ retriever's order) and averages the scores (``aggregate="mean"``) or their Borda
 (``"borda"``), which cancels position bias. The history comes before the candidates in the
 prompt, so the shuffles share a prefix that vLLM's prefix cache computes once. ``fusion=a``
 blends z-scored LLM and retriever scores: (1 - a) * llm + a * retriever; :meth:`tune_fusion`
-picks ``a`` on validation requests.
+picks ``a`` on validation requests, and keeps the retriever's order (a = 1) unless the LLM's
+validation gain is beyond noise (:func:`choose_fusion`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.records import Item
 from promptrec.eval.metrics import ndcg
 from promptrec.models import DEFAULT_LLM
-from promptrec.prompt.builder import PromptBuilder
+from promptrec.prompt.builder import Prompt, PromptBuilder
 from promptrec.prompt.labels import LabelError, label_token_ids
 from promptrec.reranker.backends import Backend, make_backend
 from promptrec.reranker.parsing import parse_ranking
@@ -47,15 +48,31 @@ class Reranker:
 
     def __init__(self, model: str = DEFAULT_LLM, backend: str | Backend = "vllm", strategy: str = "label_scoring",
                  template: str | None = None, *, catalog: Catalog, prompts_dir: str | Path | None = None,
-                 labels: str = "letters", max_candidates: int = 20, max_prompt_tokens: int = 800,
+                 labels: str = "letters", max_candidates: int = 20, max_prompt_tokens: int | None = None,
                  max_history: int = 20, timezone: str = "UTC", bootstrap: int = 1, aggregate: str = "mean",
                  fusion: float = 0.0, seed: int = 0, listwise_max_tokens: int | None = None,
-                 backend_options: dict[str, Any] | None = None):
+                 backend_options: dict[str, Any] | None = None, adapter: str | Path | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}.")
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {AGGREGATES}.")
-        self.backend = backend if isinstance(backend, Backend) else make_backend(backend, model, **(backend_options or {}))
+        self.adapter, self.adapter_manifest = None, None
+        backend_options = dict(backend_options or {})
+        if adapter is not None:
+            from promptrec.finetune.adapter import check_adapter
+
+            self.adapter_manifest = check_adapter(adapter, model)
+            if self.adapter_manifest.get("labels", labels) != labels:
+                raise ValueError(f"adapter {adapter} was trained with '{self.adapter_manifest['labels']}' labels; "
+                                 f"create the reranker with labels='{self.adapter_manifest['labels']}'.")
+            self.adapter = str(adapter)
+            if backend == "vllm":
+                backend_options.setdefault("enable_lora", True)
+                backend_options.setdefault("max_lora_rank", max(8, int(self.adapter_manifest["training"]["rank"])))
+        if max_prompt_tokens is None:  # the adapter's training prompts, else promptrec's default budget
+            max_prompt_tokens = int((self.adapter_manifest or {}).get("data", {}).get("max_prompt_tokens", 800))
+        self.backend = backend if isinstance(backend, Backend) else make_backend(backend, model, **backend_options)
+        self.backend.set_adapter(self.adapter)  # fails early when the backend cannot serve it
         self.model, self.strategy, self.template = model, strategy, template
         self.catalog = catalog
         self.bootstrap, self.aggregate, self.fusion, self.seed = max(1, bootstrap), aggregate, fusion, seed
@@ -64,6 +81,10 @@ class Reranker:
         self.builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=self.backend.tokenizer,
                                      max_prompt_tokens=max_prompt_tokens, max_history=max_history, labels=labels,
                                      timezone=timezone)
+        if self.adapter_manifest:
+            from promptrec.finetune.adapter import template_drift
+
+            template_drift(self.adapter_manifest, self.builder.library)
         self._label_ids: dict[str, dict[str, int]] = {}
         # check once, at load, that every label the scheme can use is one token for this model
         self.label_ids("" if self.builder.chat else " ", self.builder.labels.labels(max_candidates))
@@ -102,6 +123,7 @@ class Reranker:
 
     def rerank_many(self, requests: Sequence[RerankRequest], k: int | None = None) -> list[RankedList]:
         """Rerank a batch: every prompt of every request (and shuffle) goes to the backend together."""
+        self.backend.set_adapter(self.adapter)  # a shared backend may serve other rerankers in between
         for r in requests:
             if len(r.candidates) > self.max_candidates:
                 raise ValueError(f"{len(r.candidates)} candidates but this reranker was loaded for at most "
@@ -123,44 +145,54 @@ class Reranker:
         return [self.catalog[request.candidates[i].item_id] for i in order]
 
     def _ordered(self, requests: Sequence[RerankRequest]) -> list[dict[str, Any]]:
-        """Label scoring or listwise generation, over every shuffle of every request."""
-        jobs = []  # (request index, order, prompt)
-        for ri, req in enumerate(requests):
-            for order in self._shuffles(len(req.candidates), ri):
-                prompt = self.builder.build(self.strategy, req.history, self._items(req, order), req.now,
-                                            self.catalog, template=self.template)
-                jobs.append((ri, order, prompt))
+        """Label scoring or listwise generation, over every shuffle of every request.
+
+        The prompts in the given order go to the backend first and the shuffles after them, so
+        the shuffles find each user's shared prefix (everything before the candidate list)
+        already in vLLM's prefix cache instead of recomputing it in the same batch.
+        """
         per_request: list[dict[str, Any]] = [{"scores": [], "calls": [], "fell_back": False, "raw": []}
                                              for _ in requests]
-        if self.strategy == "label_scoring":
-            by_size: dict[tuple[int, str], list[int]] = {}
-            for j, (_, _, p) in enumerate(jobs):
-                by_size.setdefault((len(p.labels), p.label_prefix), []).append(j)
-            for (n, prefix), idx in by_size.items():
-                labels = jobs[idx[0]][2].labels
-                lp, lengths = self.backend.choice_logprobs([jobs[j][2].text for j in idx], self.label_ids(prefix, labels))
-                for row, j, length in zip(lp, idx, lengths):
-                    ri, order, prompt = jobs[j]
-                    scores = np.empty(n)
-                    scores[order] = row  # label i names candidate order[i]
-                    best = labels[int(np.argmax(row))]
-                    per_request[ri]["scores"].append(scores)
-                    per_request[ri]["raw"].append(best)
-                    per_request[ri]["calls"].append(LLMCall(prompt.text, best, length, 1,
-                                                            dict(zip(labels, map(float, row)))))
-        else:
-            max_tokens = self.listwise_max_tokens or 4 * max(len(p.labels) for _, _, p in jobs) + 8
-            gens = self.backend.generate([p.text for _, _, p in jobs], max_tokens=max_tokens)
-            for (ri, order, prompt), gen in zip(jobs, gens):
-                positions, fell_back = parse_ranking(gen.text, prompt.labels)
-                n = len(order)
-                scores = np.empty(n)
-                scores[order[positions]] = (n - np.arange(n)) / n  # Borda points, best = 1
-                per_request[ri]["scores"].append(scores)
-                per_request[ri]["raw"].append(gen.text)
-                per_request[ri]["fell_back"] |= fell_back
-                per_request[ri]["calls"].append(LLMCall(prompt.text, gen.text, gen.prompt_tokens, gen.output_tokens))
+        shuffles = [self._shuffles(len(req.candidates), ri) for ri, req in enumerate(requests)]
+        for wave in ([0], list(range(1, self.bootstrap))) if self.bootstrap > 1 else ([0],):
+            jobs = [(ri, shuffles[ri][s], self.builder.build(self.strategy, req.history, self._items(req, shuffles[ri][s]),
+                                                           req.now, self.catalog, template=self.template))
+                    for ri, req in enumerate(requests) for s in wave]
+            if self.strategy == "label_scoring":
+                self._score_labels(jobs, per_request)
+            else:
+                self._generate_lists(jobs, per_request)
         return per_request
+
+    def _score_labels(self, jobs: list[tuple[int, np.ndarray, Prompt]], per_request: list[dict[str, Any]]) -> None:
+        by_size: dict[tuple[int, str], list[int]] = {}
+        for j, (_, _, p) in enumerate(jobs):
+            by_size.setdefault((len(p.labels), p.label_prefix), []).append(j)
+        for (n, prefix), idx in by_size.items():
+            labels = jobs[idx[0]][2].labels
+            lp, lengths = self.backend.choice_logprobs([jobs[j][2].text for j in idx], self.label_ids(prefix, labels))
+            for row, j, length in zip(lp, idx, lengths):
+                ri, order, prompt = jobs[j]
+                scores = np.empty(n)
+                scores[order] = row  # label i names candidate order[i]
+                best = labels[int(np.argmax(row))]
+                per_request[ri]["scores"].append(scores)
+                per_request[ri]["raw"].append(best)
+                per_request[ri]["calls"].append(LLMCall(prompt.text, best, length, 1,
+                                                        dict(zip(labels, map(float, row)))))
+
+    def _generate_lists(self, jobs: list[tuple[int, np.ndarray, Prompt]], per_request: list[dict[str, Any]]) -> None:
+        max_tokens = self.listwise_max_tokens or 4 * max(len(p.labels) for _, _, p in jobs) + 8
+        gens = self.backend.generate([p.text for _, _, p in jobs], max_tokens=max_tokens)
+        for (ri, order, prompt), gen in zip(jobs, gens):
+            positions, fell_back = parse_ranking(gen.text, prompt.labels)
+            n = len(order)
+            scores = np.empty(n)
+            scores[order[positions]] = (n - np.arange(n)) / n  # Borda points, best = 1
+            per_request[ri]["scores"].append(scores)
+            per_request[ri]["raw"].append(gen.text)
+            per_request[ri]["fell_back"] |= fell_back
+            per_request[ri]["calls"].append(LLMCall(prompt.text, gen.text, gen.prompt_tokens, gen.output_tokens))
 
     def _pointwise(self, requests: Sequence[RerankRequest]) -> list[dict[str, Any]]:
         prompts, owners = [], []
@@ -193,7 +225,7 @@ class Reranker:
         llm = self._aggregate(res["scores"])
         retr = np.array([c.score for c in req.candidates], dtype=float)
         final = fuse(llm, retr, self.fusion)
-        order = np.lexsort((np.arange(len(final)), -final))  # ties keep the retriever's order
+        order = fused_order(llm, retr, self.fusion)  # ties keep the retriever's order
         items = [RankedItem(req.candidates[i].item_id, r + 1, float(final[i]), float(llm[i]), float(retr[i]))
                  for r, i in enumerate(order)]
         calls = res["calls"]
@@ -201,26 +233,27 @@ class Reranker:
                           raw_output="\n---\n".join(res["raw"]), prompt_tokens=calls[0].prompt_tokens if calls else 0,
                           fell_back=res["fell_back"], calls=calls,
                           meta={"bootstrap": self.bootstrap, "aggregate": self.aggregate, "fusion": self.fusion,
-                                "model": self.model})
+                                "model": self.model, "adapter": self.adapter})
 
     def tune_fusion(self, requests: Sequence[RerankRequest], true_items: Sequence[str],
                     grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2))) -> dict[str, Any]:
-        """Pick the fusion weight that maximises NDCG@10 of the true items on validation requests."""
+        """Pick the fusion weight on validation requests (see :func:`choose_fusion`)."""
         saved, self.fusion = self.fusion, 0.0
         ranked = self.rerank_many(requests)
         self.fusion = saved
-        curve = {}
+        grid = sorted({float(a) for a in grid} | {1.0})
+        per_request = {}
         for a in grid:
             ranks = []
             for req, res, truth in zip(requests, ranked, true_items):
                 llm = {i.item_id: i.llm_score for i in res.items}
                 ids = [c.item_id for c in req.candidates]
-                final = fuse(np.array([llm[i] for i in ids]), np.array([c.score for c in req.candidates]), a)
-                order = np.lexsort((np.arange(len(final)), -final))
+                order = fused_order(np.array([llm[i] for i in ids]), np.array([c.score for c in req.candidates]), a)
                 ranks.append([ids[i] for i in order].index(truth) if truth in ids else len(ids))
-            curve[float(a)] = ndcg(np.array(ranks), 10)
-        self.fusion = max(curve, key=lambda a: (curve[a], -abs(a - 0.5)))
-        return {"fusion": self.fusion, "ndcg@10_by_fusion": curve, "requests": len(requests)}
+            per_request[a] = np.array(ranks)
+        self.fusion = choose_fusion(per_request)
+        return {"fusion": self.fusion, "ndcg@10_by_fusion": {a: ndcg(r, 10) for a, r in per_request.items()},
+                "requests": len(requests)}
 
     def close(self) -> None:
         self.backend.close()
@@ -231,6 +264,36 @@ def fuse(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
     if weight <= 0:
         return llm.astype(float)
     return (1 - weight) * _z(llm) + weight * _z(retriever)
+
+
+def fused_order(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
+    """Candidate positions, best first, under :func:`fuse`; ties keep the given (retriever) order."""
+    final = fuse(np.asarray(llm, dtype=float), np.asarray(retriever, dtype=float), weight)
+    return np.lexsort((np.arange(len(final)), -final))
+
+
+def choose_fusion(ranks_by_weight: dict[float, np.ndarray], alpha: float = 0.05) -> float:
+    """The fusion weight for validation ranks (0-based, per request) at each weight.
+
+    The weight with the best NDCG@10 wins only if its per-request gain over the retriever alone
+    (weight 1.0) is beyond noise: a one-sided paired test at level ``alpha``, Bonferroni-corrected
+    for the number of weights tried (picking the best of many flatters it). Otherwise the answer
+    is 1.0, the retriever's order: a weak LLM is not allowed to make the ranking worse on the
+    strength of a lucky validation sample.
+    """
+    from statistics import NormalDist
+
+    if 1.0 not in ranks_by_weight:
+        raise ValueError("the fusion grid must include 1.0 (the retriever alone) as the reference.")
+    gain = {a: np.where(r < 10, 1.0 / np.log2(np.asarray(r, dtype=float) + 2.0), 0.0)
+            for a, r in ranks_by_weight.items()}
+    best = max(gain, key=lambda a: (gain[a].mean(), -abs(a - 0.5)))
+    diff = gain[best] - gain[1.0]
+    if len(diff) < 2 or best == 1.0:
+        return 1.0
+    z = NormalDist().inv_cdf(1 - alpha / max(1, len(gain) - 1))
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    return float(best) if diff.mean() > z * se else 1.0
 
 
 def _z(x: np.ndarray) -> np.ndarray:

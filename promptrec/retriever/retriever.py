@@ -158,10 +158,15 @@ class TimeAwareRetriever:
         ranks = []
         for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="ranking", unit="batch"):
             batch = targets[start:start + BATCH]
-            queries = [self._target_query(t, history) for t in batch]
-            total, _ = self.score_queries(queries, exclude_seen)
+            total = self.score_targets(batch, history, exclude_seen)
             ranks.append(true_ranks(total, self.catalog.codes([t.item_id for t in batch])))
         return np.concatenate(ranks) if ranks else np.zeros(0, dtype=int)
+
+    def score_targets(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool = True) -> np.ndarray:
+        """Blended scores of every catalogue item (columns in catalogue order; excluded items -inf) for
+        held-out targets: each target's user at its ``now``."""
+        self._require_fitted()
+        return self.score_queries([self._target_query(t, history) for t in targets], exclude_seen)[0]
 
     def _target_query(self, target: HeldOut, history: Any) -> Query:
         if callable(history):

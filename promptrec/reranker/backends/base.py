@@ -36,6 +36,11 @@ class Backend(ABC):
         """Backend counters (e.g. prefix-cache hits), where the backend has them."""
         return {}
 
+    def set_adapter(self, adapter: str | None) -> None:
+        """Serve the next calls through a LoRA adapter folder (None: the base model)."""
+        if adapter is not None:
+            raise NotImplementedError(f"the {self.name} backend does not serve LoRA adapters.")
+
     def close(self) -> None:
         pass
 

@@ -25,13 +25,42 @@ class TransformersBackend(Backend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.torch = torch
         self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).to(device)
-        if adapter:
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.model, adapter)
         self.model.eval()
         self.batch_size = batch_size
         self.device = device
+        self._adapters: dict[str, str] = {}
+        self._active: str | None = None
+        if adapter:
+            self.set_adapter(adapter)
+
+    def set_adapter(self, adapter: str | None) -> None:
+        """Load the adapter through peft once; switch between adapters and the base model after that."""
+        if adapter is None:
+            self._active = None
+            return
+        from pathlib import Path
+
+        from peft import PeftModel
+
+        path = str(Path(adapter).resolve())
+        if path not in self._adapters:
+            name = f"adapter{len(self._adapters) + 1}"
+            if isinstance(self.model, PeftModel):
+                self.model.load_adapter(path, adapter_name=name)
+            else:
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            self.model.eval()
+            self._adapters[path] = name
+        self._active = self._adapters[path]
+        self.model.set_adapter(self._active)
+
+    def _serving(self):
+        """The base model when no adapter is active (peft's adapters stay loaded)."""
+        import contextlib
+
+        if self._adapters and self._active is None:
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
 
     def _batches(self, prompts: list[str]):
         for start in range(0, len(prompts), self.batch_size):
@@ -41,7 +70,7 @@ class TransformersBackend(Backend):
 
     def choice_logprobs(self, prompts: list[str], token_ids: list[int]) -> tuple[np.ndarray, list[int]]:
         rows, lengths = [], []
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), self._serving():
             for _, enc in self._batches(prompts):
                 logits = self.model(**enc).logits[:, -1, :].float()
                 rows.append(logits[:, token_ids].cpu().numpy())
@@ -50,7 +79,7 @@ class TransformersBackend(Backend):
 
     def generate(self, prompts: list[str], max_tokens: int) -> list[Generation]:
         out: list[Generation] = []
-        with self.torch.inference_mode():
+        with self.torch.inference_mode(), self._serving():
             for chunk, enc in self._batches(prompts):
                 gen = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
                                           pad_token_id=self.tokenizer.pad_token_id)

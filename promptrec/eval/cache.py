@@ -1,0 +1,58 @@
+"""Per-target results on disk, so an interrupted evaluation resumes where it stopped.
+
+One JSON-lines file per (pipeline, protocol, part) under ``<results>/cache/``; records are
+appended batch by batch and flushed, and a half-written last line (a kill mid-write) is
+ignored on reload. The folder is stamped with the config's fingerprint: results of another
+config are never mixed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from promptrec.eval.config import ConfigError
+
+
+class RecordCache:
+    def __init__(self, folder: str | Path, fingerprint: str, resume: bool = True):
+        self.folder = Path(folder)
+        stamp = self.folder / "FINGERPRINT"
+        if self.folder.exists():
+            old = stamp.read_text().strip() if stamp.exists() else None
+            if not resume:
+                shutil.rmtree(self.folder)
+            elif old != fingerprint:
+                raise ConfigError(f"{self.folder} holds results of a different config (fingerprint {old}, this "
+                                  f"config {fingerprint}); rerun with --fresh to discard them, or choose another --out.")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(fingerprint + "\n")
+
+    def path(self, *key: str) -> Path:
+        slug = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", k).strip("-") for k in key)
+        return self.folder / f"{slug}.jsonl"
+
+    def load(self, *key: str) -> dict[int, dict[str, Any]]:
+        """Records by target index (later lines win)."""
+        path = self.path(*key)
+        out: dict[int, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by an interruption
+                out[int(rec["i"])] = rec
+        return out
+
+    def append(self, key: tuple[str, ...], records: Iterable[dict[str, Any]]) -> None:
+        path = self.path(*key)
+        with path.open("a") as f:
+            text = "".join(json.dumps(r) + "\n" for r in records)
+            if path.stat().st_size and not path.read_text().endswith("\n"):
+                text = "\n" + text  # never glue a record to a cut-short line
+            f.write(text)
+            f.flush()

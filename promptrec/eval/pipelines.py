@@ -1,0 +1,163 @@
+"""The methods an evaluation compares, each turned into per-target records.
+
+Score pipelines (baselines and the retriever) rate every catalogue item for a target; they
+are all :class:`TimeAwareRetriever` instances with fixed signals, so they share its rules
+(history strictly before ``now``, seen and not-yet-released items excluded). Rerank
+pipelines order candidates with a :class:`Reranker`: the retriever's top N (full protocol)
+or the sampled 20 (sampled protocol). A record is what the report needs about one target:
+the true item's 0-based rank, the top-K list, and for rerank pipelines the candidates with
+their LLM and retriever scores, so fusion weights can be applied afterwards without the LLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.splits import Split
+from promptrec.eval.config import PipelineConfig
+from promptrec.eval.metrics import true_ranks
+from promptrec.eval.targets import EvalTarget
+from promptrec.retriever.candidate import Candidate
+from promptrec.retriever.retriever import BATCH, DEFAULT_SIGNALS, TimeAwareRetriever
+from promptrec.retriever.signals import Query, Signal
+
+FOREVER = 1e7  # days: no decay, no window
+MISS = 10**6  # rank of a true item the candidates did not contain
+
+
+class PipelineUnavailable(RuntimeError):
+    """A pipeline that cannot run on this machine (reported, not fatal)."""
+
+
+class RandomSignal(Signal):
+    """Uniform random scores, seeded by (seed, user, now): the same target always gets the same draw."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__("random", {"seed": seed})
+
+    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+        n = log.n_items
+        out = np.empty((len(queries), n))
+        for i, q in enumerate(queries):
+            user = int.from_bytes(hashlib.sha256(q.user_id.encode()).digest()[:8], "little")
+            out[i] = np.random.default_rng([self.params["seed"], user, q.now_ns]).random(n)
+        return out
+
+
+def _score_model_spec(p: PipelineConfig, seed: int) -> tuple[list, dict[str, Any], bool]:
+    """(signals, params, tune?) of a score pipeline."""
+    o = p.options
+    if p.kind == "random":
+        return [RandomSignal(seed)], {}, False
+    if p.kind == "popularity":
+        return ["trending"], {"trending": {"half_life_days": FOREVER, "window_days": FOREVER}}, False
+    if p.kind == "recent_popularity":
+        return ["trending"], {"trending": {"half_life_days": o.get("half_life_days", FOREVER),
+                                           "window_days": o.get("window_days", 7)}}, False
+    if p.kind == "cooccurrence":
+        return ["transition"], o.get("params", {}), False
+    if p.kind == "content":
+        return ["content"], {"content": {"half_life_days": FOREVER, "recent_queries": 0}}, False
+    if p.kind == "retriever":
+        return list(o.get("signals", DEFAULT_SIGNALS)), o.get("params", {}), bool(o.get("tune", True))
+    if p.kind == "sasrec":
+        raise PipelineUnavailable(sasrec_status())
+    raise ValueError(f"pipeline '{p.name}': kind {p.kind!r} is not a score pipeline.")
+
+
+def sasrec_status() -> str:
+    """Why the SASRec baseline did not run (promptrec runs it only through a maintained library)."""
+    if importlib.util.find_spec("recbole") is None:
+        return ("not run: SASRec needs RecBole (pip install recbole), which is not installed in this "
+                "environment; promptrec does not ship its own SASRec.")
+    return ("not run: RecBole is installed, but promptrec has no adapter to its training loop yet; "
+            "compare with RecBole's own SASRec run on the same split.")
+
+
+def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int) -> TimeAwareRetriever:
+    signals, params, tune = _score_model_spec(p, seed)
+    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params)
+    model.fit(split.train, catalog, index if "content" in model.signals else None, log=split.full)
+    if tune and len(model.signals) > 1 and split.validation:
+        model.tune(split.validation)
+    return model
+
+
+def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol: str, top_k: int,
+                  progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Per-target records of a score pipeline: rank of the true item and top-k (full), or its rank
+    among the sampled candidates (sampled)."""
+    cat = model.catalog
+    ids = cat.ids
+    out = []
+    for start in range(0, len(targets), BATCH):
+        batch = targets[start:start + BATCH]
+        scores = model.score_targets([t.held for t in batch])
+        if protocol == "full":
+            ranks = true_ranks(scores, cat.codes([t.item_id for t in batch]))
+            kk = min(top_k, scores.shape[1])
+            top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            for t, r, row, s in zip(batch, ranks, top, scores):
+                row = row[np.argsort(-s[row], kind="stable")]
+                row = row[np.isfinite(s[row])]
+                out.append({"i": t.index, "rank": int(r), "top": [str(ids[c]) for c in row]})
+        else:
+            for t, s in zip(batch, scores):
+                cols = cat.codes(t.sampled)
+                r = int(true_ranks(s[cols][None, :], np.array([t.sampled.index(t.item_id)]))[0])
+                out.append({"i": t.index, "rank": r})
+        if progress:
+            progress(len(batch))
+    return out
+
+
+def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targets: list[EvalTarget], protocol: str,
+                    n_candidates: int) -> list:
+    """The reranker's requests: retriever top-N (full) or the sampled candidates with retriever scores (sampled)."""
+    if protocol == "full":
+        cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=n_candidates)
+    else:
+        scores = retriever.score_targets([t.held for t in targets])
+        cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
+                  enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
+    return [reranker.request(split.history(t.held), c, t.now, t.user_id) for t, c in zip(targets, cands)]
+
+
+def rerank_records(reranker, requests: list, targets: list[EvalTarget]) -> list[dict[str, Any]]:
+    """Per-target records of a rerank pipeline (LLM scores without fusion; fusion is applied later)."""
+    saved, reranker.fusion = reranker.fusion, 0.0
+    try:
+        ranked = reranker.rerank_many(requests)
+    finally:
+        reranker.fusion = saved
+    out = []
+    for t, req, res in zip(targets, requests, ranked):
+        llm = {i.item_id: i.llm_score for i in res.items}
+        ids = [c.item_id for c in req.candidates]
+        out.append({"i": t.index, "cands": ids, "retr": [_finite(c.score) for c in req.candidates],
+                    "llm": [float(llm[i]) for i in ids], "fell_back": bool(res.fell_back),
+                    "prompt_tokens": int(res.prompt_tokens), "raw": [c.output for c in res.calls][:3]})
+    return out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None  # JSON has no -inf; None = not recommendable at now
+
+
+def fused_records(records: Iterable[dict[str, Any]], truths: dict[int, str], weight: float, top_k: int
+                  ) -> list[dict[str, Any]]:
+    """Rank and top-k of each rerank record under fusion ``weight`` (0 = the LLM alone)."""
+    from promptrec.reranker.reranker import fused_order
+
+    out = []
+    for rec in records:
+        retr = np.array([-np.inf if v is None else v for v in rec["retr"]], dtype=float)
+        order = [rec["cands"][j] for j in fused_order(np.array(rec["llm"]), retr, weight)]
+        truth = truths[rec["i"]]
+        out.append({"i": rec["i"], "rank": order.index(truth) if truth in order else MISS, "top": order[:top_k]})
+    return out

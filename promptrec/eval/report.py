@@ -1,0 +1,337 @@
+"""Metrics tables, JSON and plots from an evaluation's per-target records.
+
+Two populations per protocol: ``all`` (every test target; score pipelines) and ``llm_sample``
+(the seeded sample the LLM pipelines ran on; every pipeline), so LLM and non-LLM methods are
+compared on the same targets. Headline metrics carry 95% bootstrap intervals over targets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptrec.eval.metrics import bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, novelty
+from promptrec.eval.targets import SLICES
+
+PROTOCOL_TITLES = {"full": "(a) full ranking over unseen items", "sampled": "(b) sampled candidates (true item + "
+                   "{neg} unseen items, LLMRank style)", "retrieval": "(c) retrieval recall"}
+BEYOND_K = 10
+
+
+def _headline_k(ks: list[int]) -> int:
+    return 10 if 10 in ks else max(ks)
+
+
+def accuracy(ranks: np.ndarray, ks: list[int], n_boot: int, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in ks:
+        out[f"HR@{k}"] = hit_rate(ranks, k)
+        out[f"NDCG@{k}"] = ndcg(ranks, k)
+    out["MRR"] = mrr(ranks)
+    h = _headline_k(ks)
+    out[f"NDCG@{h}_ci95"] = bootstrap_ci(ranks, lambda r: ndcg(r, h), n_boot, seed)
+    out[f"HR@{h}_ci95"] = bootstrap_ci(ranks, lambda r: hit_rate(r, h), n_boot, seed)
+    return out
+
+
+def _pipeline_names(run) -> list[str]:
+    names = []
+    for p in run.cfg.pipelines:
+        for name in (p.name, f"{p.name} + fusion"):
+            if any(key[0] == name for key in run.records) and name not in names:
+                names.append(name)
+    return names
+
+
+def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
+    cfg = run.cfg
+    names = _pipeline_names(run)
+    all_idx = [t.index for t in run.test]
+    sample_idx = [t.index for t in run.llm_sample]
+    by_index = {t.index: t for t in run.test}
+    train = run.split.train.frame["item_id"].value_counts(normalize=True)
+    popularity = {str(k): float(v) for k, v in train.items()}
+    ids = list(run.ds.catalog.ids)
+    vectors = dict(zip(ids, run.index.vectors(ids)))
+    h = _headline_k(cfg.ks)
+    res: dict[str, Any] = {**meta, "pipelines": names, "protocols": {}, "slices": {}, "fusion": run.fusion,
+                           "llm": run.llm_stats, "not_run": run.unavailable}
+    for proto in run.ranking_protocols:
+        res["protocols"][proto] = {}
+        res["slices"][proto] = {}
+        populations = [("all", all_idx)]
+        if run.llm_stats and len(sample_idx) < len(all_idx):
+            populations.append(("llm_sample", sample_idx))
+        for pop, idx in populations:
+            table, slices = {}, {}
+            for name in names:
+                recs = {r["i"]: r for r in run.records.get((name, proto), [])}
+                if not recs or any(i not in recs for i in idx):
+                    continue  # this pipeline did not run on this population
+                chosen = [recs[i] for i in idx]
+                ranks = np.array([r["rank"] for r in chosen])
+                row = accuracy(ranks, cfg.ks, cfg.bootstrap_samples, cfg.seed)
+                if proto == "full":
+                    tops = [r["top"][:BEYOND_K] for r in chosen]
+                    row |= {f"coverage@{BEYOND_K}": coverage(tops, len(ids)),
+                            f"novelty@{BEYOND_K}": novelty(tops, popularity),
+                            f"diversity@{BEYOND_K}": intra_list_diversity(tops, vectors)}
+                table[name] = row
+                slices[name] = {s: _sliced(chosen, by_index, s, h) for s in SLICES}
+            res["protocols"][proto][pop] = table
+            res["slices"][proto][pop] = slices
+    if "retrieval" in cfg.protocols and "full" in res["protocols"]:
+        res["protocols"]["retrieval"] = {"all": {
+            name: {f"recall@{n}": hit_rate(np.array([r["rank"] for r in run.records[(name, "full")]]), n)
+                   for n in cfg.retrieval_ns}
+            for name in names if (name, "full") in run.records and len(run.records[(name, "full")]) == len(all_idx)}}
+    res["adapters"] = adapter_summaries(run)
+    res["reading"] = reading(res, h)
+    return res
+
+
+def adapter_summaries(run) -> dict[str, dict[str, Any]]:
+    """How each LoRA adapter of the config was trained (from its manifest)."""
+    from promptrec.finetune.adapter import read_manifest
+
+    out = {}
+    for p in run.cfg.pipelines:
+        if p.uses_llm and p.options.get("adapter"):
+            m = read_manifest(p.options["adapter"])
+            out[p.name] = {"adapter": str(p.options["adapter"]), "base_model": m["base_model"]["name"],
+                           "data": m["data"], "training": m["training"], "run": m["run"],
+                           "validation_before": m["validation"]["before_training"],
+                           "validation_best": m["validation"]["best"]}
+    return out
+
+
+def _sliced(records: list[dict[str, Any]], by_index: dict, slice_name: str, k: int) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[int]] = {}
+    for r in records:
+        groups.setdefault(by_index[r["i"]].slices[slice_name], []).append(r["rank"])
+    return {b: {"n": len(v), f"NDCG@{k}": ndcg(np.array(v), k), f"HR@{k}": hit_rate(np.array(v), k)}
+            for b, v in sorted(groups.items(), key=lambda kv: _bin_order(slice_name, kv[0]))}
+
+
+def _bin_order(slice_name: str, label: str) -> int:
+    from promptrec.eval.targets import GAP_BINS, HOUR_BINS, LENGTH_BINS
+
+    bins = {"hours since previous event": GAP_BINS, "hour of day": HOUR_BINS, "history length": LENGTH_BINS}[slice_name]
+    labels = [b[1] for b in bins]
+    return labels.index(label) if label in labels else -1
+
+
+def reading(res: dict[str, Any], h: int) -> list[str]:
+    """Plain statements: the best pipeline per protocol and population, and whether its lead is beyond noise."""
+    out = []
+    key = f"NDCG@{h}"
+    for proto, pops in res["protocols"].items():
+        if proto == "retrieval":
+            continue
+        for pop, table in pops.items():
+            if len(table) < 2:
+                continue
+            ranked = sorted(table, key=lambda n: -table[n][key])
+            best, second = ranked[0], ranked[1]
+            lo = table[best][f"{key}_ci95"][0]
+            sure = "beyond" if table[second][key] < lo else "within"
+            out.append(f"{proto} / {pop}: best is *{best}* ({key} {table[best][key]:.4f}); runner-up *{second}* "
+                       f"({table[second][key]:.4f}) is {sure} its 95% interval.")
+    return out
+
+
+# -- writing --------------------------------------------------------------------------------------
+def write_report(res: dict[str, Any], out: Path) -> None:
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=_json_default))
+    plots = plot_headline(res, out) + plot_slices(res, out)
+    (out / "results.md").write_text(markdown(res, plots))
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    return str(x)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def markdown(res: dict[str, Any], plots: list[str]) -> str:
+    cfg = res["config"]
+    h = _headline_k(cfg["ks"])
+    lines = [f"# Evaluation '{cfg['name']}' on {res['dataset']}", "",
+             f"Command: `{res['command']}` ({res['date']}, {res['machine']}; {res['seconds']} s). "
+             f"Config fingerprint `{res['fingerprint']}` (resolved config in `config.resolved.yaml`).", "",
+             f"Split {res['split']['split']}: {res['test_targets']:,} test targets"
+             + (f"; LLM pipelines ran on a seeded sample of {res['llm_sample']:,} of them (seed {cfg['seed']})"
+                if res["llm"] else "") + ". Every protocol: history strictly before "
+             f"`now`, same-second events ordered at random (seed {cfg['dataset']['tie_seed']}). Intervals: 95% "
+             f"bootstrap over targets ({cfg['bootstrap_samples']} resamples).", ""]
+    if res["reading"]:
+        lines += ["## Reading", ""] + [f"- {r}" for r in res["reading"]] + [""]
+    for proto in ("full", "sampled"):
+        if proto not in res["protocols"]:
+            continue
+        title = PROTOCOL_TITLES[proto].format(neg=cfg["sampled_negatives"])
+        lines += [f"## Protocol {title}", ""]
+        if proto == "full":
+            lines += [f"Rerank pipelines order the retriever's top {cfg['full_candidates']}; a true item outside "
+                      "them is a miss. Coverage, novelty (mean self-information, bits) and diversity (mean pairwise "
+                      f"cosine distance) are over the top {BEYOND_K}.", ""]
+        for pop, table in res["protocols"][proto].items():
+            if not table:
+                continue
+            n = res["test_targets"] if pop == "all" else res["llm_sample"]
+            lines += [f"### {'all test targets' if pop == 'all' else 'LLM sample'} ({n:,} targets)", ""]
+            lines += _table(table, cfg["ks"], h, beyond=proto == "full") + [""]
+    if "retrieval" in res["protocols"]:
+        table = res["protocols"]["retrieval"]["all"]
+        cols = [f"recall@{n}" for n in cfg["retrieval_ns"]]
+        lines += ["## Protocol (c) retrieval recall (all test targets, all unseen items)", "",
+                  "| pipeline | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |" for name, row in table.items()]
+        lines.append("")
+    lines += _slices_md(res, h)
+    if res["fusion"]:
+        lines += ["## Fusion of LLM and retriever scores", "",
+                  "Final score = (1 - w) z(LLM) + w z(retriever). The weight with the best validation NDCG@10 is "
+                  "kept only if its gain over the retriever alone (w = 1) is beyond noise (paired one-sided test at 5%, "
+                  "Bonferroni-corrected for the weights tried); "
+                  "otherwise w = 1 and the retriever's order stands.", ""]
+        for name, per in res["fusion"].items():
+            for proto, info in per.items():
+                lines.append(f"- {name} [{proto}]: weight {info['weight']:g} on the retriever ({info['tuned_on']}).")
+        lines.append("")
+    for name, a in res.get("adapters", {}).items():
+        before, best, run = a["validation_before"] or {}, a["validation_best"] or {}, a["run"]
+        lines += [f"## Adapter of '{name}'", "",
+                  f"`{a['adapter']}` on {a['base_model']}: LoRA rank {a['training']['rank']}, alpha "
+                  f"{a['training']['alpha']}, lr {a['training']['learning_rate']}, batch {a['training']['batch_size']}; "
+                  f"{a['data']['train_examples']} training examples from the training split ({a['data']['candidates']} "
+                  f"candidates: {a['data']['hard_negatives']} retriever hard negatives + {a['data']['random_negatives']} "
+                  f"random), {run['steps']} of {run['planned_steps']} steps in {run['seconds'] / 60:.1f} min "
+                  f"({run['stopped']}; bf16 {run['bf16']}). Validation NDCG@10 on {a['data']['validation_examples']} "
+                  f"examples held out in time: {before.get('NDCG@10', float('nan')):.4f} before training, "
+                  f"{best.get('NDCG@10', float('nan')):.4f} at the kept step {best.get('step', '-')}.", ""]
+    if res["llm"]:
+        lines += ["## LLM calls", "", "| pipeline | protocol | prompt tokens (mean) | parse fell back | example output |",
+                  "|---|---|---|---|---|"]
+        for name, per in res["llm"].items():
+            for proto, s in per.items():
+                ex = " / ".join(str(o).replace("|", "\\|").replace("\n", " ")[:60] for o in s["example_outputs"][:1])
+                lines.append(f"| {name} | {proto} | {s['prompt_tokens_mean']:.0f} | {s['parse_fell_back']:.0%} | `{ex}` |")
+        lines.append("")
+    if res["not_run"]:
+        lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in res["not_run"].items()] + [""]
+    lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    v = res["versions"]
+    lines += ["Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), ""]
+    return "\n".join(lines)
+
+
+def _table(table: dict[str, dict[str, Any]], ks: list[int], h: int, beyond: bool) -> list[str]:
+    cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
+    extra = [f"coverage@{BEYOND_K}", f"novelty@{BEYOND_K}", f"diversity@{BEYOND_K}"] if beyond else []
+    head = ["pipeline"] + cols + [f"NDCG@{h} [95% CI]"] + extra
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, row in table.items():
+        lo, hi = row[f"NDCG@{h}_ci95"]
+        cells = [name] + [f"{row[c]:.4f}" for c in cols] + [f"[{lo:.3f}, {hi:.3f}]"] + [_fmt(row[c]) for c in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _slices_md(res: dict[str, Any], h: int) -> list[str]:
+    out = []
+    for proto, pops in res["slices"].items():
+        for pop, per in pops.items():
+            if not per:
+                continue
+            out += [f"## Time slices: NDCG@{h} by slice ({proto} protocol, "
+                    f"{'all test targets' if pop == 'all' else 'LLM sample'})", ""]
+            for s in SLICES:
+                bins = list(next(iter(per.values()))[s])
+                counts = next(iter(per.values()))[s]
+                out += [f"**{s}**", "", "| pipeline | " + " | ".join(f"{b} (n={counts[b]['n']})" for b in bins) + " |",
+                        "|---" * (len(bins) + 1) + "|"]
+                out += [f"| {name} | " + " | ".join(f"{sl[s][b][f'NDCG@{h}']:.4f}" for b in bins) + " |"
+                        for name, sl in per.items()]
+                out.append("")
+    return out
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
+    """One figure per protocol: NDCG@h with 95% intervals, a panel per population."""
+    plt = _plt()
+    h = _headline_k(res["config"]["ks"])
+    key = f"NDCG@{h}"
+    files = []
+    for proto in ("full", "sampled"):
+        pops = {p: t for p, t in res["protocols"].get(proto, {}).items() if t}
+        if not pops:
+            continue
+        rows = max(len(t) for t in pops.values())
+        fig, axes = plt.subplots(1, len(pops), figsize=(6.5 * len(pops), 0.45 * rows + 1.6), squeeze=False)
+        for ax, (pop, table) in zip(axes[0], pops.items()):
+            names = list(table)
+            vals = np.array([table[n][key] for n in names])
+            ci = np.array([table[n][f"{key}_ci95"] for n in names])
+            err = np.vstack([vals - ci[:, 0], ci[:, 1] - vals]).clip(0)
+            colors = ["#1f77b4" if "fusion" in n or n in res["llm"] else "#888" for n in names]
+            ax.barh(names, vals, xerr=err, color=colors)
+            ax.invert_yaxis()
+            ax.set_xlabel(f"{key} (95% CI)")
+            ax.set_title("all test targets" if pop == "all" else f"LLM sample ({res['llm_sample']})")
+        fig.suptitle(f"{res['dataset']}: protocol {PROTOCOL_TITLES[proto].split(' (')[0]}")
+        fig.tight_layout()
+        name = f"{key.lower().replace('@', '')}_{proto}.png"
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def plot_slices(res: dict[str, Any], out: Path) -> list[str]:
+    """NDCG@h per time slice for the full protocol (or the first one run), one panel per slice."""
+    plt = _plt()
+    h = _headline_k(res["config"]["ks"])
+    proto = "full" if "full" in res["slices"] else next(iter(res["slices"]), None)
+    if proto is None:
+        return []
+    pop = "all" if res["slices"][proto].get("all") else "llm_sample"
+    per = res["slices"][proto][pop]
+    if not per:
+        return []
+    fig, axes = plt.subplots(1, len(SLICES), figsize=(6 * len(SLICES), 4.2 + 0.25 * (len(per) // 5 + 1)))
+    for ax, s in zip(axes, SLICES):
+        bins = list(next(iter(per.values()))[s])
+        width = 0.8 / len(per)
+        for j, (name, sl) in enumerate(per.items()):
+            ax.bar(np.arange(len(bins)) + j * width, [sl[s][b][f"NDCG@{h}"] for b in bins], width, label=name)
+        counts = next(iter(per.values()))[s]
+        ax.set_xticks(np.arange(len(bins)) + 0.4 - width / 2, [f"{b}\n(n={counts[b]['n']})" for b in bins], fontsize=8)
+        ax.set_title(s)
+        ax.set_ylabel(f"NDCG@{h}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    fig.suptitle(f"{res['dataset']}: NDCG@{h} by time slice ({proto} protocol, "
+                 f"{'all test targets' if pop == 'all' else 'LLM sample'})")
+    fig.tight_layout(rect=(0, 0.06 + 0.04 * (len(per) // 5), 1, 1))
+    fig.savefig(out / "time_slices.png", dpi=100)
+    plt.close(fig)
+    return ["time_slices.png"]

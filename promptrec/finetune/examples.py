@@ -1,0 +1,78 @@
+"""Training examples for the ranking task, built from training events only.
+
+For a target event at time ``t``: the user's history strictly before ``t`` (from the
+training log), candidates = the true item + the retriever's top hard negatives + random
+items (seeded), shuffled, rendered with the same templates as inference. Negatives are
+items the user never interacts with in the training log, before or after ``t``. The answer
+is the true item's label (label scoring) or an ordered list of labels, true item first,
+then the hard negatives in retriever order, then the random ones (listwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.interactions import Interactions
+from promptrec.data.splits import HeldOut
+from promptrec.prompt.builder import PromptBuilder
+
+
+@dataclass
+class TrainingExample:
+    """One prompt and the answer the model should give."""
+
+    prompt: str
+    answer: str
+    labels: list[str]
+    true_label: str
+    user_id: str
+    now: pd.Timestamp
+    candidate_ids: list[str]
+
+
+def training_targets(log: Interactions, n: int, *, seed: int = 0, min_history: int = 3) -> list[HeldOut]:
+    """``n`` events of ``log`` (seeded, uniformly over events) whose user has ``min_history`` earlier events."""
+    f = log.frame
+    users = f["user_id"].to_numpy()
+    position = f.groupby("user_id", sort=False).cumcount().to_numpy()  # the log is sorted by user, then time
+    eligible = np.flatnonzero(position >= min_history)
+    if not len(eligible):
+        raise ValueError(f"no training event has {min_history} earlier events of its user; lower min_history.")
+    pick = np.sort(np.random.default_rng([seed, 11]).choice(eligible, min(n, len(eligible)), replace=False))
+    return [HeldOut(str(users[i]), str(f["item_id"].iloc[i]), f["timestamp"].iloc[i]) for i in pick]
+
+
+def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
+                   builder: PromptBuilder, *, task: str = "label_scoring", hard_negatives: int = 10,
+                   random_negatives: int = 9, seed: int = 0, progress: bool = True) -> list[TrainingExample]:
+    """Render one example per target; ``retriever`` must be fitted with ``log`` as its event log."""
+    if task not in ("label_scoring", "listwise"):
+        raise ValueError(f"fine-tuning supports label_scoring and listwise, not {task!r}.")
+    ids = np.asarray(catalog.ids, dtype=object)
+    out = []
+    pool_k = 4 * hard_negatives + 50  # room for the items the user touches later
+    retrieved = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=pool_k)
+    for j, (t, cands) in enumerate(tqdm(list(zip(targets, retrieved)), desc="building examples", disable=not progress)):
+        rng = np.random.default_rng([seed, 13, j])
+        history = log.history(t.user_id, before=t.now)
+        # negatives are items the user never touches in the log, before or after t: an item they
+        # watch a week later is not a wrong answer, and teaching that it is inverts the ranking
+        touched = set(log.history(t.user_id)["item_id"]) | {t.item_id}
+        hard = [c.item_id for c in cands if c.item_id not in touched][:hard_negatives]
+        taken = touched | set(hard)
+        pool = ids[~np.isin(ids, list(taken))]
+        rand = list(rng.choice(pool, min(random_negatives, len(pool)), replace=False)) if len(pool) else []
+        ordered = [t.item_id] + hard + [str(x) for x in rand]  # the answer's order for listwise
+        shown = [ordered[i] for i in rng.permutation(len(ordered))]
+        prompt = builder.build(task, history, [catalog[i] for i in shown], t.now, catalog)
+        label_of = dict(zip(shown, prompt.labels))
+        answer = label_of[t.item_id] if task == "label_scoring" else ", ".join(label_of[i] for i in ordered)
+        out.append(TrainingExample(prompt.text, prompt.label_prefix + answer, prompt.labels, label_of[t.item_id],
+                                   t.user_id, t.now, shown))
+    return out

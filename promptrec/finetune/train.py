@@ -1,0 +1,193 @@
+"""LoRA training on ranking examples with peft + transformers.
+
+The loss covers the answer tokens only (the prompt's labels are -100). AdamW with linear
+warm-up and decay; bf16 autocast where the hardware has it; validation (on examples held out
+in time) before training and every ``eval_every`` steps: the true label's rank among the
+candidate labels from the next-token distribution, exactly as label scoring reads it. The best
+adapter so far is kept; training stops early after ``patience`` evaluations without progress,
+or at ``max_minutes``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from promptrec.finetune.examples import TrainingExample
+
+
+@dataclass
+class LoraConfig:
+    """What a LoRA run is made of; saved in the adapter's manifest."""
+
+    rank: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    learning_rate: float = 3e-4
+    warmup_ratio: float = 0.05
+    epochs: float = 1.0
+    batch_size: int = 4
+    eval_every: int = 50
+    patience: int = 3
+    max_minutes: float | None = None
+    bf16: bool = True
+    seed: int = 0
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _bf16_ok() -> bool:
+    import torch
+
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.ones(2, 2) @ torch.ones(2, 2)
+        return True
+    except RuntimeError:
+        return False
+
+
+def encode(tokenizer, examples: Sequence[TrainingExample], end_token: str | None) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per example: prompt tokens masked with -100, answer tokens (and the end token) kept."""
+    out = []
+    for ex in examples:
+        p = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
+        a = tokenizer(ex.answer + (end_token or ""), add_special_tokens=False)["input_ids"]
+        out.append((p + a, [-100] * len(p) + a))
+    return out
+
+
+def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
+    import torch
+
+    n = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), n), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, mask
+
+
+def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: dict[str, int], *, bf16: bool,
+             batch_size: int = 8) -> dict[str, float]:
+    """Rank of the true label among the candidate labels at the answer position: NDCG@10, HR@1, MRR."""
+    import torch
+
+    from promptrec.eval.metrics import hit_rate, mrr, ndcg
+
+    ranks = []
+    model.eval()
+    tokenizer.padding_side = "left"
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
+            enc = tokenizer([e.prompt for e in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+            logits = model(**enc).logits[:, -1, :].float()
+            for row, ex in zip(logits, chunk):
+                scores = row[[label_ids[lab] for lab in ex.labels]]
+                true = scores[ex.labels.index(ex.true_label)]
+                ranks.append(int((scores > true).sum() + (scores == true).sum() - 1))
+    r = np.array(ranks)
+    return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r)}
+
+
+def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: Sequence[TrainingExample],
+               out: str | Path, cfg: LoraConfig, *, label_ids: dict[str, int], progress: bool = True
+               ) -> dict[str, Any]:
+    """Train, keep the best adapter (by validation NDCG@10) in ``out``; returns the training record."""
+    import torch
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_linear_schedule_with_warmup
+
+    if not train:
+        raise ValueError("no training examples; raise the number of examples or check the split.")
+    _seed_everything(cfg.seed)
+    out = Path(out)
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    bf16 = cfg.bf16 and _bf16_ok()
+    model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
+    model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                                 target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+    listwise = "," in train[0].answer
+    end = getattr(tokenizer, "eos_token", None) if listwise else None  # teach a listwise answer to stop
+    data = encode(tokenizer, train, end)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
+    total = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    rng = np.random.default_rng(cfg.seed)
+    history: list[dict[str, Any]] = []
+    best = {"step": 0, **validate(model, tokenizer, valid, label_ids, bf16=bf16)} if valid else None
+    if best:
+        history.append({**best, "loss": None})
+        model.save_pretrained(out / "best")
+    started, step, since_best, losses = time.perf_counter(), 0, 0, []
+    stopped = "finished"
+    order: list[int] = []
+    with tqdm(total=total, desc="LoRA training", disable=not progress) as bar:
+        while step < total:
+            if not order:
+                order = list(rng.permutation(len(data)))
+            batch = [data[order.pop()] for _ in range(min(cfg.batch_size, len(order)))]
+            model.train()
+            ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best=f"{best['NDCG@10']:.3f}" if best else "-")
+            out_of_time = cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes
+            if valid and (step % cfg.eval_every == 0 or step == total or out_of_time):
+                m = {"step": step, **validate(model, tokenizer, valid, label_ids, bf16=bf16),
+                     "loss": float(np.mean(losses[-cfg.eval_every:]))}
+                history.append(m)
+                if m["NDCG@10"] > best["NDCG@10"]:
+                    best, since_best = m, 0
+                    model.save_pretrained(out / "best")
+                else:
+                    since_best += 1
+                if since_best >= cfg.patience:
+                    stopped = f"early stop: no validation gain in {cfg.patience} evaluations"
+                    break
+            if out_of_time:
+                stopped = f"time budget of {cfg.max_minutes} minutes reached"
+                break
+    if not valid:
+        model.save_pretrained(out / "best")
+    for f in (out / "best").iterdir():  # the best adapter becomes the folder's adapter
+        shutil.copy2(f, out / f.name)
+    shutil.rmtree(out / "best")
+    tokenizer.save_pretrained(out)
+    return {"steps": step, "planned_steps": total, "examples": len(train), "stopped": stopped, "bf16": bf16,
+            "seconds": round(time.perf_counter() - started, 1), "best": best, "history": history,
+            "final_train_loss": float(np.mean(losses[-20:])) if losses else None, "config": asdict(cfg)}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,220 @@
+"""Offline evaluation: metrics against hand-computed cases, configs, protocols, sampling determinism, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from promptrec.eval.config import ConfigError, load_config, parse_config
+from promptrec.eval.metrics import (bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, novelty,
+                                    true_ranks)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def test_rank_metrics_by_hand():
+    ranks = np.array([0, 1, 4, 30])  # 0-based ranks of the true item
+    assert hit_rate(ranks, 1) == 0.25 and hit_rate(ranks, 5) == 0.75 and hit_rate(ranks, 50) == 1.0
+    assert ndcg(ranks, 5) == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6) + 0) / 4)
+    assert ndcg(ranks, 1) == 0.25
+    assert mrr(ranks) == pytest.approx((1 + 1 / 2 + 1 / 5 + 1 / 31) / 4)
+    assert mrr(ranks, 5) == pytest.approx((1 + 1 / 2 + 1 / 5) / 4)
+    assert hit_rate(np.array([]), 5) == 0.0
+
+
+def test_true_ranks_count_ties_against_the_true_item():
+    scores = np.array([[0.9, 0.5, 0.5, 0.1], [1.0, 1.0, 1.0, 1.0], [0.2, -np.inf, 0.3, 0.1]])
+    assert true_ranks(scores, np.array([1, 0, 2])).tolist() == [2, 3, 0]
+
+
+def test_beyond_accuracy_by_hand():
+    lists = [["a", "b"], ["b", "c"]]
+    assert coverage(lists, 10) == 0.3
+    pop = {"a": 0.5, "b": 0.25, "c": 0.125}
+    assert novelty(lists, pop) == pytest.approx((1 + 2 + 2 + 3) / 4)
+    assert novelty([["z"]], pop) == pytest.approx(3.0)  # never seen: as rare as the rarest seen item
+    vec = {"a": np.array([1.0, 0.0]), "b": np.array([0.0, 2.0]), "c": np.array([0.0, 1.0])}
+    # a-b orthogonal (distance 1), b-c identical direction (distance 0)
+    assert intra_list_diversity(lists, vec) == pytest.approx(0.5)
+    assert intra_list_diversity([["a"]], vec) == 0.0
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_estimate():
+    ranks = np.random.default_rng(1).integers(0, 40, 500)
+    lo, hi = bootstrap_ci(ranks, lambda r: ndcg(r, 10), n=300, seed=3)
+    assert (lo, hi) == bootstrap_ci(ranks, lambda r: ndcg(r, 10), n=300, seed=3)
+    assert lo < ndcg(ranks, 10) < hi and hi - lo < 0.1
+
+
+# -- configs ---------------------------------------------------------------------------------------
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="'colour': unknown key"):
+        parse_config({"colour": 1, "pipelines": [{"kind": "random"}]})
+    with pytest.raises(ConfigError, match=r"pipelines\[0\].kind.*unknown kind 'sasrek'"):
+        parse_config({"pipelines": [{"kind": "sasrek"}]})
+    with pytest.raises(ConfigError, match="needs 'retriever:'"):
+        parse_config({"pipelines": [{"kind": "rerank"}]})
+    with pytest.raises(ConfigError, match="duplicate names"):
+        parse_config({"pipelines": [{"kind": "random"}, {"kind": "random"}]})
+    with pytest.raises(ConfigError, match="protocols"):
+        parse_config({"protocols": ["full", "nope"], "pipelines": [{"kind": "random"}]})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipelines: [kind: random\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+
+
+def test_config_from_toml_and_yaml_agree(tmp_path):
+    (tmp_path / "c.toml").write_text('dataset = "demo"\nks = [10, 5]\n[[pipelines]]\nkind = "retriever"\n'
+                                     'params = {content = {half_life_days = 1.0e7}}\n'
+                                     '[[pipelines]]\nname = "llm"\nkind = "rerank"\n')
+    (tmp_path / "c.yaml").write_text("dataset: demo\nks: [10, 5]\npipelines:\n"
+                                     "  - {kind: retriever, params: {content: {half_life_days: 1.0e7}}}\n"
+                                     "  - {name: llm, kind: rerank}\n")
+    a, b = load_config(tmp_path / "c.toml"), load_config(tmp_path / "c.yaml")
+    assert a.fingerprint() == b.fingerprint()
+    assert a.ks == [5, 10] and b.pipelines[1].options["retriever"] == "retriever"
+    assert b.pipelines[0].options["params"]["content"]["half_life_days"] == 1e7  # YAML's "1.0e7" string fixed
+
+
+def test_shipped_configs_parse():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "eval" / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        assert cfg.pipelines, path
+
+
+# -- protocols on the demo data ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_split(demo):
+    from promptrec.data.splits import make_split
+
+    return demo.dataset, make_split(demo.dataset.interactions, "temporal")
+
+
+def test_sampled_candidates_are_seeded_unseen_and_hold_the_truth(demo_split):
+    from promptrec.eval.targets import build_targets, sample_targets
+
+    ds, split = demo_split
+    a = build_targets(split, ds.catalog, negatives=19, seed=0)
+    b = build_targets(split, ds.catalog, negatives=19, seed=0)
+    c = build_targets(split, ds.catalog, negatives=19, seed=1)
+    assert [t.sampled for t in a] == [t.sampled for t in b]
+    assert sum(x.sampled != y.sampled for x, y in zip(a, c)) > 0.9 * len(a)
+    positions = []
+    for t in a[:300]:
+        seen = set(split.history(t.held)["item_id"])
+        assert len(t.sampled) == 20 == len(set(t.sampled)) and t.item_id in t.sampled
+        assert not seen & (set(t.sampled) - {t.item_id})
+        positions.append(t.sampled.index(t.item_id))
+    assert len(set(positions)) > 10  # the true item is not always in the same place
+    s1, s2 = sample_targets(a, 50, seed=0), sample_targets(a, 50, seed=0)
+    assert [t.index for t in s1] == [t.index for t in s2] == sorted(t.index for t in s1)
+    assert set(a[0].slices) == {"hours since previous event", "hour of day", "history length"}
+
+
+DEMO_CONFIG = """
+name: test-demo
+dataset: demo
+split: temporal
+bootstrap_samples: 200
+index_root: {root}
+pipelines:
+  - {{name: random, kind: random}}
+  - {{name: popularity, kind: popularity}}
+  - {{name: co-occurrence, kind: cooccurrence}}
+  - {{name: SASRec, kind: sasrec}}
+  - {{name: time-aware, kind: retriever}}
+  - name: time-blind
+    kind: retriever
+    signals: [content, transition, trending]
+    params: {{content: {{half_life_days: 1.0e+7}}, trending: {{half_life_days: 1.0e+7, window_days: 1.0e+7}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory):
+    from promptrec.eval.runner import run_eval
+
+    root = tmp_path_factory.mktemp("eval")
+    (root / "demo.yaml").write_text(DEMO_CONFIG.format(root=root / "indexes"))
+    cfg = load_config(root / "demo.yaml")
+    return run_eval(cfg, root / "out", progress=False), root
+
+
+def test_demo_eval_writes_tables_plots_and_beats_time_blind(demo_results):
+    res, root = demo_results
+    out = root / "out"
+    for name in ("results.json", "results.md", "config.resolved.yaml", "ndcg10_full.png", "ndcg10_sampled.png",
+                 "time_slices.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "results.json").read_text())["fingerprint"] == res["fingerprint"]
+    full, sampled = res["protocols"]["full"]["all"], res["protocols"]["sampled"]["all"]
+    assert full["time-aware"]["NDCG@10"] > full["time-blind"]["NDCG@10_ci95"][1]  # beyond the interval
+    assert sampled["time-aware"]["NDCG@10"] > sampled["time-blind"]["NDCG@10"]
+    # random order among 20 candidates: E[NDCG@10] = sum_{r<10} 1/log2(r+2) / 20 = 0.227
+    assert 0.20 < sampled["random"]["NDCG@10"] < 0.26
+    assert full["random"]["coverage@10"] > full["popularity"]["coverage@10"]
+    assert "SASRec" in res["not_run"] and "SASRec" not in full
+    assert set(res["protocols"]["retrieval"]["all"]["time-aware"]) == {"recall@20", "recall@50", "recall@100"}
+    md = (out / "results.md").read_text()
+    assert "| time-aware |" in md and "hours since previous event" in md and "## Not run" in md
+
+
+def test_a_different_config_does_not_reuse_cached_results(demo_results):
+    from promptrec.eval.runner import EvalRun
+
+    _, root = demo_results
+    cfg = load_config(root / "demo.yaml")
+    cfg.seed = 5
+    with pytest.raises(ConfigError, match="different config"):
+        EvalRun(cfg, root / "out")
+
+
+RERANK_CONFIG = """
+dataset: demo
+split: temporal
+protocols: [sampled]
+llm_users: 6
+bootstrap_samples: 50
+index_root: {root}
+reranker: {{backend: transformers}}
+pipelines:
+  - {{name: retriever, kind: retriever, signals: [transition, trending]}}
+  - {{name: llm, kind: rerank, strategy: label_scoring}}
+"""
+
+
+def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, default_model_dir):
+    from promptrec.eval.runner import run_eval
+
+    (tmp_path / "c.yaml").write_text(RERANK_CONFIG.format(root=tmp_path / "indexes"))
+    cfg = load_config(tmp_path / "c.yaml")
+    first = run_eval(cfg, tmp_path / "out", progress=False)
+    cache = tmp_path / "out" / "cache" / "llm__sampled__test.jsonl"
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 6
+    # simulate a kill: two complete records and half of the third remain
+    cache.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    second = run_eval(load_config(tmp_path / "c.yaml"), tmp_path / "out", progress=False)
+    records = [json.loads(x) for x in cache.read_text().splitlines() if x.startswith("{") and x.endswith("}")]
+    assert sorted(r["i"] for r in records) == sorted(json.loads(x)["i"] for x in lines)  # 2 kept + 4 redone
+    a, b = first["protocols"]["sampled"]["llm_sample"], second["protocols"]["sampled"]["llm_sample"]
+    assert a["llm"]["NDCG@10"] == pytest.approx(b["llm"]["NDCG@10"])
+    assert a["retriever"]["NDCG@10"] == b["retriever"]["NDCG@10"]
+
+
+def test_fusion_keeps_the_retriever_unless_the_llm_gain_is_beyond_noise():
+    from promptrec.reranker.reranker import choose_fusion
+
+    rng = np.random.default_rng(0)
+    retr = rng.integers(0, 20, 300)
+    noisy = {1.0: retr, 0.5: np.where(rng.random(300) < 0.5, retr - 1, retr + 1).clip(0), 0.0: rng.integers(0, 20, 300)}
+    assert choose_fusion(noisy) == 1.0  # a coin-flip "gain" is not taken
+    better = {1.0: retr, 0.5: np.maximum(retr - 4, 0), 0.0: rng.integers(0, 20, 300)}
+    assert choose_fusion(better) == 0.5
+    with pytest.raises(ValueError, match="must include 1.0"):
+        choose_fusion({0.0: retr})

@@ -1,0 +1,137 @@
+"""LoRA fine-tuning: examples from the training split only, a tiny real training run, serving the
+adapter through peft (transformers) and vLLM's LoRA support, and the base-model check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from promptrec.data.splits import leave_last_out
+from promptrec.finetune import AdapterError, LoraConfig, check_adapter, finetune
+from promptrec.finetune.examples import build_examples, training_targets
+from promptrec.reranker.reranker import Reranker
+from promptrec.retriever.retriever import TimeAwareRetriever
+
+TINY = dict(examples=8, valid_examples=4, hard_negatives=3, random_negatives=4, max_prompt_tokens=400)
+
+
+@pytest.fixture(scope="module")
+def split(demo):
+    return leave_last_out(demo.dataset.interactions)
+
+
+def test_examples_come_from_training_events_and_answer_with_the_true_label(demo, split, tokenizer):
+    from promptrec.prompt.builder import PromptBuilder
+
+    ds = demo.dataset
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.train)
+    builder = PromptBuilder(tokenizer=tokenizer, timezone=ds.interactions.timezone)
+    targets = training_targets(split.train, 12, seed=3)
+    assert targets == training_targets(split.train, 12, seed=3)
+    first_held_out = {t.user_id: t.now for t in split.validation + split.test}
+    examples = build_examples(targets, split.train, retriever, ds.catalog, builder, hard_negatives=5,
+                              random_negatives=4, seed=3, progress=False)
+    for t, ex in zip(targets, examples):
+        assert t.now < first_held_out.get(t.user_id, t.now + np.timedelta64(1, "s"))  # training split only
+        assert len(ex.candidate_ids) == 10 == len(set(ex.candidate_ids)) and t.item_id in ex.candidate_ids
+        assert ex.answer == ex.true_label == ex.labels[ex.candidate_ids.index(t.item_id)]
+        touched = set(split.train.history(t.user_id)["item_id"])  # before and after t
+        assert not touched & (set(ex.candidate_ids) - {t.item_id})
+    assert len({ex.true_label for ex in examples}) > 3  # shuffled: the answer is not always the same label
+    listwise = build_examples(targets[:2], split.train, retriever, ds.catalog, builder, task="listwise",
+                              hard_negatives=5, random_negatives=4, seed=3, progress=False)
+    assert listwise[0].answer.split(", ")[0] == listwise[0].true_label and len(listwise[0].answer.split(", ")) == 10
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory, default_model_dir):
+    out = tmp_path_factory.mktemp("adapter") / "demo-lora"
+    cfg = LoraConfig(rank=4, alpha=32, learning_rate=5e-3, batch_size=4, epochs=1, eval_every=1, patience=5)
+    manifest = finetune(None, out=out, format="demo", lora=cfg, seed=0, progress=False, **TINY)
+    return out, manifest
+
+
+def test_tiny_training_run_writes_an_adapter_with_its_manifest(adapter):
+    out, m = adapter
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    saved = json.loads((out / "promptrec_adapter.json").read_text())
+    assert saved["base_model"]["name"] == "SmolLM2-135M-Instruct" and saved["labels"] == "letters"
+    assert saved["training"]["rank"] == 4 and saved["data"]["train_examples"] == 8
+    assert set(saved["templates"]) >= {"label_scoring.j2", "history.j2"}
+    assert m["run"]["steps"] == 2 and len(m["validation"]["history"]) == 3  # before training + each step
+    assert m["validation"]["best"]["NDCG@10"] >= m["validation"]["before_training"]["NDCG@10"]
+
+
+def test_adapter_on_another_base_model_is_refused(adapter, tmp_path):
+    import shutil
+
+    out, _ = adapter
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    data = json.loads((other / "promptrec_adapter.json").read_text())
+    data["base_model"] = {"name": "Llama-3-8B", "config_sha256": "0123456789abcdef"}
+    (other / "promptrec_adapter.json").write_text(json.dumps(data))
+    with pytest.raises(AdapterError, match="trained on base model 'Llama-3-8B'"):
+        check_adapter(other, "SmolLM2-135M-Instruct")
+    with pytest.raises(AdapterError, match="not a promptrec adapter"):
+        check_adapter(tmp_path, "SmolLM2-135M-Instruct")
+
+
+def requests(reranker, demo, split, n=4):
+    ds = demo.dataset
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.full)
+    targets = split.test[:n]
+    cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=8)
+    return [reranker.request(split.history(t), c, t.now, t.user_id) for t, c in zip(targets, cands)]
+
+
+def logprobs(ranked):
+    return [r.calls[0].label_logprobs for r in ranked]
+
+
+@pytest.fixture(scope="module")
+def hf_pair(adapter, demo, split):
+    ds = demo.dataset
+    tuned = Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone, adapter=adapter[0])
+    assert tuned.builder.max_prompt_tokens == 400  # the adapter's training prompts
+    base = Reranker(backend=tuned.backend, catalog=ds.catalog, timezone=ds.interactions.timezone,
+                    max_prompt_tokens=400)  # same weights and prompts, no adapter
+    reqs = requests(tuned, demo, split)
+    return reqs, tuned.rerank_many(reqs), base.rerank_many(reqs)
+
+
+def test_transformers_serves_the_adapter_through_peft(hf_pair):
+    _, tuned, base = hf_pair
+    diffs = [max(abs(a[k] - b[k]) for k in a) for a, b in zip(logprobs(tuned), logprobs(base))]
+    assert max(diffs) > 0.05  # the adapter changes the label distribution...
+    assert all(r.meta["adapter"] for r in tuned)
+
+
+@pytest.mark.vllm
+def test_vllm_serves_the_adapter_like_peft(adapter, demo, split, hf_pair):
+    ds = demo.dataset
+    reqs, hf_tuned, hf_base = hf_pair
+    tuned = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone, adapter=adapter[0],
+                     backend_options={"gpu_memory_utilization": 0.25, "max_model_len": 1536})
+    try:
+        base = Reranker(backend=tuned.backend, catalog=ds.catalog, timezone=ds.interactions.timezone,
+                        max_prompt_tokens=400)
+        v_tuned, v_base = tuned.rerank_many(reqs), base.rerank_many(reqs)
+    finally:
+        tuned.close()
+    for vt, ht, vb, hb in zip(logprobs(v_tuned), logprobs(hf_tuned), logprobs(v_base), logprobs(hf_base)):
+        assert max(abs(vt[k] - ht[k]) for k in vt) < 0.5  # vLLM LoRA == peft, up to bf16 noise
+        assert max(abs(vb[k] - hb[k]) for k in vb) < 0.5
+    assert [r.raw_output for r in v_tuned] == [r.raw_output for r in hf_tuned]
+
+
+def test_edited_templates_are_reported(adapter, tmp_path):
+    from promptrec.finetune.adapter import template_drift
+    from promptrec.prompt.templates import TemplateLibrary
+
+    manifest = check_adapter(adapter[0], "SmolLM2-135M-Instruct")
+    assert template_drift(manifest, TemplateLibrary()) == []
+    (tmp_path / "history.j2").write_text("{{ history | length }} events\n")
+    assert template_drift(manifest, TemplateLibrary(tmp_path)) == ["history.j2"]
