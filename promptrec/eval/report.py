@@ -166,7 +166,11 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
     cfg = res["config"]
     h = _headline_k(cfg["ks"])
     lines = [f"# Evaluation '{cfg['name']}' on {res['dataset']}", "",
-             f"Command: `{res['command']}` ({res['date']}, {res['machine']}; {res['seconds']} s). "
+             f"Command: `{res['command']}` ({res['date']}, {res['machine']}; {res['seconds']} s"
+             + (f"; LLM results of {res['llm_targets']['from_cache']:,} of "
+                f"{res['llm_targets']['from_cache'] + res['llm_targets']['computed']:,} target runs came from the "
+                "cache of an earlier run of this config" if res.get("llm_targets", {}).get("from_cache") else "")
+             + "). "
              f"Config fingerprint `{res['fingerprint']}` (resolved config in `config.resolved.yaml`).", "",
              f"Split {res['split']['split']}: {res['test_targets']:,} test targets"
              + (f"; LLM pipelines ran on a seeded sample of {res['llm_sample']:,} of them (seed {cfg['seed']})"

@@ -53,6 +53,7 @@ class EvalRun:
         self.models: dict[str, Any] = {}
         self._backends: dict[str, Any] = {}
         self._rerankers: dict[str, Any] = {}
+        self.llm_targets = {"computed": 0, "from_cache": 0}
         self._validation: list[EvalTarget] | None = None
 
     # -- setup ----------------------------------------------------------------------
@@ -152,6 +153,8 @@ class EvalRun:
         key = (p.name, proto, part)
         done = self.cache.load(*key)
         todo = [t for t in targets if t.index not in done]
+        self.llm_targets["computed"] += len(todo)
+        self.llm_targets["from_cache"] += len(targets) - len(todo)
         retriever = self.models[p.options["retriever"]]
         if todo and p.name not in self._rerankers:  # the LLM starts only when something is left to do
             self._rerankers[p.name] = self._reranker(p)
@@ -207,7 +210,7 @@ class EvalRun:
                 "test_targets": len(self.test), "llm_sample": len(self.llm_sample),
                 "catalog_items": len(self.ds.catalog), "versions": versions(),
                 "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                "seconds": round(getattr(self, "seconds", 0.0), 1)}
+                "seconds": round(getattr(self, "seconds", 0.0), 1), "llm_targets": dict(self.llm_targets)}
         results = build_results(self, meta)
         (self.out / "config.resolved.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         write_report(results, self.out)

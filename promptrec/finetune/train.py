@@ -103,7 +103,9 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
             for row, ex in zip(logits, chunk):
                 scores = row[[label_ids[lab] for lab in ex.labels]]
                 true = scores[ex.labels.index(ex.true_label)]
-                ranks.append(int((scores > true).sum() + (scores == true).sum() - 1))
+                # ties share the rank (mid-rank): bf16 logits of a model near-uniform over the labels tie
+                # often, and counting every tie against the true label would read as worse than random
+                ranks.append(float((scores > true).sum()) + float((scores == true).sum() - 1) / 2)
     r = np.array(ranks)
     return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r)}
 
