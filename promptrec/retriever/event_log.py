@@ -17,37 +17,121 @@ HOURS, DAYS = 24, 7
 
 
 class TimeIndexedLog:
-    """All known events of all users, as arrays sorted by time."""
+    """All known events of all users, as arrays sorted by time; :meth:`extend` adds live events."""
 
     def __init__(self, inter: Interactions, catalog: Catalog, *, checkpoints: int = 64):
         frame = inter.frame
         known = frame["item_id"].isin(catalog.frame.index).to_numpy()
         frame = frame.loc[known]
         self.dropped_unknown_items = int((~known).sum())
-        order = np.argsort(epoch_ns(frame["timestamp"]), kind="stable")
-        frame = frame.iloc[order]
         self.n_items = len(catalog)
         self.timezone = inter.timezone
-        self.ts = epoch_ns(frame["timestamp"])
-        self.codes = catalog.codes(frame["item_id"].to_numpy())
-        self.weights = frame["weight"].to_numpy(dtype=np.float64)
-        local = frame["timestamp"].dt.tz_convert(inter.timezone)
-        self.hour = local.dt.hour.to_numpy(dtype=np.int64)
-        self.dow = local.dt.dayofweek.to_numpy(dtype=np.int64)
+        self.checkpoints = checkpoints
+        self._n = 0
+        self._cols: dict[str, np.ndarray] = {}
         self.first_seen = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(self.first_seen, self.codes, self.ts)
+        self._rebuild(epoch_ns(frame["timestamp"]), catalog.codes(frame["item_id"].to_numpy()),
+                      frame["weight"].to_numpy(dtype=np.float64))
+
+    # arrays of the events so far, oldest first (views into growable buffers)
+    ts = property(lambda self: self._cols["ts"][:self._n])
+    codes = property(lambda self: self._cols["codes"][:self._n])
+    weights = property(lambda self: self._cols["weights"][:self._n])
+    hour = property(lambda self: self._cols["hour"][:self._n])
+    dow = property(lambda self: self._cols["dow"][:self._n])
+
+    def _calendar(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        local = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(self.timezone)
+        return np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
+
+    def _rebuild(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
+        """Sort everything by time and recompute the checkpoints (construction, and out-of-order events)."""
+        order = np.argsort(ts, kind="stable")
+        ts, codes, weights = ts[order].astype(np.int64), codes[order].astype(np.int64), weights[order]
+        hour, dow = self._calendar(ts)
+        self._n = len(ts)
+        self._cols = {"ts": ts, "codes": codes, "weights": weights, "hour": hour, "dow": dow}
+        np.minimum.at(self.first_seen, codes, ts)
         # cumulative (item x hour) and (item x weekday) counts at checkpoints
-        budget = max(2, min(checkpoints, int(2e8 // max(1, self.n_items * (HOURS + DAYS) * 4))))
-        self.cut = np.unique(np.linspace(0, len(self.ts), budget).astype(np.int64))
+        self._budget = max(2, min(self.checkpoints, int(2e8 // max(1, self.n_items * (HOURS + DAYS) * 4))))
+        self.cut = np.unique(np.linspace(0, self._n, self._budget).astype(np.int64))
         self._hour_snap = np.zeros((len(self.cut), self.n_items, HOURS), dtype=np.float32)
         self._dow_snap = np.zeros((len(self.cut), self.n_items, DAYS), dtype=np.float32)
         for k in range(1, len(self.cut)):
             a, b = self.cut[k - 1], self.cut[k]
             self._hour_snap[k] = self._hour_snap[k - 1] + self._counts(a, b, self.hour, HOURS)
             self._dow_snap[k] = self._dow_snap[k - 1] + self._counts(a, b, self.dow, DAYS)
+        self._spacing = max(1024, self._n // max(1, self._budget - 1))
+
+    def extend(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
+        """Add events (item codes, UTC ns, weights). Events no earlier than the last one are appended in
+        amortised O(new events); a late one is inserted in place (O(log) + a shift of the later events,
+        and an update of the checkpoints after it); a large late batch re-sorts the log instead."""
+        ts, codes = np.asarray(ts, dtype=np.int64), np.asarray(codes, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
+        if not len(ts):
+            return
+        order = np.argsort(ts, kind="stable")
+        ts, codes, weights = ts[order], codes[order], weights[order]
+        late = int(np.searchsorted(ts, self.ts[-1], side="left")) if self._n else 0  # a prefix of the batch
+        if late > max(1000, self._n // 20):
+            self._rebuild(np.concatenate([self.ts, ts]), np.concatenate([self.codes, codes]),
+                          np.concatenate([self.weights, weights]))
+            return
+        hour, dow = self._calendar(ts)
+        for i in range(late):
+            self._insert(ts[i], codes[i], weights[i], hour[i], dow[i])
+        self._append({"ts": ts[late:], "codes": codes[late:], "weights": weights[late:], "hour": hour[late:],
+                      "dow": dow[late:]})
+        np.minimum.at(self.first_seen, codes, ts)
+
+    def _reserve(self, end: int) -> None:
+        if end > len(self._cols["ts"]):  # grow every buffer geometrically
+            cap = max(end, 2 * len(self._cols["ts"]), 1024)
+            for key, buf in self._cols.items():
+                grown = np.zeros(cap, dtype=buf.dtype)
+                grown[:self._n] = buf[:self._n]
+                self._cols[key] = grown
+
+    def _insert(self, t: int, code: int, weight: float, hour: int, dow: int) -> None:
+        """One late event into its place in time (after events with the same time)."""
+        pos = int(np.searchsorted(self.ts, t, side="right"))
+        self._reserve(self._n + 1)
+        for key, value in (("ts", t), ("codes", code), ("weights", weight), ("hour", hour), ("dow", dow)):
+            col = self._cols[key]
+            col[pos + 1:self._n + 1] = col[pos:self._n]
+            col[pos] = value
+        self._n += 1
+        after = self.cut > pos  # checkpoints whose prefix now holds the event
+        self.cut[after] += 1
+        self._hour_snap[after, code, hour] += 1
+        self._dow_snap[after, code, dow] += 1
+
+    def _append(self, new: dict[str, np.ndarray]) -> None:
+        if not len(new["ts"]):
+            return
+        end = self._n + len(new["ts"])
+        self._reserve(end)
+        for key, values in new.items():
+            self._cols[key][self._n:end] = values
+        self._n = end
+        if self._n - self.cut[-1] >= self._spacing:  # a new checkpoint keeps calendar_counts cheap
+            hours, days = self._tail_counts()
+            self.cut = np.append(self.cut, self._n)
+            self._hour_snap = np.concatenate([self._hour_snap, hours[None]])
+            self._dow_snap = np.concatenate([self._dow_snap, days[None]])
+            if len(self.cut) > 2 * self._budget:  # thin the checkpoints to bound memory
+                keep = np.r_[0:len(self.cut) - 1:2, len(self.cut) - 1]
+                self.cut, self._hour_snap, self._dow_snap = self.cut[keep], self._hour_snap[keep], self._dow_snap[keep]
+                self._spacing *= 2
+
+    def _tail_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        a = self.cut[-1]
+        return (self._hour_snap[-1] + self._counts(a, self._n, self.hour, HOURS),
+                self._dow_snap[-1] + self._counts(a, self._n, self.dow, DAYS))
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return self._n
 
     def position(self, now_ns: int) -> int:
         """Number of events strictly before ``now``."""

@@ -27,6 +27,7 @@ from promptrec.data.splits import HeldOut
 from promptrec.retriever.blend import blend, standardize, tune_weights
 from promptrec.retriever.candidate import Candidate
 from promptrec.retriever.event_log import TimeIndexedLog
+from promptrec.retriever.live import LiveHistories
 from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness")
@@ -91,6 +92,45 @@ class TimeAwareRetriever:
         self.events = log
         self.log = TimeIndexedLog(log, self.catalog)
         self._row_codes = self.catalog.frame.index.get_indexer(log.frame["item_id"].to_numpy())  # -1: unknown
+        self.live = LiveHistories()
+
+    # -- live events ------------------------------------------------------------------
+    def add_events(self, events: pd.DataFrame) -> None:
+        """Add events that happened after fitting (user_id, item_id, tz-aware timestamp, optional
+        event_type, weight and context columns): the next query sees them in the user's history and in
+        trending, time-of-day and first-seen statistics, always only before its ``now``. Items must be in
+        the catalogue (refit with a larger catalogue to add items)."""
+        self._require_fitted()
+        if not len(events):
+            return
+        frame = events.copy()
+        frame["user_id"], frame["item_id"] = frame["user_id"].astype(str), frame["item_id"].astype(str)
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        frame["event_type"] = frame["event_type"] if "event_type" in frame else "interaction"
+        frame["weight"] = frame["weight"].astype(float) if "weight" in frame else 1.0
+        codes = self.catalog.frame.index.get_indexer(frame["item_id"].to_numpy())
+        if (codes < 0).any():
+            unknown = frame["item_id"][codes < 0].unique().tolist()
+            raise KeyError(f"{len(unknown)} item id(s) not in the catalogue (e.g. {unknown[:3]}); only catalogue "
+                           "items can be added as events.")
+        times = epoch_ns(frame["timestamp"])
+        self.log.extend(times, codes, frame["weight"].to_numpy())
+        self.live.add(frame.to_dict("records"), times, codes)
+
+    def has_user(self, user_id: Any) -> bool:
+        """Whether the user has any event, fitted or live."""
+        return self.events.has_user(user_id) or user_id in self.live
+
+    def history(self, user_id: Any, before: Any = None) -> pd.DataFrame:
+        """The user's events (fitted log and live ones) in time order, strictly before ``before`` if given."""
+        base = self.events.history(user_id, before)
+        if user_id not in self.live:
+            return base
+        live = self.live.frame(user_id, None if before is None else to_utc(before).value)
+        if not len(live):
+            return base
+        both = pd.concat([base, live], ignore_index=True) if len(base) else live
+        return both.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
     # -- queries ------------------------------------------------------------------------
     def _query(self, user: str | pd.DataFrame, now: Any, user_id: str | None = None) -> Query:
@@ -100,7 +140,13 @@ class TimeAwareRetriever:
             stop = sl.start + int(np.searchsorted(self.events._ts[sl], now_ts.value, side="left"))
             codes, times = self._row_codes[sl.start:stop], self.events._ts[sl.start:stop]
             known = codes >= 0
-            return Query(str(user), now_ts.value, codes[known], times[known])
+            codes, times = codes[known], times[known]
+            if user in self.live:
+                live_codes, live_times = self.live.arrays(user, now_ts.value)
+                codes, times = np.concatenate([codes, live_codes]), np.concatenate([times, live_times])
+                order = np.argsort(times, kind="stable")
+                codes, times = codes[order], times[order]
+            return Query(str(user), now_ts.value, codes, times)
         hist = user[user["timestamp"] < now_ts]
         uid = user_id or (str(hist["user_id"].iloc[0]) if len(hist) and "user_id" in hist else "")
         hist = hist[hist["item_id"].isin(self.catalog.frame.index)]
@@ -213,7 +259,9 @@ class TimeAwareRetriever:
         cat = self.catalog.frame.reset_index()
         cat["categories"] = cat["categories"].map(list)
         cat.to_parquet(path / "catalog.parquet", index=False)
-        self.events.frame.to_parquet(path / "events.parquet", index=False)
+        events = self.events if not len(self.live) else self.events.append(
+            Interactions(self.live.all_frames(), seed=self.events.seed, timezone=self.events.timezone))
+        events.frame.to_parquet(path / "events.parquet", index=False)  # live events included
         config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__, "signals": {n: s.params for n, s in self.signals.items()},
                   "weights": self.weights, "tuning": self.tuning, "fitted_on": self.fitted_on,
                   "timezone": self.events.timezone, "sparse_state": sorted(sparse), "items": len(self.catalog)}

@@ -1,0 +1,85 @@
+"""`promptrec serve`: the HTTP recommendation service (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, user_errors
+
+LLM_HELP = "vllm (in-process engine), openai (a `vllm serve` / OpenAI-compatible server), transformers, or none."
+
+
+def serve(
+    retriever_path: Optional[Path] = typer.Option(None, "--retriever", help="A saved retriever folder (promptrec retriever fit); default: fit one now."),
+    path: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    root: str = typer.Option("indexes", help="Folder of item indexes (when fitting)."),
+    db: Path = typer.Option(Path("promptrec-serve/events.sqlite"), help="SQLite file of posted events (WAL mode)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8080, help="Port."),
+    llm: str = typer.Option("vllm", help=LLM_HELP),
+    model: str = typer.Option("SmolLM2-135M-Instruct", help="Model folder, or the name the server serves."),
+    llm_url: str = typer.Option("http://127.0.0.1:8000/v1", help="Server URL for --llm openai."),
+    adapter: Optional[str] = typer.Option(None, help="A LoRA adapter folder from `promptrec finetune`."),
+    strategy: str = typer.Option("label_scoring", help="label_scoring, listwise or pointwise."),
+    candidates: int = typer.Option(20, help="Retrieved candidates the LLM orders."),
+    bootstrap: int = typer.Option(1, help="Shuffles of the candidate order to average (position-bias bootstrapping)."),
+    fusion: float = typer.Option(0.0, help="Weight of the retriever score in the final score (0: LLM only)."),
+    llm_deadline: float = typer.Option(10.0, help="Seconds to wait for the LLM; then answer from the retriever."),
+    max_batch: int = typer.Option(16, help="Rerank requests batched into one LLM call."),
+    max_pending: int = typer.Option(64, help="Rerank requests allowed to wait; beyond, answers come from the retriever."),
+    max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503."),
+    gpu_memory_utilization: float = typer.Option(0.3, help="vLLM memory fraction (on CPU: of the RAM)."),
+) -> None:
+    """Serve recommendations over HTTP; posted events count in the next recommendation and survive restarts."""
+    import uvicorn
+
+    from promptrec.serve.app import create_app
+    from promptrec.serve.service import RecommendationService, ServeConfig
+    from promptrec.serve.store import EventStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if llm not in ("vllm", "openai", "transformers", "none"):
+        console.print(f"[bold red]error:[/] --llm {llm!r}: choose {LLM_HELP}")
+        raise typer.Exit(2)
+    with user_errors():
+        retriever = load_retriever(retriever_path, path, format, root)
+        store = EventStore(db)
+        reranker = None if llm == "none" else make_reranker(
+            llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap, fusion=fusion,
+            adapter=adapter, llm_url=llm_url, gpu_memory_utilization=gpu_memory_utilization)
+        service = RecommendationService(retriever, store, reranker, ServeConfig(
+            candidates=candidates, llm_deadline_s=llm_deadline, max_batch=max_batch, max_pending=max_pending))
+    console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
+                  f"LLM: {llm}; events in {db}; API docs at http://{host}:{port}/docs")
+    uvicorn.run(create_app(service), host=host, port=port, limit_concurrency=max_connections,
+                timeout_graceful_shutdown=30, log_level="info")
+
+
+def load_retriever(retriever_path: Path | None, path: str | None, format: str, root: str):
+    from promptrec.cli.common import load
+    from promptrec.cli.retriever import fit_retriever
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    if retriever_path:
+        return TimeAwareRetriever.load(retriever_path)
+    with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
+        return fit_retriever(load(path, format), root=root)[0]
+
+
+def make_reranker(backend: str, model: str, strategy: str, retriever, *, candidates: int, bootstrap: int,
+                  fusion: float, adapter: str | None, llm_url: str, gpu_memory_utilization: float):
+    from promptrec.models import DEFAULT_LLM, prepare_default_model
+    from promptrec.reranker.reranker import Reranker
+
+    if model == DEFAULT_LLM:
+        prepare_default_model()
+    options = {"vllm": {"gpu_memory_utilization": gpu_memory_utilization}, "openai": {"base_url": llm_url}}
+    with console.status(f"starting the LLM ({model} on {backend})"):
+        return Reranker(model, backend, strategy, catalog=retriever.catalog, timezone=retriever.events.timezone,
+                        max_candidates=max(20, candidates), bootstrap=bootstrap, fusion=fusion, adapter=adapter,
+                        backend_options=options.get(backend))

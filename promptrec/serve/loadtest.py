@@ -1,0 +1,116 @@
+"""Load test and crash test of a running `promptrec serve` (used by eval/bench_serve.py and the tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Any, Sequence
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from promptrec.serve.process import ServerProcess
+
+
+async def _client_loop(client: httpx.AsyncClient, users: Sequence[str], params: dict[str, Any], counter: itertools.count,
+                       max_requests: int, until: float, out: list[dict[str, Any]]) -> None:
+    while time.monotonic() < until:
+        n = next(counter)
+        if n >= max_requests:
+            return
+        user = users[n % len(users)]
+        t = time.perf_counter()
+        try:
+            r = await client.get(f"/recommendations/{user}", params=params)
+            body = r.json() if r.status_code == 200 else {}
+            out.append({"latency_s": time.perf_counter() - t, "status": r.status_code,
+                        "reranked": body.get("reranked", False),
+                        "fallback": (body.get("fallback_reason") or "").split(" (")[0] or None})
+        except httpx.HTTPError as exc:
+            out.append({"latency_s": time.perf_counter() - t, "status": 0, "reranked": False,
+                        "fallback": type(exc).__name__})
+
+
+def load_test(url: str, users: Sequence[str], *, concurrency: int, rerank: bool, now: str | None = None,
+              k: int = 10, duration_s: float = 30.0, max_requests: int = 500, warmup: int = 2) -> dict[str, Any]:
+    """``concurrency`` clients request recommendations back to back, bounded by time and count; latency
+    percentiles, throughput, and how many answers were (not) reranked. Request n is for ``users[n]``
+    (cycling); the last ``warmup`` users warm the server up first."""
+    params = {"k": k, "rerank": str(rerank).lower(), **({"now": now} if now else {})}
+
+    async def run() -> tuple[list[dict[str, Any]], float]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+            for u in users[len(users) - warmup:]:  # not among the measured users: no prefix-cache head start
+                await client.get(f"/recommendations/{u}", params=params)
+            out: list[dict[str, Any]] = []
+            counter, start = itertools.count(), time.monotonic()
+            await asyncio.gather(*[_client_loop(client, users, params, counter, max_requests, start + duration_s, out)
+                                   for _ in range(concurrency)])
+            return out, time.monotonic() - start
+
+    results, elapsed = asyncio.run(run())
+    lat = np.array([r["latency_s"] for r in results if r["status"] == 200]) * 1e3
+    fallbacks = pd.Series([r["fallback"] for r in results if r["fallback"]]).value_counts().to_dict()
+    return {"concurrency": concurrency, "rerank": rerank, "requests": len(results), "seconds": round(elapsed, 2),
+            "ok": int((np.array([r["status"] for r in results]) == 200).sum()),
+            "throughput_rps": round(len(lat) / elapsed, 2) if elapsed else 0.0,
+            "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+            "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
+            "reranked": int(sum(r["reranked"] for r in results)), "fallbacks": fallbacks}
+
+
+def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence[str], start: pd.Timestamp, *,
+               writers: int = 4, kill_after_s: float = 3.0, batch: int = 3, log: str | None = None,
+               seed: int = 0) -> dict[str, Any]:
+    """Post events from ``writers`` threads, SIGKILL the server mid-stream, restart it on the same store,
+    and check that every acknowledged event is in the users' histories."""
+    acked: dict[str, str] = {}  # event_id -> user_id
+    sent = itertools.count()
+    stop = threading.Event()
+    server = ServerProcess(*server_args, log=log).start()
+
+    def write(w: int) -> None:
+        rng = np.random.default_rng([seed, w])
+        with server.client(timeout=10) as client:
+            while not stop.is_set():
+                n = next(sent)
+                events = [{"user_id": str(users[int(rng.integers(len(users)))]), "item_id": str(items[int(rng.integers(len(items)))]),
+                           "timestamp": (start + pd.Timedelta(seconds=n * batch + j)).isoformat(),
+                           "event_id": f"crash-{w}-{n}-{j}", "event_type": "click"} for j in range(batch)]
+                try:
+                    r = client.post("/events", json=events)
+                except httpx.HTTPError:
+                    return  # the server is gone: this request was never acknowledged
+                if r.status_code == 200:
+                    acked.update({e["event_id"]: e["user_id"] for e in events})
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    time.sleep(kill_after_s)
+    server.kill()
+    killed_at_acked = len(acked)
+    stop.set()
+    for t in threads:
+        t.join()
+    restarted = ServerProcess(*server_args, log=log)
+    t0 = time.monotonic()
+    restarted.start()
+    restart_s = time.monotonic() - t0
+    found: set[str] = set()
+    with restarted.client() as client:
+        for user in sorted(set(acked.values())):
+            hist = client.get(f"/users/{user}/history", params={"limit": 10_000}).json()
+            found |= {e["event_id"] for e in hist if e.get("event_id")}
+        health = client.get("/health").json()
+    restarted.stop()
+    missing = sorted(set(acked) - found)
+    return {"acknowledged": len(acked), "acknowledged_at_kill": killed_at_acked, "found_after_restart": len(found & set(acked)),
+            "missing": len(missing), "missing_examples": missing[:5],
+            "stored_but_unacknowledged": len({f for f in found if f.startswith("crash-")} - set(acked)),
+            "requests_sent": next(sent), "restart_seconds": round(restart_s, 1),
+            "events_stored_after_restart": health["events_stored"]}

@@ -1,0 +1,82 @@
+"""What the HTTP API accepts and returns (pydantic models; FastAPI turns them into the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+def _id_to_str(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=256)]
+ContextValue = Union[str, int, float, bool, None]
+
+
+class EventIn(BaseModel):
+    """One interaction. ``timestamp`` needs a time zone; omitted, it is the time the server receives it."""
+
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    item_id: Id
+    timestamp: AwareDatetime | None = None
+    event_type: str = Field("interaction", min_length=1, max_length=64)
+    weight: float = Field(1.0, allow_inf_nan=False)
+    event_id: str | None = Field(None, min_length=1, max_length=256,
+                                 description="Optional idempotency key: an event_id already stored is not stored again.")
+    context: dict[str, ContextValue] = Field(default_factory=dict, description="e.g. {\"device\": \"mobile\"}")
+
+
+EventsBody = TypeAdapter(Union[EventIn, Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]])
+
+
+class EventsAck(BaseModel):
+    stored: int = Field(description="Events written to the store (durable) and applied.")
+    duplicates: int = Field(description="Events whose event_id was already stored; not stored again.")
+    events_stored_total: int
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str
+    rank: int
+    score: float = Field(description="The final score (LLM, fused with the retriever if configured; else retriever).")
+    retriever_score: float
+    llm_score: float | None
+    components: dict[str, float] = Field(description="Each retriever signal's weighted contribution.")
+
+
+class Recommendations(BaseModel):
+    user_id: str
+    now: AwareDatetime
+    history_events: int = Field(description="Events of the user before `now` (fitted log and posted).")
+    reranked: bool
+    fallback_reason: str | None = Field(description="Why the LLM did not order these items, if it did not.")
+    llm: dict[str, Any] | None
+    items: list[RecommendedItem]
+    timings_ms: dict[str, float]
+
+
+class HistoryEvent(BaseModel):
+    item_id: str
+    event_id: str | None = Field(None, description="The event_id it was posted with, if any.")
+    timestamp: AwareDatetime
+    event_type: str
+    weight: float
+    context: dict[str, ContextValue]
+
+
+class Health(BaseModel):
+    status: str
+    items: int
+    users: int
+    events_stored: int
+    live_events: int
+    stored_events_not_applied: int = Field(description="Stored events naming items this catalogue lacks.")
+    llm: dict[str, Any]
+    uptime_s: float
+    config: dict[str, Any]

@@ -1,0 +1,186 @@
+"""The recommendation service: durable events that count at once, retrieval, and LLM reranking with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from promptrec.reranker.types import RankedList, RerankRequest
+from promptrec.retriever.candidate import Candidate
+from promptrec.serve.llm_queue import QueueFull, RerankQueue
+from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
+from promptrec.serve.store import EventStore
+
+log = logging.getLogger(__name__)
+CORE = ("user_id", "item_id", "timestamp", "event_type", "weight", "event_id")
+
+
+@dataclass
+class ServeConfig:
+    candidates: int = 20  # retrieved candidates the LLM orders
+    llm_deadline_s: float = 10.0  # past it, the answer comes from the retriever
+    max_batch: int = 16  # rerank requests per LLM call
+    max_wait_s: float = 0.01  # how long the LLM worker waits to fill a batch
+    max_pending: int = 64  # rerank requests allowed to wait; more are answered by the retriever
+
+
+class UnknownItems(ValueError):
+    """Events name items that are not in the catalogue; ``problems`` names each one."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+class RecommendationService:
+    """A fitted retriever (plus live events), an event store and, optionally, an LLM reranker.
+
+    Every change to the retriever's state happens under one lock, after the store has committed
+    the events, so memory never holds an event the disk lacks and a restart replays them all.
+    """
+
+    def __init__(self, retriever: Any, store: EventStore, reranker: Any = None, config: ServeConfig | None = None):
+        self.retriever, self.store, self.reranker = retriever, store, reranker
+        self.config = config or ServeConfig()
+        self.catalog = retriever.catalog
+        self._lock = threading.RLock()
+        self.started = time.monotonic()
+        self.fallbacks: dict[str, int] = {}
+        self.not_applied = self._replay()
+        self.queue = None if reranker is None else RerankQueue(
+            reranker, max_batch=self.config.max_batch, max_wait_s=self.config.max_wait_s,
+            max_pending=self.config.max_pending)
+
+    # -- events -------------------------------------------------------------------------
+    def _replay(self) -> int:
+        """Apply every stored event to the retriever (startup); returns how many name unknown items."""
+        frame = self.store.load()
+        known = frame["item_id"].isin(self.catalog.frame.index) if len(frame) else pd.Series([], dtype=bool)
+        if len(frame) and not known.all():
+            log.warning("%d stored events name items not in this catalogue; they stay stored but are not used.",
+                        int((~known).sum()))
+        if len(frame):
+            self.retriever.add_events(frame[known].sort_values("timestamp", kind="stable"))
+        log.info("replayed %d stored events from %s", int(known.sum()), self.store.path)
+        return int((~known).sum())
+
+    def add_events(self, events: list[EventIn]) -> EventsAck:
+        """Validate, store durably, then apply; the whole request or nothing."""
+        problems = [{"field": f"events[{i}].item_id", "message": f"'{e.item_id}' is not in the catalogue; "
+                     "only catalogue items can be recommended or recorded"}
+                    for i, e in enumerate(events) if e.item_id not in self.catalog]
+        if problems:
+            raise UnknownItems(problems)
+        received = pd.Timestamp.now(tz="UTC")
+        rows = [{"event_id": e.event_id, "user_id": e.user_id, "item_id": e.item_id,
+                 "ts_ns": pd.Timestamp(e.timestamp).tz_convert("UTC").value if e.timestamp else received.value,
+                 "event_type": e.event_type, "weight": e.weight, "context": e.context, "received_ns": received.value}
+                for e in events]
+        with self._lock:
+            new = self.store.append(rows)
+            fresh = [r for r, is_new in zip(rows, new) if is_new]
+            if fresh:
+                self.retriever.add_events(pd.DataFrame(
+                    [{"user_id": r["user_id"], "item_id": r["item_id"],
+                      "timestamp": pd.Timestamp(r["ts_ns"], tz="UTC"), "event_type": r["event_type"],
+                      "weight": r["weight"], "event_id": r["event_id"], **r["context"]} for r in fresh]))
+        return EventsAck(stored=len(fresh), duplicates=len(rows) - len(fresh), events_stored_total=len(self.store))
+
+    def history(self, user_id: str, limit: int) -> list[HistoryEvent]:
+        with self._lock:
+            frame = self.retriever.history(user_id).tail(limit)
+        return [HistoryEvent(item_id=r["item_id"], event_id=_plain(r.get("event_id")), timestamp=r["timestamp"], event_type=r["event_type"],
+                             weight=r["weight"], context={c: _plain(v) for c, v in r.items()
+                                                          if c not in CORE and _plain(v) is not None})
+                for r in frame.to_dict("records")]
+
+    # -- recommendations ------------------------------------------------------------------
+    def retrieve(self, user_id: str, now: pd.Timestamp, n: int) -> tuple[list[Candidate], pd.DataFrame]:
+        with self._lock:
+            return self.retriever.retrieve(user_id, now, k=n), self.retriever.history(user_id, before=now)
+
+    async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True) -> Recommendations:
+        """Retrieve, then (if an LLM is configured and ``rerank``) let it order the candidates within the
+        deadline; otherwise, or if it fails or is late, the retriever's order, with the reason."""
+        t0 = time.perf_counter()
+        now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+        cands, history = await asyncio.to_thread(self.retrieve, user_id, now_ts, max(k, self.config.candidates))
+        t1 = time.perf_counter()
+        ranked, reason = None, None
+        if not cands:
+            reason = "no candidates"
+        elif self.queue is None:
+            reason = "no LLM configured (promptrec serve --llm none)"
+        elif not rerank:
+            reason = "rerank=false was asked"
+        else:
+            ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id))
+        if reason:
+            self.fallbacks[reason.split(" (")[0]] = self.fallbacks.get(reason.split(" (")[0], 0) + 1
+        t2 = time.perf_counter()
+        return Recommendations(
+            user_id=user_id, now=now_ts.to_pydatetime(), history_events=len(history), reranked=ranked is not None,
+            fallback_reason=reason, llm=None if ranked is None else
+            {"strategy": ranked.strategy, "backend": ranked.backend, "model": ranked.meta.get("model"),
+             "adapter": ranked.meta.get("adapter"), "prompt_tokens": ranked.prompt_tokens},
+            items=self._items(cands, ranked)[:k],
+            timings_ms={"retrieve": round(1e3 * (t1 - t0), 2), "rerank": round(1e3 * (t2 - t1), 2),
+                        "total": round(1e3 * (t2 - t0), 2)})
+
+    async def _rerank(self, request: RerankRequest) -> tuple[RankedList | None, str | None]:
+        try:
+            fut = self.queue.submit(request, deadline_s=self.config.llm_deadline_s)
+        except QueueFull as exc:
+            return None, str(exc)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self.config.llm_deadline_s), None
+        except asyncio.TimeoutError:
+            return None, f"LLM deadline passed ({self.config.llm_deadline_s:g} s)"
+        except Exception as exc:
+            return None, f"LLM error ({type(exc).__name__}: {str(exc)[:200]})"
+
+    def _items(self, cands: list[Candidate], ranked: RankedList | None) -> list[RecommendedItem]:
+        by_id = {c.item_id: c for c in cands}
+        order = [(c, None, c.score) for c in cands]
+        if ranked is not None:  # the LLM's order of the first candidates, then the rest in retriever order
+            done = {i.item_id for i in ranked.items}
+            order = [(by_id[i.item_id], i.llm_score, i.score) for i in ranked.items] + \
+                    [(c, None, c.score) for c in cands if c.item_id not in done]
+        return [RecommendedItem(item_id=c.item_id, title=self.catalog[c.item_id].title, rank=r + 1, score=score,
+                                retriever_score=c.score, llm_score=llm, components=c.components)
+                for r, (c, llm, score) in enumerate(order)]
+
+    # -- status -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        llm: dict[str, Any] = {"mode": "none"}
+        if self.reranker is not None:
+            llm = {"mode": self.reranker.backend.name, "model": self.reranker.model, "strategy": self.reranker.strategy,
+                   "adapter": self.reranker.adapter, "deadline_s": self.config.llm_deadline_s,
+                   "pending": self.queue.pending, **self.queue.stats}
+        llm["fallbacks"] = dict(self.fallbacks)
+        with self._lock:
+            users = len(set(self.retriever.events.users) | set(self.retriever.live.users))
+            live = len(self.retriever.live)
+        return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
+                "live_events": live, "stored_events_not_applied": self.not_applied, "llm": llm,
+                "uptime_s": round(time.monotonic() - self.started, 1), "config": asdict(self.config)}
+
+    def close(self) -> None:
+        """Graceful shutdown: finish the LLM batch in progress, stop the engine, checkpoint the store."""
+        if self.queue is not None:
+            self.queue.close()
+        if self.reranker is not None:
+            self.reranker.close()
+        self.store.close()
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
