@@ -66,6 +66,9 @@ def test_an_event_changes_the_next_recommendation_but_not_the_past(setup):
     assert clicked not in [c.item_id for c in after]  # seen now
     assert [c.item_id for c in r.retrieve(user, now - pd.Timedelta(hours=2), k=10)] != [c.item_id for c in after]
     assert clicked in [c.item_id for c in r.retrieve(user, now - pd.Timedelta(hours=2), k=10)]  # the past is as it was
+    with pytest.raises(ValueError, match="no time zone .*row 1"):
+        r.add_events(pd.DataFrame({"user_id": [user, user], "item_id": [clicked, clicked],
+                                   "timestamp": ["2024-05-01T10:00:00Z", "2024-05-01T10:00:00"]}))
     with pytest.raises(KeyError, match="not in the catalogue"):
         r.add_events(pd.DataFrame({"user_id": [user], "item_id": ["no-such-item"], "timestamp": [now]}))
 

@@ -105,7 +105,15 @@ class TimeAwareRetriever:
             return
         frame = events.copy()
         frame["user_id"], frame["item_id"] = frame["user_id"].astype(str), frame["item_id"].astype(str)
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+        raw = frame["timestamp"]
+        if isinstance(raw.dtype, pd.DatetimeTZDtype):
+            frame["timestamp"] = raw.dt.tz_convert("UTC")
+        else:
+            naive = [i for i, v in enumerate(raw) if pd.Timestamp(v).tzinfo is None]
+            if naive:
+                raise ValueError(f"{len(naive)} event timestamp(s) have no time zone (e.g. row {naive[0]}: "
+                                 f"{raw.iloc[naive[0]]!r}); give one, e.g. '2024-05-01T18:00:00Z'.")
+            frame["timestamp"] = pd.to_datetime(raw, utc=True)
         frame["event_type"] = frame["event_type"] if "event_type" in frame else "interaction"
         frame["weight"] = frame["weight"].astype(float) if "weight" in frame else 1.0
         codes = self.catalog.frame.index.get_indexer(frame["item_id"].to_numpy())
