@@ -159,7 +159,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 @pytest.mark.vllm
 def test_openai_backend_against_a_real_vllm_server(hf, setup, tmp_path):
     """`promptrec serve-llm` starts `vllm serve`; the openai backend scores labels like transformers does."""

