@@ -106,9 +106,10 @@ def markdown(res: dict) -> str:
         md.append(f"| {'reranked' if r['rerank'] else 'retrieval only'} | {r['concurrency']} | {r['requests']} | "
                   f"{r['p50_ms']} | {r['p99_ms']} | {r['throughput_rps']} | {r['reranked'] if r['rerank'] else '-'} | "
                   f"{round(r['reranked'] / r['seconds'], 2) if r['rerank'] else '-'} | {fb} |")
-    md += ["", "Latencies count every answer, reranked or not: past the LLM's capacity (about 2.5 reranked answers/s "
-           "on these 2 cores), requests that cannot be reranked within the deadline are answered at once from the "
-           "retriever (`LLM busy`), so p50 drops while p99 sits at the deadline.", "",
+    md += ["", "Latencies count every answer, reranked or not. Past the LLM's capacity (about 2.5 reranked answers/s "
+           "on these 2 cores), requests that could not be reranked within the deadline are answered at once from "
+           "the retriever (`LLM busy`: refused at admission, or dropped from a batch that would end too late); "
+           "`LLM deadline passed` counts those the estimate let through and that still came late.", "",
            "![latency and throughput](serve_benchmark.png)", "",
            "## Crash test", "",
            f"{crash['requests_sent']} POST /events requests of 3 events from 4 writers; the server was killed "

@@ -12,7 +12,7 @@ import pytest
 from promptrec.data.splits import leave_last_out
 from promptrec.index.item_index import ItemIndex
 from promptrec.retriever.retriever import TimeAwareRetriever
-from promptrec.serve.llm_queue import QueueFull, RerankQueue
+from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.loadtest import crash_test, load_test
 from promptrec.serve.process import ServerProcess, free_port
 from promptrec.serve.store import EventStore
@@ -63,8 +63,12 @@ def test_event_changes_the_next_recommendation_and_survives_a_restart(fitted, tm
         assert client.post("/events", json=newcomer).status_code == 200
         cold = recommend(client, "12345", now)
         assert cold["history_events"] == 1 and len(cold["items"]) == 10
+        burst = load_test(server.url, [f"u{i:04d}" for i in range(40)], concurrency=16, rerank=False,
+                          now=now.isoformat(), duration_s=60, max_requests=48, warmup=0)
+        assert burst["ok"] == 48, burst
         health = client.get("/health").json()
         assert health["events_stored"] == 2 and health["live_events"] == 2 and health["llm"]["mode"] == "none"
+        assert health["retrieval"]["largest_batch"] >= 2  # concurrent users were scored together
         spec = client.get("/openapi.json").json()
         assert {"/events", "/recommendations/{user_id}", "/health"} <= set(spec["paths"])
         assert "EventIn" in spec["components"]["schemas"]
@@ -143,13 +147,13 @@ class SlowReranker:
         return [f"ranked {r}" for r in requests]
 
 
-def test_rerank_queue_batches_bounds_and_skips_abandoned_requests():
+def test_batch_queue_batches_bounds_and_skips_abandoned_requests():
     slow = SlowReranker(0.3)
-    q = RerankQueue(slow, max_batch=4, max_wait_s=0.05, max_pending=3)
+    q = BatchQueue(slow.rerank_many, name="LLM", max_batch=4, max_wait_s=0.05, max_pending=3)
     first = q.submit("a")
     time.sleep(0.1)  # the worker is busy with "a"
     waiting = [q.submit(x) for x in "bcd"]
-    with pytest.raises(QueueFull, match="3 requests waiting"):
+    with pytest.raises(QueueFull, match="LLM queue full .3 requests waiting"):
         q.submit("e")
     waiting[1].cancel()  # its caller gave up (deadline): never reranked
     assert first.result(5) == "ranked a"
@@ -157,8 +161,15 @@ def test_rerank_queue_batches_bounds_and_skips_abandoned_requests():
     assert slow.batches == [["a"], ["b", "d"]] and q.stats["abandoned"] == 1
     assert q.stats["seconds_per_request"] == pytest.approx(0.3 * 0.7 + 0.15 * 0.3, rel=0.3)
     assert q.submit("f", deadline_s=1.0).result(5) == "ranked f"  # about 0.3 s of work ahead: accepted
-    with pytest.raises(QueueFull, match="LLM busy"):
+    with pytest.raises(QueueFull, match="LLM busy .about"):
         q.submit("g", deadline_s=0.05)  # the work ahead cannot finish in time: refused at once
+    slow.delay = 1.0
+    q.submit("x")
+    time.sleep(0.05)
+    late = q.submit("h", deadline_s=0.9)  # admitted (about 0.5 s ahead), but "x" takes 1 s
+    with pytest.raises(QueueFull, match="batch would end after the deadline"):
+        late.result(5)
+    assert q.stats["expired"] == 1 and ["h"] not in slow.batches
     q.close()
     assert not q._thread.is_alive()
 
@@ -193,4 +204,4 @@ def test_in_process_vllm_reranks_and_batches_concurrent_users(fitted, tmp_path, 
                            now=now.isoformat(), duration_s=120, max_requests=16, warmup=0)
         assert report["ok"] == 16 and report["reranked"] == 16, report
         llm = client.get("/health").json()["llm"]
-        assert llm["largest_batch"] >= 2 and llm["batches"] < llm["reranked"], llm
+        assert llm["largest_batch"] >= 2 and llm["batches"] < llm["processed"], llm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from promptrec import __version__
 from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, EventIn, EventsAck, EventsBody, Health, HistoryEvent,
                                      Recommendations)
-from promptrec.serve.service import RecommendationService, UnknownItems
+from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
 
 EVENT_LIST = TypeAdapter(list[EventIn])
 BODY_SCHEMA = EventsBody.json_schema(ref_template="#/components/schemas/{model}")
@@ -60,6 +61,10 @@ def create_app(service: RecommendationService) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return problems_response(_problems(exc))
 
+    @app.exception_handler(Overloaded)
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
     @app.post("/events", response_model=EventsAck, openapi_extra={"requestBody": {
         "required": True, "description": f"One event, or a list of 1 to {MAX_EVENTS_PER_REQUEST} events.",
         "content": {"application/json": {"schema": BODY_SCHEMA}}}})
@@ -82,7 +87,7 @@ def create_app(service: RecommendationService) -> FastAPI:
         except ValidationError as exc:
             return problems_response(_problems(exc, "events" if isinstance(body, list) else "event"))
         try:
-            return await _in_thread(service.add_events, events)
+            return await asyncio.to_thread(service.add_events, events)
         except UnknownItems as exc:
             if not isinstance(body, list):
                 for p in exc.problems:
@@ -99,11 +104,11 @@ def create_app(service: RecommendationService) -> FastAPI:
     @app.get("/users/{user_id}/history", response_model=list[HistoryEvent])
     async def history(user_id: str, limit: int = Query(50, ge=1, le=10_000)):
         """The user's most recent events (fitted log and posted), oldest first."""
-        return await _in_thread(service.history, user_id, limit)
+        return await asyncio.to_thread(service.history, user_id, limit)
 
     @app.get("/health", response_model=Health)
     async def health():
-        return await _in_thread(service.health)
+        return await asyncio.to_thread(service.health)
 
     def openapi() -> dict[str, Any]:  # the /events body schema refers to EventIn: put it in the components
         if app.openapi_schema is None:
@@ -115,8 +120,3 @@ def create_app(service: RecommendationService) -> FastAPI:
     app.openapi = openapi
     return app
 
-
-async def _in_thread(fn, *args):
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args)

@@ -77,6 +77,7 @@ class Health(BaseModel):
     events_stored: int
     live_events: int
     stored_events_not_applied: int = Field(description="Stored events naming items this catalogue lacks.")
+    retrieval: dict[str, Any]
     llm: dict[str, Any]
     uptime_s: float
     config: dict[str, Any]

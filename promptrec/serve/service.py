@@ -13,7 +13,7 @@ import pandas as pd
 
 from promptrec.reranker.types import RankedList, RerankRequest
 from promptrec.retriever.candidate import Candidate
-from promptrec.serve.llm_queue import QueueFull, RerankQueue
+from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
 from promptrec.serve.store import EventStore
 
@@ -28,6 +28,8 @@ class ServeConfig:
     max_batch: int = 16  # rerank requests per LLM call
     max_wait_s: float = 0.01  # how long the LLM worker waits to fill a batch
     max_pending: int = 64  # rerank requests allowed to wait; more are answered by the retriever
+    retrieval_batch: int = 64  # concurrent retrievals scored together
+    retrieval_pending: int = 1024  # retrievals allowed to wait; more get HTTP 503
 
 
 class UnknownItems(ValueError):
@@ -36,6 +38,10 @@ class UnknownItems(ValueError):
     def __init__(self, problems: list[dict[str, str]]):
         super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in problems))
         self.problems = problems
+
+
+class Overloaded(RuntimeError):
+    """Too many requests wait for retrieval; the client should retry later (HTTP 503)."""
 
 
 class RecommendationService:
@@ -53,8 +59,10 @@ class RecommendationService:
         self.started = time.monotonic()
         self.fallbacks: dict[str, int] = {}
         self.not_applied = self._replay()
-        self.queue = None if reranker is None else RerankQueue(
-            reranker, max_batch=self.config.max_batch, max_wait_s=self.config.max_wait_s,
+        self.retrievals = BatchQueue(self._retrieve_batch, name="retrieval", max_batch=self.config.retrieval_batch,
+                                     max_wait_s=0.0, max_pending=self.config.retrieval_pending)
+        self.queue = None if reranker is None else BatchQueue(
+            reranker.rerank_many, name="LLM", max_batch=self.config.max_batch, max_wait_s=self.config.max_wait_s,
             max_pending=self.config.max_pending)
 
     # -- events -------------------------------------------------------------------------
@@ -101,16 +109,23 @@ class RecommendationService:
                 for r in frame.to_dict("records")]
 
     # -- recommendations ------------------------------------------------------------------
-    def retrieve(self, user_id: str, now: pd.Timestamp, n: int) -> tuple[list[Candidate], pd.DataFrame]:
+    def _retrieve_batch(self, requests: list[tuple[str, pd.Timestamp, int]]) -> list[tuple[list[Candidate], pd.DataFrame]]:
+        """Candidates and histories for (user, now, n) requests, scored together (``retrieve_many``)."""
         with self._lock:
-            return self.retriever.retrieve(user_id, now, k=n), self.retriever.history(user_id, before=now)
+            cands = self.retriever.retrieve_many([(u, now) for u, now, _ in requests], k=max(n for *_, n in requests))
+            histories = [self.retriever.history(u, before=now) for u, now, _ in requests]
+        return [(c[:n], h) for c, h, (_, _, n) in zip(cands, histories, requests)]
 
     async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True) -> Recommendations:
         """Retrieve, then (if an LLM is configured and ``rerank``) let it order the candidates within the
         deadline; otherwise, or if it fails or is late, the retriever's order, with the reason."""
         t0 = time.perf_counter()
         now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-        cands, history = await asyncio.to_thread(self.retrieve, user_id, now_ts, max(k, self.config.candidates))
+        try:
+            fut = self.retrievals.submit((user_id, now_ts, max(k, self.config.candidates)))
+        except QueueFull as exc:
+            raise Overloaded(f"{exc}; retry later") from None
+        cands, history = await asyncio.wrap_future(fut)
         t1 = time.perf_counter()
         ranked, reason = None, None
         if not cands:
@@ -142,6 +157,8 @@ class RecommendationService:
             return await asyncio.wait_for(asyncio.wrap_future(fut), self.config.llm_deadline_s), None
         except asyncio.TimeoutError:
             return None, f"LLM deadline passed ({self.config.llm_deadline_s:g} s)"
+        except QueueFull as exc:  # its batch would have ended after the deadline
+            return None, str(exc)
         except Exception as exc:
             return None, f"LLM error ({type(exc).__name__}: {str(exc)[:200]})"
 
@@ -164,15 +181,18 @@ class RecommendationService:
                    "adapter": self.reranker.adapter, "deadline_s": self.config.llm_deadline_s,
                    "pending": self.queue.pending, **self.queue.stats}
         llm["fallbacks"] = dict(self.fallbacks)
+        retrieval = {"pending": self.retrievals.pending, **{k: self.retrievals.stats[k] for k in
+                                                             ("batches", "processed", "largest_batch", "errors")}}
         with self._lock:
             users = len(set(self.retriever.events.users) | set(self.retriever.live.users))
             live = len(self.retriever.live)
         return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
-                "live_events": live, "stored_events_not_applied": self.not_applied, "llm": llm,
+                "live_events": live, "stored_events_not_applied": self.not_applied, "retrieval": retrieval, "llm": llm,
                 "uptime_s": round(time.monotonic() - self.started, 1), "config": asdict(self.config)}
 
     def close(self) -> None:
         """Graceful shutdown: finish the LLM batch in progress, stop the engine, checkpoint the store."""
+        self.retrievals.close()
         if self.queue is not None:
             self.queue.close()
         if self.reranker is not None:
