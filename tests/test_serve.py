@@ -72,6 +72,8 @@ def test_event_changes_the_next_recommendation_and_survives_a_restart(fitted, tm
         spec = client.get("/openapi.json").json()
         assert {"/events", "/recommendations/{user_id}", "/health"} <= set(spec["paths"])
         assert "EventIn" in spec["components"]["schemas"]
+        assert server.stop() in (0, -15)  # SIGTERM: uvicorn shuts down, then re-raises the signal
+        assert "Application shutdown complete" in (tmp_path / "log").read_text()  # the lifespan's close() ran
     with ServerProcess(*args(retriever, tmp_path / "events.sqlite")) as server, server.client() as client:
         again = recommend(client, user, now)
         assert again["history_events"] == second["history_events"]

@@ -103,9 +103,9 @@ class RecommendationService:
     def history(self, user_id: str, limit: int) -> list[HistoryEvent]:
         with self._lock:
             frame = self.retriever.history(user_id).tail(limit)
-        return [HistoryEvent(item_id=r["item_id"], event_id=_plain(r.get("event_id")), timestamp=r["timestamp"], event_type=r["event_type"],
-                             weight=r["weight"], context={c: _plain(v) for c, v in r.items()
-                                                          if c not in CORE and _plain(v) is not None})
+        return [HistoryEvent(item_id=r["item_id"], event_id=_plain(r.get("event_id")), timestamp=r["timestamp"],
+                             event_type=r["event_type"], weight=r["weight"],
+                             context={c: _plain(v) for c, v in r.items() if c not in CORE and _plain(v) is not None})
                 for r in frame.to_dict("records")]
 
     # -- recommendations ------------------------------------------------------------------
