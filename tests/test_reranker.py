@@ -172,7 +172,7 @@ def test_openai_backend_against_a_real_vllm_server(hf, setup, tmp_path):
     log = open(tmp_path / "server.log", "w")
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING"}
     server = subprocess.Popen([sys.executable, "-m", "promptrec.cli.main", "serve-llm", "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+                              stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -193,6 +193,12 @@ def test_openai_backend_against_a_real_vllm_server(hf, setup, tmp_path):
             la, lb = a.calls[0].label_logprobs, b.calls[0].label_logprobs
             assert max(abs(la[k] - lb[k]) for k in la) < 0.5
     finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
+        server.terminate()  # serve-llm execs vLLM, so this reaches the server itself
+        try:
+            server.wait(timeout=60)
+        finally:
+            try:
+                os.killpg(server.pid, 9)  # and nothing it started outlives the test
+            except ProcessLookupError:
+                pass
+            log.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -106,4 +106,5 @@ def serve_llm(
                 *[f"{Path(a).name}={Path(a).resolve()}" for a in adapter]]
     console.print(shlex.join(cmd), markup=False)
     if not dry_run:
-        raise typer.Exit(subprocess.call(cmd))
+        sys.stdout.flush()
+        os.execv(cmd[0], cmd)  # become the server: signals (Ctrl-C, SIGTERM) reach vLLM, nothing is orphaned
