@@ -51,17 +51,13 @@ def rerank(
 ) -> None:
     """Retrieve candidates for a user at a time, rerank them with the LLM, and print the result."""
     from promptrec.cli.retriever import retriever_for_user
-    from promptrec.reranker.reranker import Reranker
 
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
         retriever, when = retriever_for_user(retriever_path, path, format, root, user, now)
         cands = retriever.retrieve(user, when, k=candidates)
-        options = {"base_url": base_url} if backend == "openai" else {}
-        with console.status(f"starting {backend} with {model}"):
-            reranker = Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
-                                timezone=retriever.events.timezone, max_candidates=max(20, candidates),
-                                backend_options=options, adapter=adapter)
+        reranker = make_reranker(backend, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
+                                 fusion=fusion, adapter=adapter, base_url=base_url)
         history = retriever.events.history(user, before=when)
         ranked = reranker.rerank(history, cands, now=when, k=k)
     if show_prompt and ranked.calls:
@@ -78,6 +74,18 @@ def rerank(
     console.print(table)
     console.print(f"model output: {ranked.raw_output[:200]!r}; prompt {ranked.prompt_tokens} tokens; "
                   f"parsing fell back: {ranked.fell_back}")
+
+
+def make_reranker(backend: str, model: str, strategy: str, retriever, *, candidates: int, bootstrap: int,
+                  fusion: float, adapter: str | None, base_url: str, backend_options: dict | None = None):
+    """The reranker the CLI commands use, for a fitted retriever's catalogue and time zone."""
+    from promptrec.reranker.reranker import Reranker
+
+    options = {**({"base_url": base_url} if backend == "openai" else {}), **(backend_options or {})}
+    with console.status(f"starting {backend} with {model}"):
+        return Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
+                        timezone=retriever.events.timezone, max_candidates=max(20, candidates),
+                        backend_options=options, adapter=adapter)
 
 
 def serve_llm(
@@ -99,10 +107,10 @@ def serve_llm(
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
     if adapter:
-        from promptrec.finetune.adapter import check_adapter
+        from promptrec.finetune.adapter import check_adapter, max_lora_rank
 
-        ranks = [int(check_adapter(a, model)["training"]["rank"]) for a in adapter]
-        cmd += ["--enable-lora", "--max-lora-rank", str(max(8, *ranks)), "--lora-modules",
+        rank = max_lora_rank([check_adapter(a, model) for a in adapter])
+        cmd += ["--enable-lora", "--max-lora-rank", str(rank), "--lora-modules",
                 *[f"{Path(a).name}={Path(a).resolve()}" for a in adapter]]
     console.print(shlex.join(cmd), markup=False)
     if not dry_run:

@@ -62,17 +62,21 @@ def fit(
                                 f"weights) -> {tuning.get('objective_end', 0):.4f} (tuned)"}))
 
 
+def load_or_fit_retriever(retriever_path: Path | None, path: str | None, format: str, root: str):
+    """The saved retriever at ``retriever_path``, or one fitted now on the dataset at ``path``."""
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    if retriever_path:
+        return TimeAwareRetriever.load(retriever_path)
+    with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
+        return fit_retriever(load(path, format), root=root)[0]
+
+
 def retriever_for_user(retriever_path: Path | None, path: str | None, format: str, root: str, user: str,
                        now: str | None):
     """A saved retriever (or one fitted now), after checking the user exists; and ``now`` (default: the
     user's last event). Call inside ``user_errors()``."""
-    from promptrec.retriever.retriever import TimeAwareRetriever
-
-    if retriever_path:
-        retriever = TimeAwareRetriever.load(retriever_path)
-    else:
-        with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
-            retriever, _ = fit_retriever(load(path, format), root=root)
+    retriever = load_or_fit_retriever(retriever_path, path, format, root)
     if not retriever.events.has_user(user):
         raise KeyError(f"user '{user}' has no events in the retriever's log")
     return retriever, now or str(retriever.events.history(user)["timestamp"].iloc[-1])

@@ -38,6 +38,9 @@ def serve(
     """Serve recommendations over HTTP; posted events count in the next recommendation and survive restarts."""
     import uvicorn
 
+    from promptrec.cli.llm import make_reranker
+    from promptrec.cli.retriever import load_or_fit_retriever
+    from promptrec.models import DEFAULT_LLM, prepare_default_model
     from promptrec.serve.app import create_app
     from promptrec.serve.service import RecommendationService, ServeConfig
     from promptrec.serve.store import EventStore
@@ -47,39 +50,18 @@ def serve(
         console.print(f"[bold red]error:[/] --llm {llm!r}: choose {LLM_HELP}")
         raise typer.Exit(2)
     with user_errors():
-        retriever = load_retriever(retriever_path, path, format, root)
+        retriever = load_or_fit_retriever(retriever_path, path, format, root)
         store = EventStore(db)
-        reranker = None if llm == "none" else make_reranker(
-            llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap, fusion=fusion,
-            adapter=adapter, llm_url=llm_url, gpu_memory_utilization=gpu_memory_utilization)
+        reranker = None
+        if llm != "none":
+            if model == DEFAULT_LLM:
+                prepare_default_model()
+            reranker = make_reranker(llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
+                                     fusion=fusion, adapter=adapter, base_url=llm_url, backend_options=(
+                                         {"gpu_memory_utilization": gpu_memory_utilization} if llm == "vllm" else None))
         service = RecommendationService(retriever, store, reranker, ServeConfig(
             candidates=candidates, llm_deadline_s=llm_deadline, max_batch=max_batch, max_pending=max_pending))
     console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
                   f"LLM: {llm}; events in {db}; API docs at http://{host}:{port}/docs")
     uvicorn.run(create_app(service), host=host, port=port, limit_concurrency=max_connections,
                 timeout_graceful_shutdown=30, log_level="info")
-
-
-def load_retriever(retriever_path: Path | None, path: str | None, format: str, root: str):
-    from promptrec.cli.common import load
-    from promptrec.cli.retriever import fit_retriever
-    from promptrec.retriever.retriever import TimeAwareRetriever
-
-    if retriever_path:
-        return TimeAwareRetriever.load(retriever_path)
-    with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
-        return fit_retriever(load(path, format), root=root)[0]
-
-
-def make_reranker(backend: str, model: str, strategy: str, retriever, *, candidates: int, bootstrap: int,
-                  fusion: float, adapter: str | None, llm_url: str, gpu_memory_utilization: float):
-    from promptrec.models import DEFAULT_LLM, prepare_default_model
-    from promptrec.reranker.reranker import Reranker
-
-    if model == DEFAULT_LLM:
-        prepare_default_model()
-    options = {"vllm": {"gpu_memory_utilization": gpu_memory_utilization}, "openai": {"base_url": llm_url}}
-    with console.status(f"starting the LLM ({model} on {backend})"):
-        return Reranker(model, backend, strategy, catalog=retriever.catalog, timezone=retriever.events.timezone,
-                        max_candidates=max(20, candidates), bootstrap=bootstrap, fusion=fusion, adapter=adapter,
-                        backend_options=options.get(backend))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.eval.metrics import bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, novelty
+from promptrec.eval.metrics import bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
 from promptrec.eval.targets import SLICES
 
 PROTOCOL_TITLES = {"full": "(a) full ranking over unseen items", "sampled": "(b) sampled candidates (true item + "
@@ -26,11 +26,7 @@ def _headline_k(ks: list[int]) -> int:
 
 
 def accuracy(ranks: np.ndarray, ks: list[int], n_boot: int, seed: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in ks:
-        out[f"HR@{k}"] = hit_rate(ranks, k)
-        out[f"NDCG@{k}"] = ndcg(ranks, k)
-    out["MRR"] = mrr(ranks)
+    out: dict[str, Any] = summarize(ranks, tuple(ks))
     h = _headline_k(ks)
     out[f"NDCG@{h}_ci95"] = bootstrap_ci(ranks, lambda r: ndcg(r, h), n_boot, seed)
     out[f"HR@{h}_ci95"] = bootstrap_ci(ranks, lambda r: hit_rate(r, h), n_boot, seed)

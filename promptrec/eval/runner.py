@@ -121,32 +121,26 @@ class EvalRun:
             self.records[(p.name, proto)] = [done[t.index] for t in self.test]
 
     def _reranker(self, p: PipelineConfig):
+        from promptrec.finetune.adapter import max_lora_rank, read_manifest
+        from promptrec.models import DEFAULT_LLM
         from promptrec.reranker.backends import make_backend
         from promptrec.reranker.reranker import Reranker
 
         opts = {**self.cfg.reranker, **{k: v for k, v in p.options.items() if k not in EVAL_ONLY_OPTIONS}}
         backend_name = opts.pop("backend", "vllm")
         backend_options = opts.pop("backend_options", {})
-        from promptrec.models import DEFAULT_LLM
-
         model = opts.pop("model", DEFAULT_LLM)
-        if backend_name == "vllm" and self._lora_rank():
+        adapters = [read_manifest(q.options["adapter"]) for q in self.cfg.pipelines
+                    if q.uses_llm and q.options.get("adapter")]
+        if backend_name == "vllm" and adapters:
             # one engine serves the base model and every adapter of the config
-            backend_options = {**backend_options, "enable_lora": True, "max_lora_rank": self._lora_rank()}
+            backend_options = {**backend_options, "enable_lora": True, "max_lora_rank": max_lora_rank(adapters)}
         key = json.dumps([backend_name, model, backend_options], sort_keys=True)
         if key not in self._backends:
             self._backends[key] = make_backend(backend_name, model, **backend_options)
         n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1)
         return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
                         max_candidates=n, seed=self.cfg.seed, **opts)
-
-    def _lora_rank(self) -> int:
-        """The largest LoRA rank among the config's adapters (0: none)."""
-        from promptrec.finetune.adapter import read_manifest
-
-        ranks = [int(read_manifest(p.options["adapter"])["training"]["rank"]) for p in self.cfg.pipelines
-                 if p.uses_llm and p.options.get("adapter")]
-        return max([8, *ranks]) if ranks else 0
 
     def _rerank_targets(self, p: PipelineConfig, proto: str, part: str, targets: list[EvalTarget]
                         ) -> list[dict[str, Any]]:

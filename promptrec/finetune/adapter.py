@@ -59,6 +59,11 @@ def check_adapter(folder: str | Path, model: str) -> dict[str, Any]:
     return manifest
 
 
+def max_lora_rank(manifests: list[dict[str, Any]]) -> int:
+    """The ``max_lora_rank`` a vLLM engine needs to serve these adapters (vLLM's smallest setting is 8)."""
+    return max([8, *(int(m["training"]["rank"]) for m in manifests)])
+
+
 def template_drift(manifest: dict[str, Any], library: Any) -> list[str]:
     """Templates whose text differs from the ones the adapter was trained on (each logged as a warning)."""
     changed = []

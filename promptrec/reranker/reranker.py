@@ -59,7 +59,7 @@ class Reranker:
         self.adapter, self.adapter_manifest = None, None
         backend_options = dict(backend_options or {})
         if adapter is not None:
-            from promptrec.finetune.adapter import check_adapter
+            from promptrec.finetune.adapter import check_adapter, max_lora_rank
 
             self.adapter_manifest = check_adapter(adapter, model)
             if self.adapter_manifest.get("labels", labels) != labels:
@@ -68,7 +68,7 @@ class Reranker:
             self.adapter = str(adapter)
             if backend == "vllm":
                 backend_options.setdefault("enable_lora", True)
-                backend_options.setdefault("max_lora_rank", max(8, int(self.adapter_manifest["training"]["rank"])))
+                backend_options.setdefault("max_lora_rank", max_lora_rank([self.adapter_manifest]))
         if max_prompt_tokens is None:  # the adapter's training prompts, else promptrec's default budget
             max_prompt_tokens = int((self.adapter_manifest or {}).get("data", {}).get("max_prompt_tokens", 800))
         self.backend = backend if isinstance(backend, Backend) else make_backend(backend, model, **backend_options)

@@ -137,7 +137,8 @@ class RecommendationService:
         else:
             ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id))
         if reason:
-            self.fallbacks[reason.split(" (")[0]] = self.fallbacks.get(reason.split(" (")[0], 0) + 1
+            kind = reason.split(" (")[0]  # e.g. "LLM busy", without the numbers
+            self.fallbacks[kind] = self.fallbacks.get(kind, 0) + 1
         t2 = time.perf_counter()
         return Recommendations(
             user_id=user_id, now=now_ts.to_pydatetime(), history_events=len(history), reranked=ranked is not None,
