@@ -13,8 +13,9 @@ from rich.table import Table
 from promptrec.data.problems import DataError
 
 console = Console()
-DATA_HELP = "Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*); omit for the demo data."
-FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole or tabular."
+DATA_HELP = ("Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*) or a check-in CSV; "
+             "omit for the demo data.")
+FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular or checkins."
 
 
 @contextlib.contextmanager

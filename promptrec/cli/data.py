@@ -9,6 +9,16 @@ from typing import Optional
 import typer
 
 from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, kv_table, load, user_errors
+from promptrec.data.repeats import REPEAT_THRESHOLD
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(shares: list[float]) -> str:
+    """0h-23h as bars, with the peak hour."""
+    top = max(shares) or 1.0
+    bars = "".join(BARS[min(len(BARS) - 1, round(v / top * (len(BARS) - 1)))] for v in shares)
+    return f"0h {bars} 23h (peak {shares.index(max(shares))}h, {max(shares):.1%})"
 
 app = typer.Typer(help="Inspect datasets and held-out splits.", no_args_is_help=True)
 
@@ -32,7 +42,11 @@ def info(
             "events per user (min/median/max)": "{min} / {median:g} / {max}".format(**d["events_per_user"]),
             "events sharing their second with another of the same user": f"{d['share_in_same_second_ties']:.1%}",
             "event types": ", ".join(f"{k} {v:,}" for k, v in d["event_types"].items()),
-            "context columns": ", ".join(d["context_columns"]) or "-"}
+            "context columns": ", ".join(d["context_columns"]) or "-",
+            "repeat rate (events whose user had used the item before)": f"{d['repeat_rate']:.1%} -> repeats="
+            f"auto {'allows' if d['repeat_rate'] >= REPEAT_THRESHOLD else 'excludes'} them",
+            "items with coordinates": f"{d['catalog']['with_coordinates']:,}",
+            f"events by local hour ({d['timezone']})": sparkline(d["hour_profile"])}
     console.print(kv_table("dataset", rows))
     if ds.report.problems:
         console.print("[yellow]rows dropped:[/]")

@@ -47,9 +47,10 @@ def demo(
     with console.status("4. fitting the time-aware retriever and tuning its blend on validation targets"):
         retriever = TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full)
         tuning = retriever.tune(split.validation)
-    console.print("4. retriever weights (tuned on validation): "
-                  + ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items())
-                  + f"; validation NDCG@10 {tuning['objective_start']:.3f} -> {tuning['objective_end']:.3f}")
+    blend = ("learned blend (LightGBM)" if retriever.ranker is not None else
+             "linear weights " + ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items()))
+    console.print(f"4. retriever blend (tuned on validation): {blend}; validation NDCG@10 "
+                  f"{tuning['objective_start']:.3f} (equal weights) -> {tuning['objective_end']:.3f}")
 
     history = split.history(target)
     table = Table(title=f"5. user {target.user_id}: last events before {target.now.tz_convert(tz):%a %Y-%m-%d %H:%M %Z}")

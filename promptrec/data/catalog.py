@@ -22,7 +22,8 @@ class Catalog:
     retrievers for array maths.
     """
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, *, items_from_events: bool = False):
+        self.items_from_events = items_from_events  # built from an event file: an item exists once someone used it
         frame = frame.copy()
         if frame.index.name != "item_id":
             if "item_id" not in frame.columns:
@@ -88,11 +89,24 @@ class Catalog:
             raise KeyError(f"items {missing} are not in the catalog")
         return codes
 
+    def coordinates(self) -> np.ndarray | None:
+        """(items x 2) latitude and longitude from attribute columns latitude/longitude or lat/lon (NaN where
+        unknown), or None when the catalogue has no such columns."""
+        from promptrec.context import LAT_NAMES, LON_NAMES
+
+        lat = next((c for c in LAT_NAMES if c in self.frame.columns), None)
+        lon = next((c for c in LON_NAMES if c in self.frame.columns), None)
+        if lat is None or lon is None:
+            return None
+        coords = np.column_stack([pd.to_numeric(self.frame[lat], errors="coerce"),
+                                  pd.to_numeric(self.frame[lon], errors="coerce")]).astype(np.float64)
+        return coords if np.isfinite(coords).all(axis=1).any() else None
+
     def categories(self) -> list[str]:
         return sorted({c for cats in self.frame["categories"] for c in cats})
 
     def subset(self, item_ids: Iterable[str]) -> "Catalog":
-        return Catalog(self.frame.loc[[str(i) for i in item_ids]])
+        return Catalog(self.frame.loc[[str(i) for i in item_ids]], items_from_events=self.items_from_events)
 
     def describe(self) -> dict[str, Any]:
         rel = self.frame["release_time"].dropna()
@@ -101,6 +115,8 @@ class Catalog:
             "categories": len(self.categories()),
             "with_description": int((self.frame["description"] != "").sum()),
             "release_time_range": None if rel.empty else (str(rel.min()), str(rel.max())),
+            "with_coordinates": 0 if self.coordinates() is None else int(np.isfinite(self.coordinates()).all(axis=1).sum()),
+            "items_from_events": self.items_from_events,
         }
 
 

@@ -32,6 +32,9 @@ class Dataset:
             "share_in_same_second_ties": ev["share_in_same_second_ties"],
             "event_types": ev["event_types"],
             "context_columns": ev["context_columns"],
+            "timezone": ev["timezone"],
+            "repeat_rate": ev["repeat_rate"],
+            "hour_profile": ev["hour_profile"],
             "catalog": self.catalog.describe(),
             "rows_dropped": self.report.dropped_by_kind(),
         }

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from promptrec.data.records import Event
+from promptrec.data.repeats import hour_profile, repeat_rate
 
 CORE_COLUMNS = ["user_id", "item_id", "timestamp", "event_type", "weight"]
 
@@ -117,7 +118,9 @@ class Interactions:
         return str(user_id) in self._user_pos
 
     def user_slice(self, user_id: Any) -> slice:
-        pos = self._user_pos.get_indexer([str(user_id)])[0]
+        if not hasattr(self, "_user_index"):
+            self._user_index = {u: i for i, u in enumerate(self._user_pos)}
+        pos = self._user_index.get(str(user_id), -1)
         if pos < 0:
             return slice(0, 0)
         return slice(int(self._starts[pos]), int(self._ends[pos]))
@@ -164,6 +167,8 @@ class Interactions:
             "share_in_same_second_ties": round(float(same_second), 4),
             "context_columns": self.context_columns,
             "timezone": self.timezone,
+            "repeat_rate": round(repeat_rate(self.frame), 4),
+            "hour_profile": hour_profile(self.frame, self.timezone),
         }
 
 

@@ -20,16 +20,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from promptrec.context import Context
 from promptrec.data.interactions import Interactions, epoch_ns, to_utc
 
 
 @dataclass(frozen=True)
 class HeldOut:
-    """One event to predict: the user, the true item and the time of the prediction."""
+    """One event to predict: the user, the true item, the time of the prediction and its context (the
+    held-out event's own device, location and other context columns: the scene the request comes from)."""
 
     user_id: str
     item_id: str
     now: pd.Timestamp
+    context: Context | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass
@@ -56,8 +59,10 @@ class Split:
 
 def _target_rows(inter: Interactions, rows: np.ndarray) -> list[HeldOut]:
     f = inter.frame
-    return [HeldOut(u, i, t) for u, i, t in zip(f["user_id"].to_numpy()[rows], f["item_id"].to_numpy()[rows],
-                                               f["timestamp"].iloc[rows])]
+    scene = f[inter.context_columns].iloc[rows].to_dict("records") if inter.context_columns else [{}] * len(rows)
+    return [HeldOut(u, i, t, Context.from_event(t, c) if c else None)
+            for u, i, t, c in zip(f["user_id"].to_numpy()[rows], f["item_id"].to_numpy()[rows],
+                                  f["timestamp"].iloc[rows], scene)]
 
 
 def _has_history(inter: Interactions, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:

@@ -26,7 +26,8 @@ from typing import Any
 import yaml
 
 PROTOCOLS = ("full", "sampled", "retrieval")
-SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "retriever", "sasrec")
+SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
+               "user_frequency_hour", "retriever", "sasrec")
 KINDS = SCORE_KINDS + ("rerank",)
 
 
@@ -39,6 +40,7 @@ class DatasetConfig:
     path: str = "demo"  # a folder, or "demo" for the embedded demo data
     format: str = "auto"
     tie_seed: int = 0  # order of same-second events
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the loader (timezone, columns...)
 
     @property
     def is_demo(self) -> bool:
@@ -74,6 +76,7 @@ class EvalConfig:
     retrieval_ns: list[int] = field(default_factory=lambda: [20, 50, 100])
     full_candidates: int = 20  # retriever top-N the reranker orders in the full-ranking protocol
     sampled_negatives: int = 19  # LLMRank style: the true item + 19 unseen items
+    repeats: str = "auto"  # may a user's own past items be recommended? auto: from the training log's repeat rate
     llm_users: int = 200  # seeded sample of test (and of validation) targets for LLM pipelines
     bootstrap_samples: int = 1000
     seed: int = 0

@@ -23,7 +23,7 @@ from promptrec.eval.config import PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.retriever.candidate import Candidate
-from promptrec.retriever.retriever import BATCH, DEFAULT_SIGNALS, TimeAwareRetriever
+from promptrec.retriever.retriever import BATCH, TimeAwareRetriever
 from promptrec.retriever.signals import Query, Signal
 
 FOREVER = 1e7  # days: no decay, no window
@@ -63,8 +63,13 @@ def _score_model_spec(p: PipelineConfig, seed: int) -> tuple[list, dict[str, Any
         return ["transition"], o.get("params", {}), False
     if p.kind == "content":
         return ["content"], {"content": {"half_life_days": FOREVER, "recent_queries": 0}}, False
+    if p.kind == "user_frequency":
+        return ["user_frequency"], {}, False
+    if p.kind == "user_frequency_hour":
+        return ["user_frequency"], {"user_frequency": {"hour_window": int(o.get("hour_window", 1))}}, False
     if p.kind == "retriever":
-        return list(o.get("signals", DEFAULT_SIGNALS)), o.get("params", {}), bool(o.get("tune", True))
+        signals = o.get("signals", "auto")
+        return (signals if signals == "auto" else list(signals)), o.get("params", {}), o.get("tune", True)
     if p.kind == "sasrec":
         raise PipelineUnavailable(sasrec_status())
     raise ValueError(f"pipeline '{p.name}': kind {p.kind!r} is not a score pipeline.")
@@ -79,12 +84,17 @@ def sasrec_status() -> str:
             "compare with RecBole's own SASRec run on the same split.")
 
 
-def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int) -> TimeAwareRetriever:
+def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int,
+                    repeats: str = "auto") -> TimeAwareRetriever:
+    """A fitted (and, for retriever pipelines, tuned) model. ``tune``: true / "auto" (learned blend or
+    linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false."""
     signals, params, tune = _score_model_spec(p, seed)
-    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params)
-    model.fit(split.train, catalog, index if "content" in model.signals else None, log=split.full)
+    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats)
+    uses_content = signals == "auto" or "content" in signals
+    model.fit(split.train, catalog, index if uses_content else None, log=split.full)
     if tune and len(model.signals) > 1 and split.validation:
-        model.tune(split.validation)
+        method = "auto" if tune is True else str(tune)
+        model.tune(split.validation, method=method, ranker=p.options.get("ranker"))
     return model
 
 
@@ -97,7 +107,8 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
     out = []
     for start in range(0, len(targets), BATCH):
         batch = targets[start:start + BATCH]
-        scores = model.score_targets([t.held for t in batch])
+        scores = model.score_targets([t.held for t in batch],
+                                     columns=None if protocol == "full" else [t.sampled for t in batch])
         if protocol == "full":
             ranks = true_ranks(scores, cat.codes([t.item_id for t in batch]))
             kk = min(top_k, scores.shape[1])
@@ -120,12 +131,12 @@ def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targe
                     n_candidates: int) -> list:
     """The reranker's requests: retriever top-N (full) or the sampled candidates with retriever scores (sampled)."""
     if protocol == "full":
-        cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=n_candidates)
+        cands = retriever.retrieve_many([(t.user_id, t.held.context or t.now) for t in targets], k=n_candidates)
     else:
-        scores = retriever.score_targets([t.held for t in targets])
+        scores = retriever.score_targets([t.held for t in targets], columns=[t.sampled for t in targets])
         cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
                   enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
-    return [reranker.request(split.history(t.held), c, t.now, t.user_id) for t, c in zip(targets, cands)]
+    return [reranker.request(split.history(t.held), c, t.held.context or t.now, t.user_id) for t, c in zip(targets, cands)]
 
 
 def rerank_records(reranker, requests: list, targets: list[EvalTarget]) -> list[dict[str, Any]]:

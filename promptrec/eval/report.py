@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.eval.metrics import bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
+from promptrec.eval.metrics import mrr, bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
 from promptrec.eval.targets import SLICES
 
 PROTOCOL_TITLES = {"full": "(a) full ranking over unseen items", "sampled": "(b) sampled candidates (true item + "
@@ -29,7 +29,31 @@ def accuracy(ranks: np.ndarray, ks: list[int], n_boot: int, seed: int) -> dict[s
     out: dict[str, Any] = summarize(ranks, tuple(ks))
     h = _headline_k(ks)
     out[f"NDCG@{h}_ci95"] = bootstrap_ci(ranks, lambda r: ndcg(r, h), n_boot, seed)
-    out[f"HR@{h}_ci95"] = bootstrap_ci(ranks, lambda r: hit_rate(r, h), n_boot, seed)
+    for k in ks:
+        out[f"HR@{k}_ci95"] = bootstrap_ci(ranks, lambda r, k=k: hit_rate(r, k), n_boot, seed)
+    out["MRR_ci95"] = bootstrap_ci(ranks, mrr, n_boot, seed)
+    return out
+
+
+def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[int], n_boot: int, seed: int
+                       ) -> dict[str, dict[str, Any]]:
+    """For each other pipeline: the reference's lead in HR@k, NDCG@10 and MRR on the same targets, with a
+    95% paired bootstrap interval (resampling targets); 'beyond' when the interval excludes 0."""
+    metrics = {f"HR@{k}": (lambda r, k=k: (r < k).astype(float)) for k in ks}
+    metrics |= {"NDCG@10": lambda r: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0), "MRR": lambda r: 1.0 / (r + 1.0)}
+    ref = ranks[reference]
+    idx = np.random.default_rng(seed).integers(0, len(ref), (n_boot, len(ref)))
+    out = {}
+    for name, other in ranks.items():
+        if name == reference:
+            continue
+        row = {}
+        for m, per_target in metrics.items():
+            d = per_target(ref) - per_target(other)
+            boot = d[idx].mean(axis=1)
+            lo, hi = float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+            row[m] = {"lead": float(d.mean()), "ci95": (lo, hi), "beyond": lo > 0}
+        out[name] = row
     return out
 
 
@@ -84,9 +108,28 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
             name: {f"recall@{n}": hit_rate(np.array([r["rank"] for r in run.records[(name, "full")]]), n)
                    for n in cfg.retrieval_ns}
             for name in names if (name, "full") in run.records and len(run.records[(name, "full")]) == len(all_idx)}}
+    res["paired"] = {}
+    for p in cfg.pipelines:
+        if p.kind == "retriever" and (p.name, "full") in run.records:
+            ranks = {n: np.array([r["rank"] for r in run.records[(n, "full")]]) for n in names
+                     if (n, "full") in run.records and len(run.records[(n, "full")]) == len(all_idx)}
+            res["paired"][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
+    res["retrievers"] = {name: m.describe() | {"tuning": _tuning_summary(m.tuning)}
+                         for name, m in run.models.items() if m.tuning}
     res["adapters"] = adapter_summaries(run)
     res["reading"] = reading(res, h)
     return res
+
+
+def _tuning_summary(tuning: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not tuning:
+        return None
+    keep = ("method", "objective", "validation_targets", "fit_targets", "stop_targets", "learned_stop_objective",
+            "linear_stop_objective", "weights", "seconds")
+    out = {k: tuning[k] for k in keep if k in tuning}
+    if "learned" in tuning:
+        out["learned"] = {k: v for k, v in tuning["learned"].items() if k != "stop_ndcg@10_curve"}
+    return out
 
 
 def adapter_summaries(run) -> dict[str, dict[str, Any]]:
@@ -197,6 +240,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
                   "| pipeline | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |" for name, row in table.items()]
         lines.append("")
+    lines += _paired_md(res) + _retrievers_md(res)
     lines += _slices_md(res, h)
     if res["fusion"]:
         lines += ["## Fusion of LLM and retriever scores", "",
@@ -238,12 +282,55 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
 def _table(table: dict[str, dict[str, Any]], ks: list[int], h: int, beyond: bool) -> list[str]:
     cols = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
     extra = [f"coverage@{BEYOND_K}", f"novelty@{BEYOND_K}", f"diversity@{BEYOND_K}"] if beyond else []
-    head = ["pipeline"] + cols + [f"NDCG@{h} [95% CI]"] + extra
+    ci_cols = [c for c in (f"NDCG@{h}", "HR@1", f"HR@{h}", "MRR") if f"{c}_ci95" in next(iter(table.values()))]
+    head = ["pipeline"] + cols + [f"{c} [95% CI]" for c in ci_cols] + extra
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for name, row in table.items():
-        lo, hi = row[f"NDCG@{h}_ci95"]
-        cells = [name] + [f"{row[c]:.4f}" for c in cols] + [f"[{lo:.3f}, {hi:.3f}]"] + [_fmt(row[c]) for c in extra]
+        cis = [f"[{row[f'{c}_ci95'][0]:.3f}, {row[f'{c}_ci95'][1]:.3f}]" for c in ci_cols]
+        cells = [name] + [f"{row[c]:.4f}" for c in cols] + cis + [_fmt(row[c]) for c in extra]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _paired_md(res: dict[str, Any]) -> list[str]:
+    lines = []
+    for ref, others in res.get("paired", {}).items():
+        if not others:
+            continue
+        metrics = list(next(iter(others.values())))
+        lines += [f"## Paired differences: *{ref}* minus each other pipeline (full ranking, all test targets)", "",
+                  "Lead on the same targets with a 95% paired bootstrap interval; **bold**: beyond the interval "
+                  "(it excludes 0).", "", "| pipeline | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for name, row in others.items():
+            cells = []
+            for m in metrics:
+                c = row[m]
+                text = f"{c['lead']:+.4f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}]"
+                cells.append(f"**{text}**" if c["beyond"] else text)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _retrievers_md(res: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, d in res.get("retrievers", {}).items():
+        t = d.get("tuning") or {}
+        lines += [f"## Blend of *{name}*", "", f"Signals: {', '.join(d['signals'])}. Repeats: "
+                  f"{d['repeats']['setting']} (training repeat rate {d['repeats']['training_repeat_rate']:.3f}: "
+                  f"{'allowed' if d['repeats']['allowed'] else 'excluded'}). Blend: {d['blend']} ({t.get('method', '-')}).", ""]
+        if "learned_stop_objective" in t:
+            lines.append(f"On the later {t.get('stop_targets')} validation targets ({t.get('objective')}): learned "
+                         f"{t['learned_stop_objective']:.4f}" + (f", linear {t['linear_stop_objective']:.4f}"
+                                                                 if "linear_stop_objective" in t else "") + ".")
+            lines.append("")
+        imp = (t.get("learned") or {}).get("importance_gain_share")
+        if imp and d["blend"].startswith("learned"):
+            lines += ["| feature | share of gain |", "|---|---|"]
+            lines += [f"| {f} | {v:.3f} |" for f, v in list(imp.items())[:15]] + [""]
+        elif t.get("weights"):
+            lines.append("Weights: " + ", ".join(f"{k} {v:g}" for k, v in t["weights"].items()) + ".")
+            lines.append("")
     return lines
 
 

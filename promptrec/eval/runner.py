@@ -63,7 +63,8 @@ class EvalRun:
         from promptrec.index.item_index import ItemIndex
 
         d = self.cfg.dataset
-        self.ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed)
+        self.ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed,
+                                                                     **d.options)
         self.split = make_split(self.ds.interactions, self.cfg.split.name, **self.cfg.split.options)
         self.index = ItemIndex.for_catalog(self.ds.catalog, self.ds.name, root=self.cfg.index_root)
         self.timezone = self.ds.interactions.timezone
@@ -105,7 +106,7 @@ class EvalRun:
 
     def _run_score(self, p: PipelineConfig) -> None:
         try:
-            model = fit_score_model(p, self.split, self.ds.catalog, self.index, self.cfg.seed)
+            model = fit_score_model(p, self.split, self.ds.catalog, self.index, self.cfg.seed, self.cfg.repeats)
         except PipelineUnavailable as exc:
             self.unavailable[p.name] = str(exc)
             return

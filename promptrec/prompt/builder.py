@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from promptrec.context import Context
 from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import to_utc
 from promptrec.data.records import Event, Item
@@ -73,15 +74,21 @@ class PromptBuilder:
     # -- public --------------------------------------------------------------------
     def build(self, task: str, history: pd.DataFrame | Sequence[Event], candidates: Sequence[Item], now: Any,
               catalog: Catalog, *, candidate: Item | None = None, template: str | None = None) -> Prompt:
-        """The prompt for ``task`` at time ``now``; history events at or after ``now`` are refused."""
+        """The prompt for ``task`` at time ``now`` (a time or a :class:`Context`); history events at or after
+        ``now`` are refused. Templates see ``now`` (local time), ``context`` (device, location, extras) and, per
+        candidate, ``visits`` and ``last_visit`` (how often and when the user used it before)."""
         name = template or TASKS.get(task)
         if name is None:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)} or pass template=.")
-        now_local = to_utc(now).tz_convert(self.timezone)
+        context = Context.of(now)
+        now_local = context.now.tz_convert(self.timezone)
         events = self._events(history, now_local)
         labels = self.labels.labels(len(candidates))
-        cands = [{"label": lab, "item": it, "text": self.item_text(it)} for lab, it in zip(labels, candidates)]
-        base = {"now": now_local, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
+        visits = Counter(e["item_id"] for e in events)
+        last_visit = {e["item_id"]: e["time"] for e in events}
+        cands = [{"label": lab, "item": it, "text": self.item_text(it), "visits": visits.get(it.item_id, 0),
+                  "last_visit": last_visit.get(it.item_id)} for lab, it in zip(labels, candidates)]
+        base = {"now": now_local, "context": context, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
                 "candidate": None if candidate is None else {"item": candidate, "text": self.item_text(candidate)}}
         entries = [self._entry(e, prev, catalog) for e, prev in zip(events, [None] + events[:-1])]
         keep = min(len(entries), self.max_history)

@@ -118,6 +118,10 @@ class Reranker:
         cands = [c if isinstance(c, Candidate) else
                  Candidate(c.item_id if isinstance(c, Item) else str(c), -float(r), r + 1)  # keep the given order
                  for r, c in enumerate(candidates)]
+        from promptrec.context import Context
+
+        if isinstance(now, Context):
+            return RerankRequest(history, cands, now.now, user_id, now)
         when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
         return RerankRequest(history, cands, when, user_id)
 
@@ -156,7 +160,7 @@ class Reranker:
         shuffles = [self._shuffles(len(req.candidates), ri) for ri, req in enumerate(requests)]
         for wave in ([0], list(range(1, self.bootstrap))) if self.bootstrap > 1 else ([0],):
             jobs = [(ri, shuffles[ri][s], self.builder.build(self.strategy, req.history, self._items(req, shuffles[ri][s]),
-                                                           req.now, self.catalog, template=self.template))
+                                                           req.when, self.catalog, template=self.template))
                     for ri, req in enumerate(requests) for s in wave]
             if self.strategy == "label_scoring":
                 self._score_labels(jobs, per_request)
@@ -198,7 +202,7 @@ class Reranker:
         prompts, owners = [], []
         for ri, req in enumerate(requests):
             for ci, cand in enumerate(req.candidates):
-                p = self.builder.build("pointwise", req.history, [], req.now, self.catalog,
+                p = self.builder.build("pointwise", req.history, [], req.when, self.catalog,
                                        candidate=self.catalog[cand.item_id], template=self.template)
                 prompts.append(p)
                 owners.append((ri, ci))

@@ -12,12 +12,19 @@ from promptrec.retriever.candidate import Candidate
 
 @dataclass
 class RerankRequest:
-    """A user's history (events strictly before ``now``), the candidates to order, and ``now``."""
+    """A user's history (events strictly before ``now``), the candidates to order, ``now`` and, optionally,
+    the request's full context (device, location), which the prompt templates see as ``context``."""
 
     history: pd.DataFrame | list
     candidates: list[Candidate]
     now: pd.Timestamp
     user_id: str = ""
+    context: Any = None  # promptrec.context.Context
+
+    @property
+    def when(self) -> Any:
+        """What the prompt builder takes: the context if there is one, else ``now``."""
+        return self.context if self.context is not None else self.now
 
 
 @dataclass

@@ -1,11 +1,14 @@
-"""TimeAwareRetriever: candidates for a user at time ``now`` from five switchable, weighted signals.
+"""TimeAwareRetriever: candidates for a user in a context (time, device, place) from switchable signals.
 
     retriever = TimeAwareRetriever().fit(split.train, catalog, index, log=split.full)
-    retriever.tune(split.validation)                 # blend weights on targets held out in time
+    retriever.tune(split.validation)                 # learned blend (LightGBM) or linear weights, held out in time
     retriever.retrieve("u42", now="2024-04-01T20:00Z", k=50)
+    retriever.retrieve("u42", context=Context("2024-04-01T20:00Z", device="tv", location=(40.75, -73.98)))
 
 It never looks at events at or after ``now``: user histories and global statistics
-(trending, time of day, first-seen times) are cut strictly before it.
+(trending, time of day, first-seen times) are cut strictly before it. Whether a user's own
+past items can be recommended again (``repeats``) is a property of the data: ``"auto"``
+decides from the repeat rate of the training log.
 """
 
 from __future__ import annotations
@@ -21,41 +24,63 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from promptrec import __version__
+from promptrec.context import Context, resolve_context
 from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions, epoch_ns, to_utc
+from promptrec.data.repeats import REPEAT_THRESHOLD, repeat_rate
 from promptrec.data.splits import HeldOut
-from promptrec.retriever.blend import blend, standardize, tune_weights
+from promptrec.retriever.blend import blend, objective_value, standardize, tune_weights
 from promptrec.retriever.candidate import Candidate
 from promptrec.retriever.event_log import TimeIndexedLog
+from promptrec.retriever.features import FeatureBuilder
+from promptrec.retriever.learned import LearnedBlend, RankerConfig
 from promptrec.retriever.live import LiveHistories
-from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal
+from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
 
-DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness")
+DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
+SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
 BATCH = 256
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MIN_INT = np.iinfo(np.int64).min
+REPEATS = ("auto", "allow", "exclude")
+TUNE_METHODS = ("auto", "lightgbm", "coordinate")
 
 
 class TimeAwareRetriever:
-    """Blends content, transition, trending, time-context and freshness signals into one ranking."""
+    """Blends time, sequence, personal-habit and scene signals into one ranking (learned or linear)."""
 
-    def __init__(self, signals: Iterable[str | Signal] = DEFAULT_SIGNALS, weights: dict[str, float] | None = None,
-                 params: dict[str, dict[str, Any]] | None = None):
+    def __init__(self, signals: Iterable[str | Signal] | str = "auto", weights: dict[str, float] | None = None,
+                 params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto"):
+        if repeats not in REPEATS:
+            raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
+        self._requested = signals
+        self._params = params or {}
         self.signals: dict[str, Signal] = {}
-        for s in signals:
-            if isinstance(s, Signal):
-                self.signals[s.name] = s
-            elif s in SIGNALS:
-                self.signals[s] = SIGNALS[s](**(params or {}).get(s, {}))
-            else:
-                raise ValueError(f"unknown signal {s!r}; choose from {sorted(SIGNALS)}.")
+        if signals != "auto":
+            self._build_signals(signals)
         self.weights = {n: 1.0 for n in self.signals} | (weights or {})
+        self._fixed_weights = weights or {}
+        self.repeats = repeats
+        self.repeat_rate: float | None = None
+        self.allow_repeats = repeats == "allow"
+        self.ranker: LearnedBlend | None = None
         self.tuning: dict[str, Any] | None = None
         self.catalog: Catalog | None = None
         self.events: Interactions | None = None
         self.log: TimeIndexedLog | None = None
         self.fitted_on: dict[str, Any] = {}
         self.release_ns: np.ndarray | None = None
+        self.available_from_first_event = False
+
+    def _build_signals(self, signals: Iterable[str | Signal]) -> None:
+        self.signals = {}
+        for s in signals:
+            if isinstance(s, Signal):
+                self.signals[s.name] = s
+            elif s in SIGNALS:
+                self.signals[s] = SIGNALS[s](**self._params.get(s, {}))
+            else:
+                raise ValueError(f"unknown signal {s!r}; choose from {sorted(SIGNALS)}.")
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, train: Interactions, catalog: Catalog, index: Any = None, *, log: Interactions | None = None,
@@ -65,6 +90,13 @@ class TimeAwareRetriever:
         self.catalog = catalog
         known = train.frame["item_id"].isin(catalog.frame.index).to_numpy()
         frame = train.frame.loc[known]
+        coords = catalog.coordinates()
+        devices = frame["device"].to_numpy(dtype=object) if "device" in frame.columns else None
+        if self._requested == "auto":
+            scene = [n for n, ok in (("place", coords is not None), ("device", devices is not None)) if ok]
+            self._build_signals(list(DEFAULT_SIGNALS if index is not None else
+                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene)
+            self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
         vectors = None
         if "content" in self.signals:
             if index is None:
@@ -78,12 +110,18 @@ class TimeAwareRetriever:
         release = catalog.frame["release_time"]
         release_ns = np.where(release.isna(), MIN_INT, epoch_ns(release.fillna(pd.Timestamp(0, tz="UTC"))))
         self.release_ns = release_ns.astype(np.int64)
+        self.available_from_first_event = catalog.items_from_events
+        self.repeat_rate = repeat_rate(frame)
+        self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and self.repeat_rate >= REPEAT_THRESHOLD)
         data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
-                       vectors, list(catalog.frame["categories"]), self.release_ns)
+                       vectors, list(catalog.frame["categories"]), self.release_ns, epoch_ns(frame["timestamp"]),
+                       coords, devices, train.timezone)
         for s in self.signals.values():
             s.fit(data)
         self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
-                          "train_time_range": [str(t) for t in (train.time_range() or ())]}
+                          "train_time_range": [str(t) for t in (train.time_range() or ())],
+                          "repeat_rate": round(self.repeat_rate, 4), "repeats": self.repeats,
+                          "allow_repeats": self.allow_repeats}
         self.use_log(log if log is not None else train)
         return self
 
@@ -92,7 +130,9 @@ class TimeAwareRetriever:
         self.events = log
         self.log = TimeIndexedLog(log, self.catalog)
         self._row_codes = self.catalog.frame.index.get_indexer(log.frame["item_id"].to_numpy())  # -1: unknown
+        self._row_hour, self._row_dow = local_hour_dow(log._ts, log.timezone)
         self.live = LiveHistories()
+        self.features = FeatureBuilder(self.signals, self.log)
 
     # -- live events ------------------------------------------------------------------
     def add_events(self, events: pd.DataFrame) -> None:
@@ -141,71 +181,114 @@ class TimeAwareRetriever:
         return both.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
     # -- queries ------------------------------------------------------------------------
-    def _query(self, user: str | pd.DataFrame, now: Any, user_id: str | None = None) -> Query:
-        now_ts = to_utc(now)
+    def _query(self, user: str | pd.DataFrame, context: Any, user_id: str | None = None) -> Query:
+        ctx = Context.of(context)
+        now_ns = ctx.now_ns
         if not isinstance(user, pd.DataFrame):  # fast path: the user's history from the log's arrays
             sl = self.events.user_slice(user)
-            stop = sl.start + int(np.searchsorted(self.events._ts[sl], now_ts.value, side="left"))
+            stop = sl.start + int(np.searchsorted(self.events._ts[sl], now_ns, side="left"))
             codes, times = self._row_codes[sl.start:stop], self.events._ts[sl.start:stop]
+            hours, dows = self._row_hour[sl.start:stop], self._row_dow[sl.start:stop]
             known = codes >= 0
-            codes, times = codes[known], times[known]
+            codes, times, hours, dows = codes[known], times[known], hours[known], dows[known]
             if user in self.live:
-                live_codes, live_times = self.live.arrays(user, now_ts.value)
+                live_codes, live_times = self.live.arrays(user, now_ns)
                 codes, times = np.concatenate([codes, live_codes]), np.concatenate([times, live_times])
                 order = np.argsort(times, kind="stable")
                 codes, times = codes[order], times[order]
-            return Query(str(user), now_ts.value, codes, times)
-        hist = user[user["timestamp"] < now_ts]
+                hours = dows = None  # recomputed from the merged times
+            return Query(str(user), now_ns, codes, times, ctx.device, ctx.location, hours, dows)
+        hist = user[user["timestamp"] < ctx.now]
         uid = user_id or (str(hist["user_id"].iloc[0]) if len(hist) and "user_id" in hist else "")
         hist = hist[hist["item_id"].isin(self.catalog.frame.index)]
-        return Query(uid, now_ts.value, self.catalog.codes(hist["item_id"].to_numpy()), epoch_ns(hist["timestamp"]))
+        return Query(uid, now_ns, self.catalog.codes(hist["item_id"].to_numpy()), epoch_ns(hist["timestamp"]),
+                     ctx.device, ctx.location)
 
     def _z_scores(self, queries: list[Query], exclude: np.ndarray) -> dict[str, np.ndarray]:
         return {n: standardize(s.score(queries, self.log), exclude) for n, s in self.signals.items()}
 
-    def _exclude(self, queries: list[Query], exclude_seen: bool) -> np.ndarray:
-        """Items that cannot be recommended: seen by the user (optional), and items not yet available at
-        ``now`` (released after it, and nobody interacted with them before it)."""
+    def _exclude(self, queries: list[Query], exclude_seen: bool | None = None) -> np.ndarray:
+        """Items that cannot be recommended: items not yet available at ``now`` (released after it, or, for
+        items without a release time in a catalogue built from the events, nobody used them before it), and,
+        unless repeats are allowed, the items the user has already consumed."""
+        exclude_seen = (not self.allow_repeats) if exclude_seen is None else exclude_seen
+        unknown = self.release_ns == MIN_INT
         mask = np.zeros((len(queries), len(self.catalog)), dtype=bool)
         for i, q in enumerate(queries):
-            mask[i] = (self.release_ns > q.now_ns) & (self.log.first_seen >= q.now_ns)
+            unseen = self.log.first_seen >= q.now_ns
+            mask[i] = unseen & ((self.release_ns > q.now_ns) | (unknown & self.available_from_first_event))
             if exclude_seen:
                 mask[i, q.codes] = True
         return mask
 
-    def score_queries(self, queries: list[Query], exclude_seen: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Blended scores (batch x items; excluded items -inf) and each signal's weighted contribution."""
+    def score_queries(self, queries: list[Query], exclude_seen: bool | None = None, columns: np.ndarray | None = None,
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Blended scores (batch x items; excluded items -inf) and, for the linear blend, each signal's
+        weighted contribution. With a learned blend only the candidates (each signal's top-N, or the boolean
+        ``columns`` mask given) are scored; the rest are -inf."""
         exclude = self._exclude(queries, exclude_seen)
+        if self.ranker is not None:
+            total, _ = self._learned_scores(queries, exclude, columns)
+            return total, {}
         z = self._z_scores(queries, exclude)
         contrib = {n: self.weights.get(n, 0.0) * v for n, v in z.items()}
         total = blend(z, self.weights)
         total[exclude] = -np.inf
         return total, contrib
 
-    def retrieve(self, user: str | pd.DataFrame, now: Any, k: int = 100, exclude_seen: bool = True) -> list[Candidate]:
-        """Top-k candidates for a user id (history from the log) or a history frame, at ``now``."""
-        return self.retrieve_many([(user, now)], k=k, exclude_seen=exclude_seen)[0]
+    def _learned_scores(self, queries: list[Query], exclude: np.ndarray, columns: np.ndarray | None = None):
+        feats = self.features.build(queries)
+        cells = (self.features.candidates(feats, exclude, self.ranker.config.top_n, queries) if columns is None
+                 else columns & ~exclude)
+        rows, cols = np.nonzero(cells)
+        total = np.full(exclude.shape, -np.inf)
+        X = self.features.matrix(feats, rows, cols, self.ranker.feature_names)
+        if len(rows):
+            total[rows, cols] = self.ranker.predict(X)
+        return total, (feats, rows, cols)
+
+    def retrieve(self, user: str | pd.DataFrame, now: Any = None, k: int = 100, exclude_seen: bool | None = None,
+                 *, context: Context | None = None) -> list[Candidate]:
+        """Top-k candidates for a user id (history from the log) or a history frame, at ``now`` or in a
+        ``context`` (time, device, location)."""
+        return self.retrieve_many([(user, resolve_context(now, context))], k=k, exclude_seen=exclude_seen)[0]
 
     def retrieve_many(self, requests: Sequence[tuple[str | pd.DataFrame, Any]], k: int = 100,
-                      exclude_seen: bool = True, progress: bool = False) -> list[list[Candidate]]:
+                      exclude_seen: bool | None = None, progress: bool = False) -> list[list[Candidate]]:
+        """Top-k for many (user, now or Context) requests, scored together in batches."""
         self._require_fitted()
         out: list[list[Candidate]] = []
         ids = self.catalog.ids
         for start in tqdm(range(0, len(requests), BATCH), disable=not progress, desc="retrieving", unit="batch"):
-            queries = [self._query(u, now) for u, now in requests[start:start + BATCH]]
-            total, contrib = self.score_queries(queries, exclude_seen)
+            queries = [self._query(u, ctx) for u, ctx in requests[start:start + BATCH]]
+            exclude = self._exclude(queries, exclude_seen)
+            if self.ranker is not None:
+                total, (feats, _, _) = self._learned_scores(queries, exclude)
+            else:
+                total, contrib = self.score_queries(queries, exclude_seen)
             kk = min(k, total.shape[1])
             top = np.argpartition(-total, kk - 1, axis=1)[:, :kk]
-            for i in range(len(queries)):
-                row = top[i][np.argsort(-total[i, top[i]], kind="stable")]
-                row = row[np.isfinite(total[i, row])]
-                out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1,
-                                      {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)])
+            rows = [top[i][np.argsort(-total[i, top[i]], kind="stable")] for i in range(len(queries))]
+            rows = [row[np.isfinite(total[i, row])] for i, row in enumerate(rows)]
+            if self.ranker is not None:
+                qi = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]).astype(int)
+                cols = np.concatenate(rows).astype(int) if rows else np.zeros(0, int)
+                parts = self.ranker.contributions(self.features.matrix(feats, qi, cols, self.ranker.feature_names)) \
+                    if len(cols) else []
+                pos = 0
+                for i, row in enumerate(rows):
+                    out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1, parts[pos + r])
+                                for r, c in enumerate(row)])
+                    pos += len(row)
+            else:
+                for i, row in enumerate(rows):
+                    out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1,
+                                          {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)])
         return out
 
-    def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool = True,
+    def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
                         progress: bool = False) -> np.ndarray:
-        """0-based rank of each target's true item among all (unseen) items: the input to HR/NDCG/MRR."""
+        """0-based rank of each target's true item among all recommendable items: the input to HR/NDCG/MRR."""
         from promptrec.eval.metrics import true_ranks
 
         self._require_fitted()
@@ -216,44 +299,121 @@ class TimeAwareRetriever:
             ranks.append(true_ranks(total, self.catalog.codes([t.item_id for t in batch])))
         return np.concatenate(ranks) if ranks else np.zeros(0, dtype=int)
 
-    def score_targets(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool = True) -> np.ndarray:
-        """Blended scores of every catalogue item (columns in catalogue order; excluded items -inf) for
-        held-out targets: each target's user at its ``now``."""
+    def score_targets(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
+                      columns: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+        """Scores of every catalogue item (columns in catalogue order; not recommendable or not scored: -inf)
+        for held-out targets: each target's user in its context. ``columns`` (item ids per target) restricts
+        a learned blend to those items (e.g. the sampled candidates)."""
         self._require_fitted()
-        return self.score_queries([self._target_query(t, history) for t in targets], exclude_seen)[0]
+        mask = None
+        if columns is not None:
+            mask = np.zeros((len(targets), len(self.catalog)), dtype=bool)
+            for i, items in enumerate(columns):
+                mask[i, self.catalog.codes(list(items))] = True
+        return self.score_queries([self._target_query(t, history) for t in targets], exclude_seen, mask)[0]
 
     def _target_query(self, target: HeldOut, history: Any) -> Query:
+        ctx = target.context if getattr(target, "context", None) is not None else target.now
         if callable(history):
-            return self._query(history(target), target.now, target.user_id)
-        return self._query(target.user_id, target.now)
+            return self._query(history(target), ctx, target.user_id)
+        return self._query(target.user_id, ctx)
 
     # -- tuning -----------------------------------------------------------------------
     def tune(self, targets: Sequence[HeldOut], history: Any = None, *, objective: str = "ndcg@10",
-             progress: bool = False) -> dict[str, Any]:
-        """Set the blend weights by coordinate ascent on validation ``targets`` (see promptrec.retriever.blend)."""
+             method: str = "auto", ranker: RankerConfig | dict | None = None, progress: bool = False) -> dict[str, Any]:
+        """Learn the blend on validation ``targets`` (held out in time).
+
+        ``lightgbm``: a lambdarank model over the signals' features (promptrec.retriever.learned), trained on
+        the earlier targets and stopped early on the later ones. ``coordinate``: linear weights by coordinate
+        ascent (promptrec.retriever.blend). ``auto``: both are fitted on the earlier targets and compared on
+        the later ones; the better one is kept (the linear weights are then re-tuned on all targets)."""
         self._require_fitted()
+        if method not in TUNE_METHODS:
+            raise ValueError(f"method={method!r}; choose one of {TUNE_METHODS}.")
         started = time.perf_counter()
-        zs, trues, excl = [], [], []
-        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="scoring validation"):
+        self.ranker = None
+        cfg = ranker if isinstance(ranker, RankerConfig) else RankerConfig.from_dict(ranker)
+        ordered = sorted(targets, key=lambda t: t.now)
+        cut = int(round(len(ordered) * (1 - cfg.stop_fraction)))
+        learnable = len(self.signals) > 1 and cut >= 20 and len(ordered) - cut >= 10
+        if method == "lightgbm" and not learnable:
+            raise ValueError(f"the learned blend needs at least 30 validation targets and two signals "
+                             f"(have {len(ordered)} and {len(self.signals)}); use method='coordinate'.")
+        if method == "coordinate" or not learnable:
+            self.tuning = self._tune_linear(ordered, history, objective, progress) | {
+                "seconds": round(time.perf_counter() - started, 2)}
+            return self.tuning
+        early, late = ordered[:cut], ordered[cut:]
+        self.weights = {n: 1.0 for n in self.signals}
+        equal_score = self._objective(late, history, objective, None)
+        learned = self._train_ranker(early, late, history, cfg, progress)
+        learned_score = self._objective(late, history, objective, learned)
+        # objective_start / _end: the later validation targets with equal linear weights / the kept blend
+        report: dict[str, Any] = {"objective": objective, "validation_targets": len(ordered),
+                                  "fit_targets": len(early), "stop_targets": len(late), "objective_start": equal_score,
+                                  "objective_end": learned_score, "learned": learned.report,
+                                  "learned_stop_objective": learned_score}
+        if method == "auto":
+            linear = self._tune_linear(early, history, objective, progress)
+            linear_score = self._objective(late, history, objective, None)
+            report |= {"linear_stop_objective": linear_score, "linear_weights_on_fit_targets": linear["weights"]}
+            if linear_score >= learned_score:
+                self.tuning = report | self._tune_linear(ordered, history, objective, progress) | {
+                    "objective_start": equal_score, "objective_end": linear_score,
+                    "method": "coordinate ascent on z-scored signals (promptrec.retriever.blend); chosen over the "
+                              "learned blend on the later validation targets",
+                    "seconds": round(time.perf_counter() - started, 2)}
+                return self.tuning
+        self.ranker = learned
+        self.tuning = report | {"method": "LightGBM lambdarank over signal and context features "
+                                          "(promptrec.retriever.learned)", "weights": self.weights,
+                                "seconds": round(time.perf_counter() - started, 2)}
+        return self.tuning
+
+    def _batches(self, targets: Sequence[HeldOut], history: Any, progress: bool, desc: str):
+        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc=desc):
             batch = targets[start:start + BATCH]
             queries = [self._target_query(t, history) for t in batch]
-            exclude = self._exclude(queries, True)
+            yield batch, queries, self._exclude(queries), self.catalog.codes([t.item_id for t in batch])
+
+    def _tune_linear(self, targets: Sequence[HeldOut], history: Any, objective: str, progress: bool) -> dict[str, Any]:
+        zs, trues, excl = [], [], []
+        for _, queries, exclude, true_cols in self._batches(targets, history, progress, "scoring validation"):
             zs.append(self._z_scores(queries, exclude))
             excl.append(exclude)
-            trues.append(self.catalog.codes([t.item_id for t in batch]))
+            trues.append(true_cols)
         z = {n: np.concatenate([b[n] for b in zs]) for n in self.signals}
-        true_cols, exclude = np.concatenate(trues), np.concatenate(excl)
-        weights, trace = tune_weights(z, true_cols, exclude, objective=objective)
+        weights, trace = tune_weights(z, np.concatenate(trues), np.concatenate(excl), objective=objective)
         self.weights = weights
-        self.tuning = {"method": "coordinate ascent on z-scored signals (promptrec.retriever.blend)",
-                       "objective": objective, "validation_targets": len(targets), "weights": weights,
-                       "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"],
-                       "trace": trace, "seconds": round(time.perf_counter() - started, 2)}
-        return self.tuning
+        return {"method": "coordinate ascent on z-scored signals (promptrec.retriever.blend)",
+                "objective": objective, "validation_targets": len(targets), "weights": weights,
+                "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"], "trace": trace}
+
+    def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
+                      progress: bool) -> LearnedBlend:
+        parts = {}
+        for name, targets in (("fit", fit), ("stop", stop)):
+            chunks = [self.features.rows(queries, exclude, true_cols, cfg.top_n)
+                      for _, queries, exclude, true_cols in self._batches(targets, history, progress, f"features ({name})")]
+            parts[name] = self.features.concat(chunks)
+        return LearnedBlend.train(parts["fit"], parts["stop"], self.features.names, self.features.signal_of, cfg)
+
+    def _objective(self, targets: Sequence[HeldOut], history: Any, objective: str, ranker: LearnedBlend | None) -> float:
+        """The objective on ``targets`` with ``ranker`` (None: the current linear weights), full ranking."""
+        saved, self.ranker = self.ranker, ranker
+        try:
+            scores, trues = [], []
+            for batch, queries, exclude, true_cols in self._batches(targets, history, False, ""):
+                scores.append(self.score_queries(queries)[0])
+                trues.append(true_cols)
+            s = np.concatenate(scores)
+            return objective_value(s, np.concatenate(trues), ~np.isfinite(s), objective)
+        finally:
+            self.ranker = saved
 
     # -- persistence --------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write config, weights, fitted state, catalogue and log to a folder."""
+        """Write config, weights, the learned blend, fitted state, catalogue and log to a folder."""
         self._require_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -270,8 +430,12 @@ class TimeAwareRetriever:
         events = self.events if not len(self.live) else self.events.append(
             Interactions(self.live.all_frames(), seed=self.events.seed, timezone=self.events.timezone))
         events.frame.to_parquet(path / "events.parquet", index=False)  # live events included
-        config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__, "signals": {n: s.params for n, s in self.signals.items()},
-                  "weights": self.weights, "tuning": self.tuning, "fitted_on": self.fitted_on,
+        config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__,
+                  "signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
+                  "repeats": self.repeats, "repeat_rate": self.repeat_rate, "allow_repeats": self.allow_repeats,
+                  "items_from_events": self.available_from_first_event,
+                  "learned_blend": None if self.ranker is None else self.ranker.save(path),
+                  "tuning": self.tuning, "fitted_on": self.fitted_on,
                   "timezone": self.events.timezone, "sparse_state": sorted(sparse), "items": len(self.catalog)}
         (path / "retriever.json").write_text(json.dumps(config, indent=2, default=str))
         return path
@@ -285,10 +449,13 @@ class TimeAwareRetriever:
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path} was saved in retriever format {config.get('format_version')}, this promptrec "
                              f"reads {FORMAT_VERSION}; fit and save it again (promptrec retriever fit).")
-        out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"])
+        out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"],
+                  repeats=config["repeats"])
+        out.repeat_rate, out.allow_repeats = config["repeat_rate"], config["allow_repeats"]
+        out.available_from_first_event = config["items_from_events"]
         cat = pd.read_parquet(path / "catalog.parquet")
         cat["categories"] = cat["categories"].map(tuple)
-        out.catalog = Catalog(cat)
+        out.catalog = Catalog(cat, items_from_events=out.available_from_first_event)
         if len(out.catalog) != config["items"]:
             raise ValueError(f"{path}: catalog.parquet has {len(out.catalog)} items, the config {config['items']}.")
         dense = dict(np.load(path / "state.npz", allow_pickle=False))
@@ -303,6 +470,8 @@ class TimeAwareRetriever:
         for n, s in out.signals.items():
             s.load_state(states[n])
         out.tuning, out.fitted_on = config["tuning"], config["fitted_on"]
+        if config.get("learned_blend"):
+            out.ranker = LearnedBlend.load(path, config["learned_blend"])
         events = pd.read_parquet(path / "events.parquet")
         out.use_log(Interactions(events, timezone=config["timezone"], _sorted=True))
         return out
@@ -313,5 +482,8 @@ class TimeAwareRetriever:
 
     def describe(self) -> dict[str, Any]:
         return {"signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
+                "blend": "learned (LightGBM)" if self.ranker is not None else "linear",
+                "repeats": {"setting": self.repeats, "training_repeat_rate": self.repeat_rate,
+                            "allowed": self.allow_repeats},
                 "fitted_on": self.fitted_on, "tuned": None if self.tuning is None else
-                {k: self.tuning[k] for k in ("objective", "validation_targets", "objective_start", "objective_end")}}
+                {k: self.tuning[k] for k in ("method", "objective", "validation_targets") if k in self.tuning}}

@@ -97,9 +97,18 @@ def create_app(service: RecommendationService) -> FastAPI:
     @app.get("/recommendations/{user_id}", response_model=Recommendations)
     async def recommendations(user_id: str, k: int = Query(10, ge=1, le=100),
                               now: AwareDatetime | None = Query(None, description="ISO time with zone; default: now."),
-                              rerank: bool = Query(True, description="Let the LLM order the candidates, if one is configured.")):
-        """Top-k items for the user at ``now``: retrieved, then ordered by the LLM within its deadline."""
-        return await service.recommend(user_id, k, now, rerank)
+                              rerank: bool = Query(True, description="Let the LLM order the candidates, if one is configured."),
+                              device: str | None = Query(None, min_length=1, max_length=64,
+                                                         description="The device the request comes from (e.g. tv, mobile)."),
+                              lat: float | None = Query(None, ge=-90, le=90, description="Latitude of the user now."),
+                              lon: float | None = Query(None, ge=-180, le=180, description="Longitude of the user now.")):
+        """Top-k items for the user in a context (``now``, device, location): retrieved, then ordered by the
+        LLM within its deadline. Without a location, place-aware signals use the user's last place."""
+        if (lat is None) != (lon is None):
+            return problems_response([{"field": "query parameter lat" if lat is None else "query parameter lon",
+                                       "message": "give both lat and lon, or neither"}])
+        return await service.recommend(user_id, k, now, rerank, device=device,
+                                       location=None if lat is None else (lat, lon))
 
     @app.get("/users/{user_id}/history", response_model=list[HistoryEvent])
     async def history(user_id: str, limit: int = Query(50, ge=1, le=10_000)):

@@ -53,6 +53,8 @@ class RecommendedItem(BaseModel):
 class Recommendations(BaseModel):
     user_id: str
     now: AwareDatetime
+    device: str | None = Field(None, description="The request's device, if given.")
+    location: list[float] | None = Field(None, description="The request's [lat, lon], if given.")
     history_events: int = Field(description="Events of the user before `now` (fitted log and posted).")
     reranked: bool
     fallback_reason: str | None = Field(description="Why the LLM did not order these items, if it did not.")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from promptrec.context import Context
 from promptrec.reranker.types import RankedList, RerankRequest
 from promptrec.retriever.candidate import Candidate
 from promptrec.serve.batching import BatchQueue, QueueFull
@@ -109,20 +110,23 @@ class RecommendationService:
                 for r in frame.to_dict("records")]
 
     # -- recommendations ------------------------------------------------------------------
-    def _retrieve_batch(self, requests: list[tuple[str, pd.Timestamp, int]]) -> list[tuple[list[Candidate], pd.DataFrame]]:
-        """Candidates and histories for (user, now, n) requests, scored together (``retrieve_many``)."""
+    def _retrieve_batch(self, requests: list[tuple[str, Context, int]]) -> list[tuple[list[Candidate], pd.DataFrame]]:
+        """Candidates and histories for (user, context, n) requests, scored together (``retrieve_many``)."""
         with self._lock:
-            cands = self.retriever.retrieve_many([(u, now) for u, now, _ in requests], k=max(n for *_, n in requests))
-            histories = [self.retriever.history(u, before=now) for u, now, _ in requests]
+            cands = self.retriever.retrieve_many([(u, ctx) for u, ctx, _ in requests], k=max(n for *_, n in requests))
+            histories = [self.retriever.history(u, before=ctx.now) for u, ctx, _ in requests]
         return [(c[:n], h) for c, h, (_, _, n) in zip(cands, histories, requests)]
 
-    async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True) -> Recommendations:
-        """Retrieve, then (if an LLM is configured and ``rerank``) let it order the candidates within the
-        deadline; otherwise, or if it fails or is late, the retriever's order, with the reason."""
+    async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True, *, device: str | None = None,
+                        location: tuple[float, float] | None = None) -> Recommendations:
+        """Retrieve in the request's context (time, device, location), then (if an LLM is configured and
+        ``rerank``) let it order the candidates within the deadline; otherwise, or if it fails or is late, the
+        retriever's order, with the reason."""
         t0 = time.perf_counter()
         now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+        context = Context(now_ts, device=device, location=location)
         try:
-            fut = self.retrievals.submit((user_id, now_ts, max(k, self.config.candidates)))
+            fut = self.retrievals.submit((user_id, context, max(k, self.config.candidates)))
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry later") from None
         cands, history = await asyncio.wrap_future(fut)
@@ -135,13 +139,14 @@ class RecommendationService:
         elif not rerank:
             reason = "rerank=false was asked"
         else:
-            ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id))
+            ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id, context))
         if reason:
             kind = reason.split(" (")[0]  # e.g. "LLM busy", without the numbers
             self.fallbacks[kind] = self.fallbacks.get(kind, 0) + 1
         t2 = time.perf_counter()
         return Recommendations(
-            user_id=user_id, now=now_ts.to_pydatetime(), history_events=len(history), reranked=ranked is not None,
+            user_id=user_id, now=now_ts.to_pydatetime(), device=device, location=None if location is None else list(location),
+            history_events=len(history), reranked=ranked is not None,
             fallback_reason=reason, llm=None if ranked is None else
             {"strategy": ranked.strategy, "backend": ranked.backend, "model": ranked.meta.get("model"),
              "adapter": ranked.meta.get("adapter"), "prompt_tokens": ranked.prompt_tokens},

@@ -6,15 +6,20 @@ from pathlib import Path
 from typing import Any
 
 from promptrec.data.dataset import Dataset
+from promptrec.data.loaders.checkins import is_checkin_file, load_checkins
 from promptrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from promptrec.data.loaders.recbole import load_recbole
-from promptrec.data.loaders.tabular import load_events, load_items, load_tabular
+from promptrec.data.loaders.tabular import load_events, load_events_with_items, load_items, load_tabular
 from promptrec.data.problems import missing_file
 
-FORMATS = ("auto", "demo", "movielens-100k", "movielens-1m", "recbole", "tabular")
+FORMATS = ("auto", "demo", "movielens-100k", "movielens-1m", "recbole", "tabular", "checkins")
 
 
 def detect_format(path: Path) -> str:
+    if is_checkin_file(path) or (path.is_dir() and is_checkin_file(path / "checkins.csv")):
+        return "checkins"
+    if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".parquet", ".jsonl"):
+        return "tabular"
     if path.is_dir():
         if (path / "u.data").exists():
             return "movielens-100k"
@@ -25,8 +30,8 @@ def detect_format(path: Path) -> str:
         if (path / "events.csv").exists() or any(path.glob("events.*")):
             return "tabular"
     raise missing_file(str(path), "a dataset folder of a known format",
-                       "pass --format (movielens-100k, movielens-1m, recbole, tabular) or a folder with "
-                       "u.data, ratings.dat, a .inter file, or events.* + items.*.")
+                       "pass --format (movielens-100k, movielens-1m, recbole, tabular, checkins) or a folder "
+                       "with u.data, ratings.dat, a .inter file, events.* + items.*, or a check-in CSV.")
 
 
 def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any) -> Dataset:
@@ -47,6 +52,10 @@ def load_dataset(path: str | Path | None = None, format: str = "auto", **options
         return load_movielens_1m(path, **options)
     if fmt == "recbole":
         return load_recbole(path, **options)
+    if fmt == "checkins":
+        return load_checkins(path, **options)
+    if path.is_file():  # one table with events and the items described on each row
+        return load_events_with_items(path, **options)
     folder = path if path.is_dir() else path.parent
     events = next(iter(sorted(folder.glob("events.*"))), None)
     items = next(iter(sorted(folder.glob("items.*"))), None)
@@ -56,5 +65,5 @@ def load_dataset(path: str | Path | None = None, format: str = "auto", **options
     return load_tabular(events, items, name=folder.name, **options)
 
 
-__all__ = ["FORMATS", "load_dataset", "load_events", "load_items", "load_movielens_100k",
+__all__ = ["FORMATS", "load_dataset", "load_events", "load_events_with_items", "load_checkins", "load_items", "load_movielens_100k",
            "load_movielens_1m", "load_recbole", "load_tabular", "detect_format"]

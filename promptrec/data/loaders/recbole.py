@@ -84,5 +84,5 @@ def load_recbole(folder: str | Path, name: str | None = None, *, errors: ErrorPo
             events[col] = pd.to_numeric(events[col], errors="coerce")
     if catalog is None:  # no .item file: a bare catalogue of the ids seen
         ids = events["item_id"].unique()
-        catalog = Catalog(pd.DataFrame({"item_id": ids, "title": ids}))
+        catalog = Catalog(pd.DataFrame({"item_id": ids, "title": ids}), items_from_events=True)
     return Dataset(name, catalog, Interactions(events, seed=seed, timezone=timezone), report, source=str(folder))

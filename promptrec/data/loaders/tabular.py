@@ -104,3 +104,51 @@ def _split(value: Any, sep: str) -> tuple[str, ...]:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
         return ()
     return tuple(v.strip() for v in str(value).split(sep) if v.strip())
+
+
+def load_events_with_items(path: str | Path, *, columns: dict[str, str] | None = None,
+                           item_columns: dict[str, str] | None = None, item_attributes: tuple[str, ...] = (),
+                           context_columns: tuple[str, ...] | None = None, fmt: str | None = None,
+                           errors: ErrorPolicy = "raise", timezone: str = "UTC", seed: int = 0,
+                           timestamp_unit: str = "s", timestamp_format: str | None = None,
+                           name: str | None = None, category_separator: str = "|") -> Dataset:
+    """A dataset from one table that holds the events and what describes their items (a check-in file: the
+    place's category and coordinates on every row).
+
+    ``columns`` maps user_id / item_id / timestamp (and event_type, weight) to the file's columns;
+    ``item_columns`` maps title / description / categories / release_time (title defaults to the item id);
+    ``item_attributes`` are further item columns (numbers where they parse: coordinates). Each item is
+    described by its first row. The catalogue is marked as built from events: an item exists from its
+    first event on (nobody can be recommended a place before anyone has been there). ``context_columns``
+    are the remaining columns kept as event context (default: all of them).
+    """
+    report = LoadReport()
+    raw, rows = read_table(path, fmt)
+    file = str(path)
+    event_map = {k: (columns or {}).get(k, k) for k in EVENT_FIELDS} | {
+        k: v for k, v in (columns or {}).items() if k in OPTIONAL_EVENT_FIELDS}
+    item_map = {"item_id": event_map["item_id"], "title": event_map["item_id"], **(item_columns or {})}
+    unknown = sorted(set(item_map) - set(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown item column mapping keys {unknown}; use {list(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS)}.")
+    require_columns(file, list(raw.columns), event_map | {k: v for k, v in item_map.items() if k != "item_id"}
+                    | {a: a for a in item_attributes})
+    first = ~raw[event_map["item_id"]].astype(str).str.strip().duplicated().to_numpy()
+    items = pd.DataFrame({k: raw.loc[first, v].to_numpy() for k, v in item_map.items()})
+    for a in item_attributes:
+        values = raw.loc[first, a]
+        numbers = pd.to_numeric(values, errors="coerce")
+        items[a] = (numbers if numbers.notna().sum() >= values.astype(str).str.strip().ne("").sum() else values).to_numpy()
+    if "categories" in items.columns:
+        items["categories"] = [_split(v, category_separator) for v in items["categories"]]
+    catalog = Catalog(clean_items(items.astype({"item_id": str}), file=file, row_numbers=rows[first], report=report,
+                                  errors=errors, timezone=timezone), items_from_events=True)
+    described = (set(item_map.values()) | set(item_attributes)) - set(event_map.values())
+    keep_context = [c for c in raw.columns if c not in described and c not in event_map.values()
+                    and (context_columns is None or c in context_columns)]
+    events = raw[list(event_map.values()) + keep_context].rename(columns={v: k for k, v in event_map.items()})
+    clean = clean_events(events, file=file, row_numbers=rows, report=report, errors=errors,
+                         known_items=catalog.frame.index, timestamp_unit=timestamp_unit,
+                         timestamp_format=timestamp_format, timezone=timezone)
+    return Dataset(name or Path(path).stem, catalog, Interactions(clean, seed=seed, timezone=timezone), report,
+                   source=file)

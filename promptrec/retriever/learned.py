@@ -1,0 +1,135 @@
+"""The learned blend: a LightGBM lambdarank model over the signals' features and the request context.
+
+A linear blend of z-scores cannot learn interactions ("the last place matters when it was ten
+minutes ago, the habit when it was yesterday"); gradient-boosted trees over the signals' features
+and context features (hour, weekday, hours since the last event, history length) can. The model
+scores the union of each signal's top-N items, not the whole catalogue, so candidate generation
+stays cheap. Training uses targets held out in time (the validation split): the earlier part
+trains, the later part stops the boosting early.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CONTEXT_FEATURES = ("context_hour", "context_weekday", "context_hours_since_last", "context_history_length")
+
+
+@dataclass
+class RankerConfig:
+    """LightGBM settings of the learned blend (lambdarank objective, NDCG@10 for early stopping)."""
+
+    top_n: int = 100  # each signal's top-N items form the candidates the model scores
+    num_leaves: int = 15
+    min_data_in_leaf: int = 50
+    learning_rate: float = 0.05
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 50
+    stop_fraction: float = 0.3  # the latest share of the validation targets (in time) stops the boosting
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "RankerConfig":
+        d = dict(d or {})
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown learned-blend settings {sorted(unknown)}; allowed: "
+                             f"{sorted(cls.__dataclass_fields__)}.")
+        return cls(**d)
+
+
+@dataclass
+class RankingRows:
+    """Feature rows of candidates grouped per query; ``labels`` 1 for the true item."""
+
+    features: np.ndarray  # rows x features (float32)
+    labels: np.ndarray
+    groups: np.ndarray  # rows per query, in order
+    queries_without_truth: int = 0  # queries whose true item was not among the candidates (left out)
+
+
+@dataclass
+class LearnedBlend:
+    """A trained lambdarank booster and what it needs to score: feature names and their signals."""
+
+    feature_names: list[str]
+    feature_signal: dict[str, str]  # feature -> signal (or "context") it comes from
+    config: RankerConfig = field(default_factory=RankerConfig)
+    booster: Any = None
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def train(cls, fit: RankingRows, stop: RankingRows, feature_names: list[str], feature_signal: dict[str, str],
+              config: RankerConfig) -> "LearnedBlend":
+        lgb = _lightgbm()
+        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": config.learning_rate,
+                  "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
+                  "feature_fraction": config.feature_fraction, "bagging_fraction": config.bagging_fraction,
+                  "bagging_freq": 1, "seed": config.seed, "deterministic": True, "num_threads": 0, "verbose": -1}
+        train_set = lgb.Dataset(fit.features, fit.labels, group=fit.groups, feature_name=feature_names)
+        stop_set = lgb.Dataset(stop.features, stop.labels, group=stop.groups, reference=train_set)
+        curve: dict[str, Any] = {}
+        booster = lgb.train(params, train_set, num_boost_round=config.max_rounds, valid_sets=[stop_set],
+                            valid_names=["stop"], callbacks=[lgb.early_stopping(config.early_stopping_rounds,
+                                                                                verbose=False),
+                                                             lgb.record_evaluation(curve)])
+        gain = booster.feature_importance("gain")
+        importances = {n: round(float(g) / max(float(gain.sum()), 1e-12), 4) for n, g in zip(feature_names, gain)}
+        report = {"best_iteration": int(booster.best_iteration), "fit_queries": int(len(fit.groups)),
+                  "fit_rows": int(len(fit.labels)), "stop_queries": int(len(stop.groups)),
+                  "left_out_no_truth_in_candidates": {"fit": fit.queries_without_truth, "stop": stop.queries_without_truth},
+                  "stop_ndcg@10_curve": [round(v, 4) for v in curve.get("stop", {}).get("ndcg@10", [])],
+                  "importance_gain_share": dict(sorted(importances.items(), key=lambda kv: -kv[1]))}
+        return cls(list(feature_names), dict(feature_signal), config, booster, report)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.booster.predict(features, num_iteration=self.booster.best_iteration or None)
+
+    def contributions(self, features: np.ndarray) -> list[dict[str, float]]:
+        """Per row, each signal's share of the score (SHAP values summed per signal, plus 'bias'): they
+        add up to the score."""
+        shap = self.booster.predict(features, num_iteration=self.booster.best_iteration or None, pred_contrib=True)
+        out = []
+        for row in np.atleast_2d(shap):
+            parts: dict[str, float] = {}
+            for name, value in zip(self.feature_names, row[:-1]):
+                key = self.feature_signal[name]
+                parts[key] = parts.get(key, 0.0) + float(value)
+            parts["bias"] = float(row[-1])
+            out.append(parts)
+        return out
+
+    def save(self, folder: Path) -> dict[str, Any]:
+        self.booster.save_model(str(folder / "ranker.txt"), num_iteration=self.booster.best_iteration or None)
+        return {"feature_names": self.feature_names, "feature_signal": self.feature_signal,
+                "config": asdict(self.config), "report": self.report}
+
+    @classmethod
+    def load(cls, folder: Path, saved: dict[str, Any]) -> "LearnedBlend":
+        lgb = _lightgbm()
+        path = folder / "ranker.txt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: the retriever was saved with a learned blend; fit and "
+                                    "save it again (promptrec retriever fit).")
+        booster = lgb.Booster(model_file=str(path))
+        return cls(saved["feature_names"], saved["feature_signal"], RankerConfig.from_dict(saved["config"]), booster,
+                   saved.get("report", {}))
+
+    def describe(self) -> dict[str, Any]:
+        return json.loads(json.dumps({"config": asdict(self.config), **self.report}, default=str))
+
+
+def _lightgbm():
+    try:
+        import lightgbm
+    except ImportError as exc:  # pragma: no cover - lightgbm is a dependency
+        raise ImportError("the learned blend needs LightGBM: pip install lightgbm (or tune with "
+                          "method='coordinate').") from exc
+    return lightgbm

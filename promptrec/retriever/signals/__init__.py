@@ -1,0 +1,35 @@
+"""The retriever's signals, one file each. Each scores every catalogue item for a batch of queries.
+
+| name | what it knows |
+|---|---|
+| content | item embeddings similar to the user's history (recency-weighted) |
+| transition | what follows the user's last items (everybody's and the user's own), weighted by elapsed time |
+| trending | popularity in a recent window before ``now`` |
+| time_context | items that fit the local hour and weekday of ``now`` (everybody) |
+| freshness | new items |
+| habit | the user's own items and categories at this hour (personal time habits) |
+| place | distance from the request's location (or the user's last place), busy areas |
+| device | items people use on the request's device |
+| user_frequency | the user's most visited items (a baseline; optionally at this hour) |
+"""
+
+from promptrec.retriever.signals.base import (DAY_NS, HOUR_NS, FitData, Query, Signal, category_matrix,
+                                              hour_kernel, local_hour_dow, recency_weights)
+from promptrec.retriever.signals.content import ContentSignal
+from promptrec.retriever.signals.device import DeviceSignal
+from promptrec.retriever.signals.freshness import FreshnessSignal
+from promptrec.retriever.signals.habit import HabitSignal
+from promptrec.retriever.signals.place import PlaceSignal, haversine_km
+from promptrec.retriever.signals.time_context import TimeContextSignal
+from promptrec.retriever.signals.transition import TransitionSignal
+from promptrec.retriever.signals.trending import TrendingSignal
+from promptrec.retriever.signals.user_frequency import UserFrequencySignal
+
+SIGNALS = {"content": ContentSignal, "transition": TransitionSignal, "trending": TrendingSignal,
+           "time_context": TimeContextSignal, "freshness": FreshnessSignal, "habit": HabitSignal,
+           "place": PlaceSignal, "device": DeviceSignal, "user_frequency": UserFrequencySignal}
+
+__all__ = ["DAY_NS", "HOUR_NS", "SIGNALS", "FitData", "Query", "Signal", "category_matrix", "hour_kernel",
+           "local_hour_dow", "recency_weights", "haversine_km", "ContentSignal", "DeviceSignal", "FreshnessSignal",
+           "HabitSignal", "PlaceSignal", "TimeContextSignal", "TransitionSignal", "TrendingSignal",
+           "UserFrequencySignal"]

@@ -1,0 +1,111 @@
+"""What every signal shares: the query, the data signals learn from, and the Signal contract.
+
+A query is a user's history strictly before ``now`` (item codes and times) plus the request's
+scene (device, location). Signals return raw scores (batch x items); the retriever normalises
+and blends them, or hands their :meth:`Signal.features` to the learned blend. Global statistics
+come from :class:`TimeIndexedLog` and only from events before ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DAY_NS = 86_400 * 10**9
+HOUR_NS = 3_600 * 10**9
+HOURS = 24
+
+
+@dataclass
+class Query:
+    user_id: str
+    now_ns: int
+    codes: np.ndarray  # history item codes, oldest first
+    times: np.ndarray  # history times (ns), oldest first
+    device: str | None = None
+    location: tuple[float, float] | None = None  # (lat, lon) of the request, if known
+    hours: np.ndarray | None = None  # local hour of each history event (computed on demand if None)
+    dows: np.ndarray | None = None  # local weekday of each history event
+
+    def calendar(self, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+        """Local hour and weekday of each history event."""
+        if self.hours is None or self.dows is None:
+            self.hours, self.dows = local_hour_dow(self.times, timezone)
+        return self.hours, self.dows
+
+
+@dataclass
+class FitData:
+    """What signals learn from: training sequences, item vectors, categories, release times, scene."""
+
+    train_users: np.ndarray
+    train_codes: np.ndarray  # sorted by user, then time
+    n_items: int
+    item_vectors: np.ndarray | None
+    item_categories: list[tuple[str, ...]]
+    release_ns: np.ndarray  # int64, min int where unknown
+    train_times: np.ndarray | None = None  # ns, aligned with train_codes
+    item_coords: np.ndarray | None = None  # items x (lat, lon), NaN where unknown
+    train_devices: np.ndarray | None = None  # device of each training event (None / "" where unknown)
+    timezone: str = "UTC"
+
+
+@dataclass
+class Signal:
+    """Base class: ``fit`` learns from training data, ``score`` rates all items per query.
+
+    ``features`` gives the learned blend more than one column where a signal knows more than one
+    number per item (the default is its score alone)."""
+
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fit(self, data: FitData) -> None:
+        pass
+
+    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+        return {self.name: self.score(queries, log)}
+
+    def state(self) -> dict[str, Any]:
+        """Fitted arrays to persist (name -> numpy array or scipy sparse matrix)."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def recency_weights(times: np.ndarray, now_ns: int, half_life_days: float) -> np.ndarray:
+    return np.exp2(-(now_ns - times).astype(np.float64) / (half_life_days * DAY_NS))
+
+
+def local_hour_dow(times_ns: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
+    """Local hour of day and weekday (0 = Monday) of UTC nanosecond times."""
+    local = pd.DatetimeIndex(np.asarray(times_ns, dtype=np.int64).astype("datetime64[ns]")).tz_localize("UTC")
+    local = local.tz_convert(timezone)
+    return np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
+
+
+def hour_kernel(hours: np.ndarray, hour: int, bandwidth: float) -> np.ndarray:
+    """Gaussian weight of each hour by its circular distance to ``hour`` (23h and 0h are neighbours)."""
+    d = np.abs(np.asarray(hours) - hour)
+    d = np.minimum(d, HOURS - d)
+    return np.exp(-0.5 * (d / bandwidth) ** 2) if bandwidth > 0 else (d == 0).astype(float)
+
+
+def category_matrix(item_categories: list[tuple[str, ...]], n_items: int):
+    """(items x categories) sparse matrix, each item's categories averaged (rows sum to 1 or 0)."""
+    import scipy.sparse as sp
+
+    cats = sorted({c for cs in item_categories for c in cs})
+    pos = {c: j for j, c in enumerate(cats)}
+    rows = [i for i, cs in enumerate(item_categories) for _ in cs]
+    cols = [pos[c] for cs in item_categories for c in cs]
+    m = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_items, max(1, len(cats))))
+    counts = np.asarray(m.sum(axis=1)).ravel()
+    return (sp.diags(1 / np.maximum(counts, 1)) @ m).tocsr()

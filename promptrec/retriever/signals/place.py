@@ -1,0 +1,118 @@
+"""Place: how far each item is from where the user is, and how busy its area is.
+
+Where the user is: the request's location if it has one, else the place of the user's last
+event. Distance decays as -log(1 + d / d0), with d0 fitted from the data: the median distance
+between a user's consecutive events less than a day apart in training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from promptrec.retriever.signals.base import DAY_NS, FitData, Query, Signal, recency_weights
+
+EARTH_KM = 6371.0
+FOREVER_NS = 1e7 * DAY_NS
+MAX_AREA_ITEMS = 50_000  # above this, area popularity (a pairwise neighbour search) is skipped
+
+
+def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+class PlaceSignal(Signal):
+    def __init__(self, scale_km: float | None = None, half_life_days: float = 14.0, max_gap_hours: float = 24.0):
+        super().__init__("place", {"scale_km": scale_km, "half_life_days": half_life_days,
+                                   "max_gap_hours": max_gap_hours})
+        self.coords: np.ndarray | None = None
+        self.neighbours: sp.csr_matrix | None = None
+
+    def fit(self, data: FitData) -> None:
+        if data.item_coords is None or not np.isfinite(data.item_coords).all(axis=1).any():
+            raise ValueError("the place signal needs item coordinates (item attributes latitude/longitude or "
+                             "lat/lon); leave 'place' out of signals for items without them.")
+        self.coords = np.asarray(data.item_coords, dtype=np.float64)
+        if self.params["scale_km"] is None:
+            self.params["scale_km"] = self._fit_scale(data)
+        self.neighbours = self._neighbours(self.params["scale_km"])
+
+    def _fit_scale(self, data: FitData) -> float:
+        """Median distance between consecutive events of a user less than ``max_gap_hours`` apart."""
+        u, c, t = data.train_users, data.train_codes, data.train_times
+        if t is None or len(c) < 2:
+            return 1.0
+        same = (u[1:] == u[:-1]) & ((t[1:] - t[:-1]) < self.params["max_gap_hours"] * 3600e9)
+        a, b = self.coords[c[:-1][same]], self.coords[c[1:][same]]
+        d = haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
+        d = d[np.isfinite(d) & (d > 0)]
+        return float(np.median(d)) if len(d) else 1.0
+
+    def _neighbours(self, radius_km: float) -> sp.csr_matrix | None:
+        n = len(self.coords)
+        if n > MAX_AREA_ITEMS:
+            return None
+        rows, cols = [], []
+        for start in range(0, n, 1024):
+            block = self.coords[start:start + 1024]
+            d = haversine_km(block[:, :1], block[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
+            r, cidx = np.nonzero(d <= radius_km)
+            rows.append(r + start)
+            cols.append(cidx)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
+
+    def _origin(self, q: Query) -> tuple[float, float] | None:
+        if q.location is not None:
+            return q.location
+        if len(q.codes) and np.isfinite(self.coords[q.codes[-1]]).all():
+            return tuple(self.coords[q.codes[-1]])
+        return None
+
+    def _distances(self, q: Query) -> np.ndarray:
+        origin = self._origin(q)
+        if origin is None:
+            return np.full(len(self.coords), np.nan)
+        return haversine_km(origin[0], origin[1], self.coords[:, 0], self.coords[:, 1])
+
+    def _closeness(self, dist: np.ndarray) -> np.ndarray:
+        """-log(1 + d / d0); items without coordinates rank below every located item (0 where no origin)."""
+        out = -np.log1p(dist / self.params["scale_km"])
+        lowest = np.nanmin(np.where(np.isnan(out), np.inf, out), axis=1, keepdims=True)
+        out = np.where(np.isnan(out), np.where(np.isfinite(lowest), lowest - 1.0, 0.0), out)
+        return out
+
+    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+        return self._closeness(np.stack([self._distances(q) for q in queries]))
+
+    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+        n = len(self.coords)
+        dist = np.stack([self._distances(q) for q in queries])
+        centroid = np.full((len(queries), n), np.nan)
+        area = np.zeros((len(queries), n))
+        cache: dict[int, np.ndarray] = {}
+        for i, q in enumerate(queries):
+            known = np.isfinite(self.coords[q.codes]).all(axis=1) if len(q.codes) else np.zeros(0, bool)
+            if known.any():
+                w = recency_weights(q.times[known], q.now_ns, self.params["half_life_days"])
+                lat, lon = (w @ self.coords[q.codes[known]]) / w.sum()
+                centroid[i] = haversine_km(lat, lon, self.coords[:, 0], self.coords[:, 1])
+            if self.neighbours is not None:
+                if q.now_ns not in cache:
+                    cache[q.now_ns] = np.log1p(self.neighbours @ log.decayed_counts(q.now_ns, FOREVER_NS, FOREVER_NS))
+                area[i] = cache[q.now_ns]
+        return {"place": self._closeness(dist),
+                "place_km": np.log1p(dist), "place_centroid_km": np.log1p(centroid), "place_area_events": area}
+
+    def state(self) -> dict[str, Any]:
+        out = {"coords": self.coords}
+        if self.neighbours is not None:
+            out["neighbours"] = self.neighbours
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.coords, self.neighbours = state["coords"], state.get("neighbours")

@@ -1,0 +1,89 @@
+"""Sequence with time gaps: what follows the user's last items, weighted by how long ago each was.
+
+Two views: item-to-item transitions learned from everybody's training sequences, and the user's
+own transitions (what this user did after the item they were last at), both applied to the most
+recent items with weights that decay by position and by the time elapsed since each item (a place
+left ten minutes ago says more about the next one than a place visited three days ago).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from promptrec.retriever.signals.base import HOUR_NS, FitData, Query, Signal
+
+
+class TransitionSignal(Signal):
+    """Item-to-item transitions from training sequences (which items follow which, within ``window`` steps),
+    applied to the user's last items weighted by position and elapsed time (``gap_half_life_hours``;
+    0 turns the time weighting off)."""
+
+    def __init__(self, window: int = 5, step_decay: float = 0.8, backward: float = 0.5, source_norm: float = 0.75,
+                 last_items: int = 10, position_decay: float = 0.7, gap_half_life_hours: float = 24.0):
+        super().__init__("transition", {"window": window, "step_decay": step_decay, "backward": backward,
+                                        "source_norm": source_norm, "last_items": last_items,
+                                        "position_decay": position_decay, "gap_half_life_hours": gap_half_life_hours})
+        self.matrix: sp.csr_matrix | None = None
+
+    def fit(self, data: FitData) -> None:
+        p, users, codes, n = self.params, data.train_users, data.train_codes, data.n_items
+        rows, cols, vals = [], [], []
+        for step in range(1, int(p["window"]) + 1):
+            a = np.flatnonzero(users[:-step] == users[step:])
+            w = np.full(len(a), p["step_decay"] ** (step - 1))
+            rows += [codes[a], codes[a + step]]
+            cols += [codes[a + step], codes[a]]
+            vals += [w, w * p["backward"]]
+        m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        m.sum_duplicates()
+        out_weight = np.asarray(m.sum(axis=1)).ravel() + 1.0
+        self.matrix = (sp.diags(out_weight ** -p["source_norm"]) @ m).tocsr().astype(np.float32)
+
+    def _source_weights(self, q: Query) -> tuple[np.ndarray, np.ndarray]:
+        """The last items (most recent first) and their weights: position decay x elapsed-time decay."""
+        p = self.params
+        last = q.codes[-int(p["last_items"]):][::-1]
+        w = p["position_decay"] ** np.arange(len(last))
+        h = p.get("gap_half_life_hours", 0) or 0
+        if h > 0 and len(last):
+            elapsed = (q.now_ns - q.times[-len(last):][::-1]).astype(np.float64) / HOUR_NS
+            w = w * np.exp2(-np.clip(elapsed, 0, None) / h)
+        return last, w
+
+    def _global(self, queries: list[Query], first_only: bool = False) -> np.ndarray:
+        rows, cols, vals = [], [], []
+        for i, q in enumerate(queries):
+            last, w = self._source_weights(q)
+            if first_only:
+                last, w = last[:1], w[:1]
+            rows.append(np.full(len(last), i))
+            cols.append(last)
+            vals.append(w)
+        weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                shape=(len(queries), self.matrix.shape[0]))
+        return np.asarray((weights @ self.matrix).todense())
+
+    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+        return np.log1p(self._global(queries))
+
+    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+        """Global transitions from the last items and from the last item alone; the user's own
+        transitions from the last item (share of what followed it in their history)."""
+        personal = np.zeros((len(queries), self.matrix.shape[0]))
+        for i, q in enumerate(queries):
+            if len(q.codes) > 1:
+                after = q.codes[1:][q.codes[:-1] == q.codes[-1]]
+                if len(after):
+                    personal[i] = np.bincount(after, minlength=personal.shape[1]) / len(after)
+        return {"transition": self.score(queries, log), "transition_last": np.log1p(self._global(queries, True)),
+                "transition_personal": personal}
+
+    def state(self) -> dict[str, Any]:
+        return {"matrix": self.matrix}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.matrix = state["matrix"]
+
