@@ -1,0 +1,221 @@
+"""Time and scene on check-in style data: the loader, repeats, personal habits, place, device, the request
+context, the learned blend and leakage. The check-ins are generated here (routines with planted hours and
+places), written in the Foursquare file format and read back through the real loader."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from promptrec.context import Context
+from promptrec.data.interactions import Interactions
+from promptrec.data.loaders import detect_format, load_dataset
+from promptrec.data.splits import temporal_split
+from promptrec.retriever.retriever import TimeAwareRetriever
+
+BASE = (40.75, -73.98)
+ROUTINE = [(8, "Coffee Shop"), (9, "Office"), (13, "Deli / Bodega"), (19, "Gym / Fitness Center"), (22, "Home (private)")]
+
+
+def _checkins(n_users: int = 40, days: int = 42, seed: int = 0) -> pd.DataFrame:
+    """Each user has one place per routine slot (its own coffee shop, office...), visited at that local hour on
+    most weekdays, plus a few visits to random places; places are scattered around a few km."""
+    rng = np.random.default_rng(seed)
+    places = []
+    for p in range(150):
+        cat = ROUTINE[p % len(ROUTINE)][1] if p < 120 else "Bar"
+        places.append((f"p{p:03d}", cat, BASE[0] + rng.normal(0, 0.03), BASE[1] + rng.normal(0, 0.03)))
+    rows = []
+    start = pd.Timestamp("2012-11-05", tz="Etc/GMT+5")
+    for u in range(n_users):
+        mine = {k: places[(u * len(ROUTINE) + k) % 120] for k in range(len(ROUTINE))}  # category ROUTINE[k]
+        for d in range(days):
+            day = start + pd.Timedelta(days=d)
+            if day.dayofweek >= 5 and rng.random() < 0.7:
+                continue
+            for k, (hour, _) in enumerate(ROUTINE):
+                if rng.random() < 0.6:
+                    pid = mine[k][0] if rng.random() < 0.85 else places[int(rng.integers(0, 150))][0]
+                    rows.append((u, pid, day + pd.Timedelta(hours=hour, minutes=int(rng.integers(0, 50)))))
+    info = {p[0]: p for p in places}
+    out = []
+    for u, pid, t in rows:
+        _, cat, lat, lon = info[pid]
+        out.append({"user_id": u, "POI_id": pid, "POI_catid": f"c{cat}", "POI_catid_code": 0, "POI_catname": cat,
+                    "latitude": lat, "longitude": lon, "timezone": -300,
+                    "UTC_time": t.tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S+00:00"),
+                    "local_time": t.strftime("%Y-%m-%d %H:%M:%S-05:00")})
+    return pd.DataFrame(out)
+
+
+@pytest.fixture(scope="module")
+def checkins(tmp_path_factory):
+    path = tmp_path_factory.mktemp("checkins") / "checkins.csv"
+    _checkins().to_csv(path, index=False)
+    ds = load_dataset(path)
+    split = temporal_split(ds.interactions, valid_start="2012-12-01T00:00:00-05:00",
+                           test_start="2012-12-08T00:00:00-05:00")
+    return path, ds, split
+
+
+def fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place"), **kw):
+    return TimeAwareRetriever(signals=list(signals), **kw).fit(split.train, ds.catalog, log=split.full)
+
+
+def test_checkin_file_loads_with_items_from_the_same_file(checkins):
+    path, ds, _ = checkins
+    assert detect_format(path) == "checkins" and detect_format(path.parent) == "checkins"
+    assert ds.interactions.timezone == "Etc/GMT+5"  # the file's -300 minutes
+    assert ds.catalog.items_from_events and ds.catalog.coordinates().shape == (len(ds.catalog), 2)
+    assert ds.catalog["p009"].title == ds.catalog["p009"].categories[0] == "Home (private)"
+    assert ds.describe()["repeat_rate"] > 0.5 and ds.interactions.context_columns == []
+
+
+def test_repeats_auto_follows_the_data(checkins, demo):
+    _, ds, split = checkins
+    r = fit(ds, split)
+    assert r.allow_repeats and r.repeat_rate > 0.5
+    t = split.test[0]
+    seen = set(split.history(t)["item_id"])
+    assert seen <= {c.item_id for c in r.retrieve(t.user_id, t.now, k=len(ds.catalog))}
+    assert not fit(ds, split, repeats="exclude").allow_repeats
+    d = demo.dataset
+    demo_r = TimeAwareRetriever(signals=["trending"]).fit(d.interactions, d.catalog)
+    assert demo_r.repeat_rate == 0.0 and not demo_r.allow_repeats
+
+
+def test_places_nobody_visited_before_now_are_not_candidates(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split)
+    t = split.validation[0]
+    first = ds.interactions.frame.groupby("item_id")["timestamp"].min()
+    later = set(first[first >= t.now].index)
+    assert later and not later & {c.item_id for c in r.retrieve(t.user_id, t.now, k=len(ds.catalog))}
+
+
+def test_personal_habits_follow_the_hour_of_now(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["habit"])
+    user = split.test[0].user_id
+    hist = split.train.frame[split.train.frame["user_id"] == user]
+    local = hist["timestamp"].dt.tz_convert(ds.interactions.timezone).dt.hour
+    for hour, category in ((8, "Coffee Shop"), (19, "Gym / Fitness Center")):
+        usual = hist.loc[(local - hour).abs() <= 1, "item_id"].value_counts().index[0]
+        now = pd.Timestamp(f"2012-12-03T{hour:02d}:15:00", tz="Etc/GMT+5")
+        top = r.retrieve(user, now, k=1)[0]
+        assert top.item_id == usual and ds.catalog[usual].title == category
+
+
+def test_place_uses_the_request_location_else_the_last_place(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["place"])
+    t = split.test[5]
+    target = ds.catalog["p042"]
+    here = (target.attributes["latitude"] + 0.0001, target.attributes["longitude"])
+    assert r.retrieve(t.user_id, context=Context(t.now, location=here), k=1)[0].item_id == "p042"
+    last = split.history(t)["item_id"].iloc[-1]
+    assert r.retrieve(t.user_id, t.now, k=1)[0].item_id == last  # distance 0 from where the user last was
+    assert 0.1 < r.signals["place"].params["scale_km"] < 20  # fitted from consecutive check-ins
+
+
+def test_device_signal_recovers_the_planted_device_effect(demo):
+    """The demo plants TV in the evening and desktop in working hours, and categories by hour: the device
+    signal must learn that evening categories (music, thrillers) lift on TV and tech on desktop."""
+    ds = demo.dataset
+    r = TimeAwareRetriever(signals=["device"]).fit(ds.interactions, ds.catalog)
+    lift = r.signals["device"].lift
+    devices = list(r.signals["device"].devices)
+    cats = ds.catalog.frame["categories"].map(lambda c: c[0])
+    by_cat = pd.DataFrame(lift, columns=devices).groupby(cats.to_numpy()).mean()
+    evening = [c for c in by_cat.index if c.lower().startswith(("music", "thriller"))]
+    tech = [c for c in by_cat.index if c.lower().startswith("tech")]
+    assert evening and tech
+    assert by_cat.loc["Music", "tv"] > 0.1 and by_cat.loc["Thriller", "tv"] > 0  # music 20-21h, thrillers 23-0h
+    assert (by_cat.loc[tech, "desktop"] > 0.1).all() and by_cat.loc["Music", "desktop"] < 0
+    t = ds.interactions.frame["timestamp"].iloc[-1]
+    on_tv = r.retrieve(ds.interactions.users[0], context=Context(t, device="tv"), k=10, exclude_seen=False)
+    assert sum(ds.catalog[c.item_id].categories[0] in evening for c in on_tv) >= 6
+    assert r.retrieve(ds.interactions.users[0], t, k=3, exclude_seen=False)[0].score == pytest.approx(0.0)
+
+
+def test_learned_blend_trains_explains_and_persists(checkins, tmp_path):
+    _, ds, split = checkins
+    r = fit(ds, split)
+    report = r.tune(split.validation, method="lightgbm")
+    assert r.ranker is not None and report["learned"]["best_iteration"] >= 1
+    assert set(report["learned"]["importance_gain_share"]) >= {"habit", "habit_since", "place_km", "context_hour"}
+    t = split.test[1]
+    cands = r.retrieve(t.user_id, t.now, k=10)
+    for c in cands:
+        assert sum(c.components.values()) == pytest.approx(c.score, abs=1e-4)
+        assert {"habit", "place", "bias"} <= set(c.components)
+    r.save(tmp_path / "ret")
+    back = TimeAwareRetriever.load(tmp_path / "ret")
+    assert back.ranker is not None and back.allow_repeats
+    assert [(c.item_id, round(c.score, 5)) for c in back.retrieve(t.user_id, t.now, k=10)] == \
+        [(c.item_id, round(c.score, 5)) for c in cands]
+
+
+def test_learned_blend_beats_user_frequency_by_hour(checkins):
+    from promptrec.eval.metrics import hit_rate
+
+    _, ds, split = checkins
+    r = fit(ds, split)
+    r.tune(split.validation, method="lightgbm")
+    base = TimeAwareRetriever(signals=["user_frequency"], params={"user_frequency": {"hour_window": 1}}).fit(
+        split.train, ds.catalog, log=split.full)
+    learned, habit = r.true_item_ranks(split.test), base.true_item_ranks(split.test)
+    assert hit_rate(learned, 1) > hit_rate(habit, 1) - 0.02 and hit_rate(learned, 1) > 0.4
+
+
+def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split)
+    r.tune(split.validation, method="lightgbm")
+    targets = split.test[:20]
+    before = r.score_targets(targets)
+    rng = np.random.default_rng(1)
+    t0 = max(t.now for t in targets)
+    n = 2000
+    future = pd.DataFrame({"user_id": rng.choice(ds.interactions.users, n), "item_id": rng.choice(ds.catalog.ids, n),
+                           "timestamp": t0 + pd.to_timedelta(rng.integers(0, 20 * 86400, n), unit="s")})
+    future.loc[:40, "user_id"] = targets[0].user_id
+    future.loc[:40, "timestamp"] = targets[0].now  # events at exactly now are not history either
+    future = future[future["timestamp"] >= future["timestamp"].min()]
+    early = [t for t in targets if t.now <= targets[0].now]
+    r2 = TimeAwareRetriever(signals=list(r.signals)).fit(split.train, ds.catalog, log=split.full.append(
+        Interactions(future, timezone=ds.interactions.timezone)))
+    r2.ranker, r2.weights = r.ranker, r.weights
+    after = r2.score_targets(early)
+    np.testing.assert_allclose(after, before[:len(early)], rtol=1e-5)
+
+
+def test_context_in_prompts_and_the_http_api(checkins, tokenizer):
+    from promptrec.prompt.builder import PromptBuilder
+    from promptrec.serve.service import RecommendationService
+    from promptrec.serve.store import EventStore
+    from promptrec.serve.app import create_app
+
+    path, ds, split = checkins
+    t = split.test[2]
+    hist = split.history(t)
+    builder = PromptBuilder(tokenizer=tokenizer, timezone=ds.interactions.timezone)
+    again = ds.catalog[hist["item_id"].iloc[-1]]
+    prompt = builder.build("label_scoring", hist, [again, ds.catalog["p149"]], Context(t.now, device="mobile"), ds.catalog)
+    assert f"A. {again.title} (visited {int((hist['item_id'] == again.item_id).sum())} time" in prompt.text
+
+    r = fit(ds, split)
+    service = RecommendationService(r, EventStore(path.parent / "events.sqlite"))
+    with TestClient(create_app(service)) as client:
+        place = ds.catalog["p077"]
+        when = t.now + pd.Timedelta(hours=1)
+        ack = client.post("/events", json={"user_id": t.user_id, "item_id": "p077", "timestamp": when.isoformat()})
+        assert ack.status_code == 200 and ack.json()["stored"] == 1
+        answer = client.get(f"/recommendations/{t.user_id}", params={
+            "now": (when + pd.Timedelta(minutes=10)).isoformat(), "lat": place.attributes["latitude"],
+            "lon": place.attributes["longitude"], "device": "mobile", "k": 5}).json()
+        assert answer["location"] == [place.attributes["latitude"], place.attributes["longitude"]]
+        assert answer["device"] == "mobile" and answer["history_events"] >= len(split.history(t)) + 1
+        assert "p077" in [i["item_id"] for i in answer["items"]]  # just visited, and here
+        bad = client.get(f"/recommendations/{t.user_id}", params={"lat": 40.7})
+        assert bad.status_code == 422 and "lon" in bad.json()["detail"]
