@@ -16,7 +16,7 @@ import numpy as np
 from promptrec.eval.metrics import mrr, bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
 from promptrec.eval.targets import SLICES
 
-PROTOCOL_TITLES = {"full": "(a) full ranking over unseen items", "sampled": "(b) sampled candidates (true item + "
+PROTOCOL_TITLES = {"full": "(a) full ranking over the items recommendable at now (unseen ones unless repeats are allowed)", "sampled": "(b) sampled candidates (true item + "
                    "{neg} unseen items, LLMRank style)", "retrieval": "(c) retrieval recall"}
 BEYOND_K = 10
 
@@ -236,7 +236,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
     if "retrieval" in res["protocols"]:
         table = res["protocols"]["retrieval"]["all"]
         cols = [f"recall@{n}" for n in cfg["retrieval_ns"]]
-        lines += ["## Protocol (c) retrieval recall (all test targets, all unseen items)", "",
+        lines += ["## Protocol (c) retrieval recall (all test targets, all recommendable items)", "",
                   "| pipeline | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |" for name, row in table.items()]
         lines.append("")
