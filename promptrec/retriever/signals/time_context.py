@@ -22,16 +22,22 @@ class TimeContextSignal(Signal):
     def fit(self, data: FitData) -> None:
         self.item_cat = category_matrix(data.item_categories, data.n_items)
 
-    def _lift(self, counts: np.ndarray, col: int) -> np.ndarray:
+    def _lift(self, counts: np.ndarray, col: int, kernel: np.ndarray | None = None) -> np.ndarray:
+        """log P(bin | item) / P(bin) for one bin, the counts smoothed over neighbouring bins by ``kernel``
+        (circulant, so every row of smoothed counts sums to the raw row sum times one constant); only the
+        asked column is smoothed, which is all the lift needs."""
         a = self.params["smoothing"]
-        total = counts.sum() + 1e-9
-        p_global = (counts.sum(axis=0) + 1.0) / (total + counts.shape[1])
-        cat_counts = self.item_cat.T @ counts  # categories x bins
-        p_cat = (cat_counts + a * p_global) / (cat_counts.sum(axis=1, keepdims=True) + a)
-        prior = np.asarray(self.item_cat @ p_cat)  # items x bins: the item's categories' profile
-        n_item = counts.sum(axis=1, keepdims=True)
-        p_item = (counts + a * prior) / (n_item + a)
-        return np.log(p_item[:, col] / p_global[col])
+        if kernel is None:
+            column, bin_totals, row_sums = counts[:, col], counts.sum(axis=0), counts.sum(axis=1)
+        else:
+            column, bin_totals = counts @ kernel[:, col], counts.sum(axis=0) @ kernel
+            row_sums = counts.sum(axis=1) * kernel[:, 0].sum()
+        p_global = (bin_totals + 1.0) / (bin_totals.sum() + 1e-9 + counts.shape[1])
+        cat_column = self.item_cat.T @ column
+        p_cat = (cat_column + a * p_global[col]) / (self.item_cat.T @ row_sums + a)
+        prior = self.item_cat @ p_cat  # the item's categories' share of this bin
+        p_item = (column + a * prior) / (row_sums + a)
+        return np.log(p_item / p_global[col])
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
         out = np.empty((len(queries), log.n_items))
@@ -42,7 +48,7 @@ class TimeContextSignal(Signal):
             key = (log.position(q.now_ns), hour, dow)
             if key not in cache:
                 hours, days = log.calendar_counts(q.now_ns)
-                cache[key] = self._lift(hours @ kernel, hour) + self._lift(days, dow)
+                cache[key] = self._lift(hours, hour, kernel) + self._lift(days, dow)
             out[i] = cache[key]
         return out
 
