@@ -18,7 +18,7 @@ def test_demo_runs_end_to_end(tmp_path, default_model_dir):
     result = runner.invoke(app, ["demo", "--root", str(tmp_path), "--backend", "transformers", "--show-prompt"])
     assert result.exit_code == 0, result.output
     assert "3. item index: 330 items" in result.output
-    assert "4. retriever weights (tuned on validation)" in result.output
+    assert "4. retriever blend (tuned on validation)" in result.output
     assert "Which of these candidates will the user watch next?" in result.output
     assert "7. reranked by the LLM (label_scoring on transformers" in result.output
     assert "held-out next item" in result.output
