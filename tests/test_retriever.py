@@ -75,11 +75,11 @@ def test_retrieve_many_matches_retrieve_and_history_frames(data):
 def test_tuning_improves_validation_and_beats_time_blind_ablation(data):
     _, _, _, temporal = data
     r = fitted(data, split=temporal)
-    report = r.tune(temporal.validation)
+    report = r.tune(temporal.validation, method="coordinate")
     assert report["objective_end"] >= report["objective_start"]
     assert set(report["weights"]) == set(DEFAULT_SIGNALS) and report["trace"]
     blind = fitted(data, [s for s in DEFAULT_SIGNALS if s != "time_context"], split=temporal)
-    blind.tune(temporal.validation)
+    blind.tune(temporal.validation, method="coordinate")
     assert quality(r, temporal.test)[1] > quality(blind, temporal.test)[1]
 
 
@@ -187,7 +187,8 @@ def test_configuration_errors_are_clear(data):
     with pytest.raises(ValueError, match="unknown signal"):
         TimeAwareRetriever(signals=["magic"])
     with pytest.raises(ValueError, match="needs an ItemIndex"):
-        TimeAwareRetriever().fit(loo.train, ds.catalog)
+        TimeAwareRetriever(signals=DEFAULT_SIGNALS).fit(loo.train, ds.catalog)
+    assert "content" not in TimeAwareRetriever().fit(loo.train, ds.catalog).signals  # auto: no index, no content
     with pytest.raises(RuntimeError, match="not fitted"):
         TimeAwareRetriever().retrieve("u0001", "2024-04-01T00:00Z")
 
