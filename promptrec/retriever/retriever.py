@@ -226,10 +226,13 @@ class TimeAwareRetriever:
         """Blended scores (batch x items; excluded items -inf) and, for the linear blend, each signal's
         weighted contribution. With a learned blend only the candidates (each signal's top-N, or the boolean
         ``columns`` mask given) are scored; the rest are -inf."""
-        exclude = self._exclude(queries, exclude_seen)
+        return self._scores(queries, self._exclude(queries, exclude_seen), columns)
+
+    def _scores(self, queries: list[Query], exclude: np.ndarray, columns: np.ndarray | None = None,
+                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """score_queries with the exclusion mask already computed."""
         if self.ranker is not None:
-            total, _ = self._learned_scores(queries, exclude, columns)
-            return total, {}
+            return self._learned_scores(queries, exclude, columns)[0], {}
         z = self._z_scores(queries, exclude)
         contrib = {n: self.weights.get(n, 0.0) * v for n, v in z.items()}
         total = blend(z, self.weights)
@@ -265,7 +268,7 @@ class TimeAwareRetriever:
             if self.ranker is not None:
                 total, (feats, _, _) = self._learned_scores(queries, exclude)
             else:
-                total, contrib = self.score_queries(queries, exclude_seen)
+                total, contrib = self._scores(queries, exclude)
             kk = min(k, total.shape[1])
             top = np.argpartition(-total, kk - 1, axis=1)[:, :kk]
             rows = [top[i][np.argsort(-total[i, top[i]], kind="stable")] for i in range(len(queries))]
@@ -404,7 +407,7 @@ class TimeAwareRetriever:
         try:
             scores, trues = [], []
             for batch, queries, exclude, true_cols in self._batches(targets, history, False, ""):
-                scores.append(self.score_queries(queries)[0])
+                scores.append(self._scores(queries, exclude)[0])
                 trues.append(true_cols)
             s = np.concatenate(scores)
             return objective_value(s, np.concatenate(trues), ~np.isfinite(s), objective)
