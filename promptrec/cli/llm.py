@@ -88,6 +88,15 @@ def make_reranker(backend: str, model: str, strategy: str, retriever, *, candida
                         backend_options=options, adapter=adapter)
 
 
+def _vllm_on_cpu() -> bool:
+    try:
+        from promptrec.reranker.backends.vllm_engine import _on_cpu
+
+        return _on_cpu()
+    except ImportError:
+        return False
+
+
 def serve_llm(
     model: str = typer.Option("SmolLM2-135M-Instruct", help="Model folder (the default is prepared first)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
@@ -106,6 +115,10 @@ def serve_llm(
            "--host", host, "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
+    if _vllm_on_cpu():
+        from promptrec.reranker.backends.vllm_engine import cpu_kv_cache_bytes
+
+        cmd += ["--kv-cache-memory-bytes", str(cpu_kv_cache_bytes(0.3))]
     if adapter:
         from promptrec.finetune.adapter import check_adapter, max_lora_rank
 

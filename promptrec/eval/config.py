@@ -27,7 +27,7 @@ import yaml
 
 PROTOCOLS = ("full", "sampled", "retrieval")
 SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
-               "user_frequency_hour", "retriever", "sasrec")
+               "user_frequency_hour", "retriever", "sasrec", "sasrec_time")
 KINDS = SCORE_KINDS + ("rerank",)
 
 

@@ -70,18 +70,11 @@ def _score_model_spec(p: PipelineConfig, seed: int) -> tuple[list, dict[str, Any
     if p.kind == "retriever":
         signals = o.get("signals", "auto")
         return (signals if signals == "auto" else list(signals)), o.get("params", {}), o.get("tune", True)
-    if p.kind == "sasrec":
-        raise PipelineUnavailable(sasrec_status())
+    if p.kind in ("sasrec", "sasrec_time"):  # settings: promptrec.sequential.SASRecConfig fields
+        if importlib.util.find_spec("torch") is None:
+            raise PipelineUnavailable("not run: the sequential model needs torch (pip install 'promptrec[cpu]').")
+        return [p.kind], {p.kind: dict(o.get("settings", {}))}, False
     raise ValueError(f"pipeline '{p.name}': kind {p.kind!r} is not a score pipeline.")
-
-
-def sasrec_status() -> str:
-    """Why the SASRec baseline did not run (promptrec runs it only through a maintained library)."""
-    if importlib.util.find_spec("recbole") is None:
-        return ("not run: SASRec needs RecBole (pip install recbole), which is not installed in this "
-                "environment; promptrec does not ship its own SASRec.")
-    return ("not run: RecBole is installed, but promptrec has no adapter to its training loop yet; "
-            "compare with RecBole's own SASRec run on the same split.")
 
 
 def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int,
@@ -90,7 +83,7 @@ def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: An
     linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false."""
     signals, params, tune = _score_model_spec(p, seed)
     model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats)
-    uses_content = signals == "auto" or "content" in signals
+    uses_content = signals == "auto" or "auto" in signals or "content" in signals
     model.fit(split.train, catalog, index if uses_content else None, log=split.full)
     if tune and len(model.signals) > 1 and split.validation:
         method = "auto" if tune is True else str(tune)

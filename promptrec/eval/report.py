@@ -116,6 +116,9 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
             res["paired"][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
     res["retrievers"] = {name: m.describe() | {"tuning": _tuning_summary(m.tuning)}
                          for name, m in run.models.items() if m.tuning}
+    res["sequential"] = {f"{name} / {sig}": {k: v for k, v in s.training.items() if k != "history"}
+                         for name, m in run.models.items() for sig, s in m.signals.items()
+                         if getattr(s, "training", None)}
     res["adapters"] = adapter_summaries(run)
     res["reading"] = reading(res, h)
     return res
@@ -240,7 +243,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
                   "| pipeline | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in cols) + " |" for name, row in table.items()]
         lines.append("")
-    lines += _paired_md(res) + _retrievers_md(res)
+    lines += _paired_md(res) + _retrievers_md(res) + _sequential_md(res)
     lines += _slices_md(res, h)
     if res["fusion"]:
         lines += ["## Fusion of LLM and retriever scores", "",
@@ -310,6 +313,20 @@ def _paired_md(res: dict[str, Any]) -> list[str]:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
+
+
+def _sequential_md(res: dict[str, Any]) -> list[str]:
+    seq = res.get("sequential") or {}
+    if not seq:
+        return []
+    lines = ["## Sequential models trained in this run", "",
+             "| pipeline / signal | epochs (best) | stopped by | validation NDCG@10 | seconds | from cache |",
+             "|---|---|---|---|---|---|"]
+    for name, t in seq.items():
+        lines.append(f"| {name} | {t.get('epochs_run')} ({t.get('best_epoch')}) | {t.get('stopped_by')} | "
+                     f"{t.get('valid_ndcg10')} | {t.get('seconds')} | {'yes' if t.get('from_cache') else 'no'} |")
+    return lines + ["", "Validation: each user's last training event, history before it (early stopping only)."
+                    " Times of cached models are those of their first training.", ""]
 
 
 def _retrievers_md(res: dict[str, Any]) -> list[str]:

@@ -53,13 +53,17 @@ def _seed_everything(seed: int) -> None:
 
 
 def _bf16_ok() -> bool:
+    """bf16 autocast only where the CPU computes bf16 natively (AVX512-BF16 / AMX): elsewhere (AVX2) it is
+    emulated and many times slower than float32."""
     import torch
 
     try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
         with torch.autocast("cpu", dtype=torch.bfloat16):
             torch.ones(2, 2) @ torch.ones(2, 2)
         return True
-    except RuntimeError:
+    except (RuntimeError, AttributeError):
         return False
 
 

@@ -53,6 +53,10 @@ class TimeAwareRetriever:
                  params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto"):
         if repeats not in REPEATS:
             raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
+        self._extra: list[str | Signal] = []
+        if not isinstance(signals, str) and any(s == "auto" for s in signals):  # ["auto", "sasrec"]: auto plus more
+            self._extra = [s for s in signals if s != "auto"]
+            signals = "auto"
         self._requested = signals
         self._params = params or {}
         self.signals: dict[str, Signal] = {}
@@ -95,7 +99,7 @@ class TimeAwareRetriever:
         if self._requested == "auto":
             scene = [n for n, ok in (("place", coords is not None), ("device", devices is not None)) if ok]
             self._build_signals(list(DEFAULT_SIGNALS if index is not None else
-                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene)
+                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene + self._extra)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
         vectors = None
         if "content" in self.signals:

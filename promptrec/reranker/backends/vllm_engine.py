@@ -1,8 +1,8 @@
 """vLLM in-process engine (``vllm.LLM``), started once and reused.
 
 On CPU, vLLM needs a spawn-safe entry point (call from under ``if __name__ == "__main__":``),
-``gpu_memory_utilization`` is the share of RAM for the KV cache, and ``enforce_eager`` starts
-faster. Label scoring restricts the next token to the candidate labels (``allowed_token_ids``)
+``gpu_memory_utilization`` is the share of the RAM available now that goes to the KV cache (see
+``cpu_kv_cache_bytes``), and ``enforce_eager`` starts faster. Label scoring restricts the next token to the candidate labels (``allowed_token_ids``)
 and reads their log-probabilities after that restriction (``logprobs_mode=processed_logprobs``).
 """
 
@@ -29,6 +29,22 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+def cpu_kv_cache_bytes(fraction: float) -> int:
+    """KV-cache size for vLLM on CPU: ``fraction`` of the memory available now on this NUMA node.
+
+    Left to itself, vLLM's CPU worker reserves ``fraction`` of the node's *total* memory and
+    subtracts this process's resident size, so a process that already holds a few GB (a server
+    with its retriever, a test session) gets a negative KV cache and fails to start. An explicit
+    size depends only on what is free.
+    """
+    from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info
+
+    if not 0 < fraction <= 1:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {fraction}")
+    node = get_allowed_cpu_list()[0].numa_node
+    return int(get_memory_node_info(node).available_memory * fraction)
+
+
 class VLLMBackend(Backend):
     name = "vllm"
 
@@ -47,6 +63,8 @@ class VLLMBackend(Backend):
             block_size = CPU_BLOCK_SIZE
         if block_size is not None:
             engine_args["block_size"] = block_size
+        if _on_cpu() and engine_args.get("kv_cache_memory_bytes") is None:
+            engine_args["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(gpu_memory_utilization)
         self.llm = LLM(model=self.model, dtype=dtype, max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                        enable_prefix_caching=enable_prefix_caching, max_logprobs=MAX_LOGPROBS,

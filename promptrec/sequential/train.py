@@ -1,0 +1,152 @@
+"""Training SASRec on users' sequences: cross-entropy over all items, Adam, early stopping on each
+user's last training event, a progress bar and a time budget."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from promptrec.data.repeats import REPEAT_THRESHOLD
+from promptrec.sequential.config import SASRecConfig
+from promptrec.sequential.model import SASRec, to_tensors
+from promptrec.sequential.sequences import Sequence, query_batch, training_windows
+
+MIN_VALID_EVENTS = 3  # users with fewer training events keep them all for training
+
+
+@dataclass
+class TrainResult:
+    """A trained model and how the training went."""
+
+    model: SASRec
+    config: SASRecConfig
+    best_epoch: int
+    epochs_run: int
+    valid_ndcg10: float
+    valid_hr10: float
+    seconds: float
+    train_windows: int
+    valid_users: int
+    stopped_by: str  # "patience" | "epochs" | "time budget"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("best_epoch", "epochs_run", "valid_ndcg10", "valid_hr10", "seconds",
+                                              "train_windows", "valid_users", "stopped_by")} | {
+            "history": self.history}
+
+
+def hold_out_last(seqs: list[Sequence]) -> tuple[list[Sequence], list[Sequence], list[int]]:
+    """(training sequences, validation prefixes, indices of validated users): each user with enough
+    events gives its last one to validation."""
+    train, prefixes, users = [], [], []
+    for u, s in enumerate(seqs):
+        if len(s.codes) >= MIN_VALID_EVENTS:
+            cut = Sequence(s.codes[:-1], s.times[:-1], s.hours[:-1], s.dows[:-1])
+            train.append(cut)
+            prefixes.append(cut)
+            users.append(u)
+        else:
+            train.append(s)
+    return train, prefixes, users
+
+
+def repeat_share(seqs: list[Sequence]) -> float:
+    """Share of events whose item the user had already had (the data's repeat rate)."""
+    events = sum(len(s.codes) for s in seqs)
+    return sum(len(s.codes) - len(np.unique(s.codes)) for s in seqs) / max(events, 1)
+
+
+def mask_seen(scores: np.ndarray, prefixes: list[Sequence], truth: np.ndarray) -> np.ndarray:
+    """Scores with each user's earlier items out of the ranking (the truth itself is kept)."""
+    out = scores.copy()
+    for row, (s, t) in enumerate(zip(prefixes, truth)):
+        out[row, s.codes[s.codes != t]] = -np.inf
+    return out
+
+
+def ranking_quality(scores: np.ndarray, truth: np.ndarray, k: int = 10) -> tuple[float, float]:
+    """(NDCG@k, HR@k) of the true columns in full rankings (ties count against the truth)."""
+    true = scores[np.arange(len(truth)), truth]
+    rank = (scores >= true[:, None]).sum(axis=1) - 1
+    hit = rank < k
+    return float(np.mean(np.where(hit, 1 / np.log2(rank + 2), 0.0))), float(hit.mean())
+
+
+def batch_loss(model: SASRec, hidden: torch.Tensor, truth: torch.Tensor, negatives: int, n_items: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy of the true items against all items, or against ``negatives`` uniformly drawn
+    items shared by the batch (a drawn item that is the truth itself is masked out)."""
+    if not negatives or negatives >= n_items - 1:
+        return F.cross_entropy(model.logits(hidden), truth)
+    drawn = torch.randint(0, n_items, (negatives,), generator=generator)
+    weights = model.item.weight[1:]
+    positive = (hidden * weights[truth]).sum(-1, keepdim=True)
+    negative = (hidden @ weights[drawn].T).masked_fill(drawn[None, :] == truth[:, None], float("-inf"))
+    logits = torch.cat([positive, negative], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(truth), dtype=torch.long))
+
+
+def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progress: bool = True) -> TrainResult:
+    """Train on ``seqs`` (training-period events only) and keep the epoch best on validation."""
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    train_seqs, prefixes, valid_users = hold_out_last(seqs)
+    windows = training_windows(train_seqs, config.max_len)
+    valid_batch = truth = None
+    if prefixes:
+        last = [seqs[u] for u in valid_users]
+        valid_batch = query_batch(prefixes, config.max_len, np.array([s.times[-1] for s in last]),
+                                  np.array([s.hours[-1] for s in last]), np.array([s.dows[-1] for s in last]))
+        truth = np.array([s.codes[-1] for s in last])
+    exclude_seen = repeat_share(seqs) < REPEAT_THRESHOLD  # rank as the retriever will: seen items out
+    model = SASRec(n_items, config)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    best = (-1.0, 0.0, 0, copy.deepcopy(model.state_dict()))
+    history: list[dict[str, float]] = []
+    stopped_by, epoch = "epochs", 0
+    bar = tqdm(range(1, config.epochs + 1), desc="training SASRec" + (" (time-aware)" if config.time_aware else ""),
+               unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        order = rng.permutation(len(windows.items))
+        total, batches = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            t = to_tensors(windows, order[start:start + config.batch_size])
+            mask = t["targets"] > 0
+            loss = batch_loss(model, model.hidden(t)[mask], t["targets"][mask] - 1, config.negatives, n_items,
+                              generator)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total, batches = total + loss.item(), batches + 1
+        if valid_batch is not None:
+            scores = model.score_last(valid_batch)
+            ndcg, hr = ranking_quality(mask_seen(scores, prefixes, truth) if exclude_seen else scores, truth)
+        else:
+            ndcg, hr = -total / batches, 0.0  # no validation users: keep the lowest loss
+        history.append({"epoch": epoch, "loss": round(total / batches, 4), "valid_ndcg10": round(ndcg, 4)})
+        bar.set_postfix(loss=f"{total / batches:.3f}", ndcg10=f"{ndcg:.4f}")
+        if ndcg > best[0]:
+            best = (ndcg, hr, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[2] >= config.patience:
+            stopped_by = "patience"
+            break
+        if time.perf_counter() - started > 60 * config.max_minutes:
+            stopped_by = "time budget"
+            break
+    bar.close()
+    model.load_state_dict(best[3])
+    model.eval()
+    return TrainResult(model, config, best[2], epoch, round(best[0], 4), round(best[1], 4),
+                       round(time.perf_counter() - started, 1), len(windows.items), len(valid_users), stopped_by,
+                       history)

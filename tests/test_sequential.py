@@ -1,0 +1,152 @@
+"""The trained sequential model (SASRec and its time-aware variant): windows, learning a planted order
+and a planted clock, no leakage through the retriever, persistence and the training cache."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from promptrec.data.catalog import Catalog
+from promptrec.data.interactions import Interactions
+from promptrec.data.records import Item
+from promptrec.data.splits import temporal_split
+from promptrec.retriever.retriever import TimeAwareRetriever
+from promptrec.sequential import SASRecConfig, load_model, save_model, train_sasrec, user_sequences
+from promptrec.sequential.sequences import gap_buckets, query_batch, training_windows
+from promptrec.sequential.train import ranking_quality
+
+HOUR = 3_600 * 10**9
+FAST = dict(dim=32, max_len=12, dropout=0.1, lr=5e-3, batch_size=64, epochs=40, patience=5, max_minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTREC_CACHE", str(tmp_path / "cache"))
+
+
+def _arrays(events: list[tuple[int, int, int]]):
+    e = sorted(events)
+    return (np.array([u for u, _, _ in e]), np.array([c for _, _, c in e]), np.array([t for _, t, _ in e], dtype=np.int64))
+
+
+def _cycle_events(n_users=40, length=30, n_items=12, seed=0):
+    """Each user walks the cycle 0 -> 1 -> ... -> n_items-1 -> 0 from a random start, at random gaps."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for u in range(n_users):
+        t, c = 0, int(rng.integers(n_items))
+        for _ in range(length):
+            t += int(rng.integers(1, 48)) * HOUR
+            events.append((u, t, c))
+            c = (c + 1) % n_items
+    return events
+
+
+def _clock_events(n_users=60, length=30, seed=0):
+    """The item is set by the local hour of the event (8 -> 0, 13 -> 1, 19 -> 2), hours in random order."""
+    rng = np.random.default_rng(seed)
+    events = []
+    for u in range(n_users):
+        for d in range(length):
+            h = int(rng.choice([8, 13, 19]))
+            events.append((u, d * 24 * HOUR + h * HOUR, {8: 0, 13: 1, 19: 2}[h]))
+    return events
+
+
+def test_windows_make_every_event_but_the_first_a_target_once():
+    users, codes, times = _arrays(_cycle_events(n_users=5, length=33))
+    seqs = user_sequences(users, codes, times, "UTC")
+    w = training_windows(seqs, max_len=10)
+    assert (w.targets > 0).sum() == sum(len(s.codes) - 1 for s in seqs)
+    for row_items, row_targets in zip(w.items, w.targets):  # each target follows its input in the cycle
+        real = row_targets > 0
+        assert np.array_equal((row_items[real] - 1 + 1) % 12, row_targets[real] - 1)
+    assert list(gap_buckets(np.array([0, 60 * 10**9, HOUR]))) == [1, 2, 6]  # 1 + floor(log2(1 + minutes))
+
+
+def test_sasrec_learns_a_planted_order():
+    users, codes, times = _arrays(_cycle_events())
+    seqs = user_sequences(users, codes, times, "UTC")
+    result = train_sasrec(seqs, 12, SASRecConfig(**FAST), progress=False)
+    assert result.valid_hr10 == 1.0 and result.valid_ndcg10 > 0.9
+    probe = [s for s in seqs[:10]]
+    batch = query_batch(probe, 12, np.array([s.times[-1] + HOUR for s in probe]), np.zeros(10, int), np.zeros(10, int))
+    predicted = result.model.score_last(batch).argmax(axis=1)
+    assert np.array_equal(predicted, [(s.codes[-1] + 1) % 12 for s in probe])
+
+
+def test_time_aware_variant_learns_what_the_clock_says_and_plain_sasrec_cannot():
+    users, codes, times = _arrays(_clock_events())
+    seqs = user_sequences(users, codes, times, "UTC")
+    plain = train_sasrec(seqs, 3, SASRecConfig(**FAST), progress=False)
+    timed = train_sasrec(seqs, 3, SASRecConfig(**FAST, time_aware=True), progress=False)
+    probe = seqs[:30]
+    hours = np.array([8, 13, 19] * 10)
+    batch = query_batch(probe, 12, np.array([s.times[-1] + 12 * HOUR for s in probe]), hours, np.zeros(30, int))
+    truth = np.array([{8: 0, 13: 1, 19: 2}[h] for h in hours])
+    hr1 = lambda m: float((m.score_last(batch).argmax(axis=1) == truth).mean())  # noqa: E731
+    assert hr1(timed.model) >= 0.95 and hr1(plain.model) <= 0.6
+
+
+def _toy_dataset():
+    events = _cycle_events(n_users=30, length=24)
+    ids = [f"i{c}" for c in range(12)]
+    frame = pd.DataFrame({"user_id": [f"u{u}" for u, _, _ in events], "item_id": [ids[c] for _, _, c in events],
+                          "timestamp": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta([t for _, t, _ in events])})
+    catalog = Catalog.from_items([Item(i, f"item {i}") for i in ids])
+    inter = Interactions(frame)
+    times = inter.frame["timestamp"].sort_values()
+    split = temporal_split(inter, valid_start=times.iloc[int(0.7 * len(times))],
+                           test_start=times.iloc[int(0.85 * len(times))])
+    return catalog, split
+
+
+def test_signal_sees_nothing_at_or_after_now_and_survives_save_and_load(tmp_path):
+    catalog, split = _toy_dataset()
+    params = {"sasrec_time": FAST | {"progress": False, "batch_size": 16}}
+    r = TimeAwareRetriever(signals=["sasrec_time"], params=params, repeats="allow").fit(split.train, catalog,
+                                                                                        log=split.full)
+    assert r.signals["sasrec_time"].training["valid_users"] > 0
+    targets = split.test[:20]
+    before = r.score_targets(targets)
+    frame, rng = split.full.frame, np.random.default_rng(1)
+    for i, t in enumerate(targets[:5]):  # change everything at or after this target's now: its scores stay
+        future = frame["timestamp"] >= t.now
+        changed = frame.assign(item_id=np.where(future, rng.permutation(frame["item_id"].to_numpy()), frame["item_id"]))
+        r.use_log(Interactions(changed))
+        assert np.allclose(r.score_targets([t]), before[i:i + 1])
+    r.use_log(split.full)
+    hits = [r.retrieve(t.user_id, t.now, k=1)[0].item_id == t.item_id for t in targets]
+    assert np.mean(hits) >= 0.9  # the cycle is learned from the training period alone
+    loaded = TimeAwareRetriever.load(r.save(tmp_path / "saved"))
+    loaded.use_log(r.events)
+    assert np.allclose(loaded.score_targets(targets), before)
+
+
+def test_training_is_cached_by_data_and_settings(tmp_path):
+    catalog, split = _toy_dataset()
+    fit = lambda s: TimeAwareRetriever(signals=["sasrec"], params={"sasrec": s}).fit(split.train, catalog)  # noqa
+    first = fit(FAST | {"progress": False}).signals["sasrec"]
+    again = fit(FAST | {"progress": False}).signals["sasrec"]
+    other = fit(FAST | {"progress": False, "seed": 1}).signals["sasrec"]
+    assert "from_cache" not in first.training and "from_cache" in again.training and "from_cache" not in other.training
+    model, manifest = load_model(save_model(first.model, tmp_path / "m", first.training))
+    assert manifest["config"]["dim"] == 32 and manifest["training"]["best_epoch"] == first.training["best_epoch"]
+    with pytest.raises(FileNotFoundError, match="train-sequential"):
+        load_model(tmp_path / "missing")
+
+
+def test_ranking_quality_counts_ties_against_the_truth():
+    ndcg, hr = ranking_quality(np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]]), np.array([0, 1]), k=1)
+    assert hr == 0.5 and ndcg == 0.5
+
+
+def test_train_sequential_command_saves_a_model(tmp_path):
+    from promptrec.cli.main import app
+
+    out = tmp_path / "demo-sasrec"
+    res = CliRunner().invoke(app, ["train-sequential", "--out", str(out), "--epochs", "2", "--max-len", "20"])
+    assert res.exit_code == 0, res.output
+    model, manifest = load_model(out)
+    assert manifest["dataset"] == "demo" and manifest["training"]["epochs_run"] == 2
+    assert len(manifest["item_ids"]) == model.n_items
