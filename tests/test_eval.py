@@ -188,6 +188,7 @@ pipelines:
 """
 
 
+@pytest.mark.slow  # minutes of LLM scoring on CPU: `make test-slow`
 def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, default_model_dir):
     from promptrec.eval.runner import run_eval
 

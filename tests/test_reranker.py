@@ -72,6 +72,7 @@ def test_missing_model_says_how_to_prepare(setup, tmp_path, monkeypatch):
         Reranker(model="no/such-model", backend="transformers", catalog=setup[0].catalog)
 
 
+@pytest.mark.slow  # minutes of LLM scoring on CPU: `make test-slow`
 def test_fusion_extremes_and_tuning(hf, setup):
     reqs = requests(hf, setup)
     hf.fusion = 1.0
@@ -86,6 +87,7 @@ def test_fusion_extremes_and_tuning(hf, setup):
     hf.fusion = 0.0
 
 
+@pytest.mark.slow  # minutes of LLM scoring on CPU: `make test-slow`
 def test_pointwise_scores_every_candidate(setup, hf):
     ds, split, targets, cands = setup
     pw = Reranker(backend=hf.backend, strategy="pointwise", catalog=ds.catalog, timezone=ds.interactions.timezone)

@@ -130,6 +130,9 @@ def test_training_is_cached_by_data_and_settings(tmp_path):
     again = fit(FAST | {"progress": False}).signals["sasrec"]
     other = fit(FAST | {"progress": False, "seed": 1}).signals["sasrec"]
     assert "from_cache" not in first.training and "from_cache" in again.training and "from_cache" not in other.training
+    combined = TimeAwareRetriever(signals=["auto", "sasrec"], params={"sasrec": FAST | {"progress": False}})
+    combined.fit(split.train, catalog)  # the automatic signals plus the sequential one, which the cache holds
+    assert {"transition", "habit", "sasrec"} <= set(combined.signals) and "from_cache" in combined.signals["sasrec"].training
     model, manifest = load_model(save_model(first.model, tmp_path / "m", first.training))
     assert manifest["config"]["dim"] == 32 and manifest["training"]["best_epoch"] == first.training["best_epoch"]
     with pytest.raises(FileNotFoundError, match="train-sequential"):

@@ -54,9 +54,11 @@ class TimeAwareRetriever:
         if repeats not in REPEATS:
             raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
         self._extra: list[str | Signal] = []
-        if not isinstance(signals, str) and any(s == "auto" for s in signals):  # ["auto", "sasrec"]: auto plus more
-            self._extra = [s for s in signals if s != "auto"]
-            signals = "auto"
+        if not isinstance(signals, str):
+            signals = list(signals)
+            if any(isinstance(s, str) and s == "auto" for s in signals):  # ["auto", "sasrec"]: auto plus more
+                self._extra = [s for s in signals if not (isinstance(s, str) and s == "auto")]
+                signals = "auto"
         self._requested = signals
         self._params = params or {}
         self.signals: dict[str, Signal] = {}

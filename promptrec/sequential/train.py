@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from promptrec.data.repeats import REPEAT_THRESHOLD
+from promptrec.eval.metrics import hit_rate, ndcg, true_ranks
 from promptrec.sequential.config import SASRecConfig
 from promptrec.sequential.model import SASRec, to_tensors
 from promptrec.sequential.sequences import Sequence, query_batch, training_windows
@@ -74,10 +75,8 @@ def mask_seen(scores: np.ndarray, prefixes: list[Sequence], truth: np.ndarray) -
 
 def ranking_quality(scores: np.ndarray, truth: np.ndarray, k: int = 10) -> tuple[float, float]:
     """(NDCG@k, HR@k) of the true columns in full rankings (ties count against the truth)."""
-    true = scores[np.arange(len(truth)), truth]
-    rank = (scores >= true[:, None]).sum(axis=1) - 1
-    hit = rank < k
-    return float(np.mean(np.where(hit, 1 / np.log2(rank + 2), 0.0))), float(hit.mean())
+    ranks = true_ranks(scores, truth)
+    return ndcg(ranks, k), hit_rate(ranks, k)
 
 
 def batch_loss(model: SASRec, hidden: torch.Tensor, truth: torch.Tensor, negatives: int, n_items: int,

@@ -2,8 +2,9 @@
 
 On CPU, vLLM needs a spawn-safe entry point (call from under ``if __name__ == "__main__":``),
 ``gpu_memory_utilization`` is the share of the RAM available now that goes to the KV cache (see
-``cpu_kv_cache_bytes``), and ``enforce_eager`` starts faster. Label scoring restricts the next token to the candidate labels (``allowed_token_ids``)
-and reads their log-probabilities after that restriction (``logprobs_mode=processed_logprobs``).
+``cpu_kv_cache_bytes``), and ``enforce_eager`` starts faster. Label scoring restricts the next
+token to the candidate labels (``allowed_token_ids``) and reads their log-probabilities after
+that restriction (``logprobs_mode=processed_logprobs``).
 """
 
 from __future__ import annotations
