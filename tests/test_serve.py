@@ -167,7 +167,7 @@ def test_batch_queue_batches_bounds_and_skips_abandoned_requests():
         q.submit("g", deadline_s=0.05)  # the work ahead cannot finish in time: refused at once
     slow.delay = 1.0
     q.submit("x")
-    time.sleep(0.05)
+    time.sleep(0.2)  # well past max_wait_s: "x" runs alone, "h" waits behind it
     late = q.submit("h", deadline_s=0.9)  # admitted (about 0.5 s ahead), but "x" takes 1 s
     with pytest.raises(QueueFull, match="batch would end after the deadline"):
         late.result(5)
