@@ -72,9 +72,10 @@ class VLLMBackend(Backend):
                        logprobs_mode="processed_logprobs", enable_lora=enable_lora, seed=seed,
                        disable_log_stats=False, **engine_args)
         self.tokenizer = self.llm.get_tokenizer()
-        # vLLM skips its own warm-up pass when the KV-cache size is explicit (as on CPU): run one here, so
-        # the first user's request does not pay for kernel setup (and skew serving's time estimates)
-        self.llm.generate(["Warm up."], self._params(max_tokens=1), use_tqdm=False)
+        if engine_args.get("kv_cache_memory_bytes") is not None:
+            # vLLM skips its own warm-up pass when the KV-cache size is explicit (always on CPU): run one here,
+            # so the first user's request does not pay for kernel setup (and skew serving's time estimates)
+            self.llm.generate(["Warm up."], self._params(max_tokens=1), use_tqdm=False)
         self.enable_lora = enable_lora
         self.lora_request = None
         self._lora_ids: dict[str, int] = {}

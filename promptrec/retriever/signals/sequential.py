@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.retriever.signals.base import FitData, Query, Signal
+from promptrec.retriever.signals.base import FitData, Query, Signal, local_hour_dow
 
 
 class SASRecSignal(Signal):
@@ -29,7 +29,6 @@ class SASRecSignal(Signal):
 
     def fit(self, data: FitData) -> None:
         from promptrec.sequential import store
-        from promptrec.sequential.model import SASRec  # noqa: F401  (torch imported only when used)
         from promptrec.sequential.sequences import user_sequences
         from promptrec.sequential.train import train_sasrec
 
@@ -63,8 +62,7 @@ class SASRecSignal(Signal):
             raise RuntimeError("the sequential signal is not fitted; fit the retriever first.")
         seqs = [Sequence(q.codes, q.times, *q.calendar(log.timezone)) for q in queries]
         now = np.array([q.now_ns for q in queries], dtype=np.int64)
-        calendar = np.array([log.local_calendar(int(t)) for t in now], dtype=np.int64).reshape(-1, 2)
-        batch = query_batch(seqs, self.config.max_len, now, calendar[:, 0], calendar[:, 1])
+        batch = query_batch(seqs, self.config.max_len, now, *local_hour_dow(now, log.timezone))
         scores = self.model.score_last(batch).astype(np.float64)
         scores[[len(q.codes) == 0 for q in queries]] = 0.0  # no history: no opinion
         return scores
