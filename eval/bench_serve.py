@@ -57,7 +57,7 @@ def main() -> None:
     users = [str(u) for u in ds.interactions.users]
     now = (ds.interactions.time_range()[1] + pd.Timedelta(days=1)).isoformat()
     res.update(dataset=ds.name, items=len(ds.catalog), users=len(users), events=len(ds.interactions), now=now)
-    base = ["--retriever", str(args.work / "retriever")]
+    base = ["--retriever", str(args.work / "retriever"), "--rate-limit", "0"]  # capacity, not refusals
     log = str(args.work / "server.log")
     print(f"{ds.name}: {len(users)} users, {len(ds.catalog)} items; now = {now}", flush=True)
 

@@ -37,3 +37,21 @@ def tokenizer(default_model_dir):
     from promptrec.models import load_tokenizer
 
     return load_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def served_demo(demo, tmp_path_factory):
+    """A fitted demo retriever saved to a folder (for `promptrec serve --retriever`), the demo data, and a
+    time one day after the log's end."""
+    import pandas as pd
+
+    from promptrec.data.splits import leave_last_out
+    from promptrec.index.item_index import ItemIndex
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    ds = demo.dataset
+    tmp = tmp_path_factory.mktemp("serve")
+    index = ItemIndex.build(ds.catalog, "demo", root=tmp / "idx")
+    split = leave_last_out(ds.interactions)
+    TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full).save(tmp / "retriever")
+    return tmp / "retriever", ds, split.full.time_range()[1] + pd.Timedelta(days=1)

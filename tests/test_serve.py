@@ -9,9 +9,6 @@ import httpx
 import pandas as pd
 import pytest
 
-from promptrec.data.splits import leave_last_out
-from promptrec.index.item_index import ItemIndex
-from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.loadtest import crash_test, load_test
 from promptrec.serve.process import ServerProcess, free_port
@@ -19,14 +16,8 @@ from promptrec.serve.store import EventStore
 
 
 @pytest.fixture(scope="module")
-def fitted(demo, tmp_path_factory):
-    """A fitted demo retriever saved to a folder, the demo data, and a time after the log's end."""
-    ds = demo.dataset
-    tmp = tmp_path_factory.mktemp("serve")
-    index = ItemIndex.build(ds.catalog, "demo", root=tmp / "idx")
-    split = leave_last_out(ds.interactions)
-    TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full).save(tmp / "retriever")
-    return tmp / "retriever", ds, split.full.time_range()[1] + pd.Timedelta(days=1)
+def fitted(served_demo):
+    return served_demo
 
 
 def args(retriever, db, *extra):
@@ -174,6 +165,22 @@ def test_batch_queue_batches_bounds_and_skips_abandoned_requests():
     assert q.stats["expired"] == 1 and ["h"] not in slow.batches
     q.close()
     assert not q._thread.is_alive()
+
+
+def test_a_batch_too_long_for_its_deadlines_runs_the_part_that_fits():
+    """Regression (found by the soak): when a whole batch would end after its requests' deadlines, it used to
+    be dropped whole, so the timing estimate never refreshed and the LLM reranked nothing for minutes."""
+    q = BatchQueue(SlowReranker(0.0).rerank_many, name="LLM", max_batch=8)
+    q.stats["seconds_per_request"] = 0.5
+    now = time.monotonic()
+    batch = [(f"r{i}", Future(), now + 1.2) for i in range(4)] + [("late", Future(), now + 0.3),
+                                                                   ("no deadline", Future(), None)]
+    batch[1][1].cancel()  # a caller that gave up
+    live = q._runnable(batch)
+    assert [req for req, _ in live] == ["r0", "no deadline"]  # 2 x 0.5 s fits r0's 1.2 s; 3 would not
+    assert q.stats["expired"] == 3 and q.stats["abandoned"] == 1
+    assert all(isinstance(f.exception(0), QueueFull) for r, f, _ in batch if r in ("r2", "r3", "late"))
+    q.close()
 
 
 def test_event_store_is_durable_and_idempotent(tmp_path):

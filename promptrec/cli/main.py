@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptrec import __version__
-from promptrec.cli import data, demo, evaluate, finetune, index, llm, prompts, retriever, sequential, serve
+from promptrec.cli import data, demo, evaluate, finetune, index, keys, llm, prompts, retriever, sequential, serve
 
 app = typer.Typer(
     help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
@@ -28,6 +28,7 @@ app.command("train-sequential", help="Train SASRec (optionally time-aware) on a 
     sequential.train_sequential)
 app.command(help="Serve recommendations over HTTP: events count at once, the LLM reranks within a deadline.")(
     serve.serve)
+app.add_typer(keys.app, name="keys")
 app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
 
 

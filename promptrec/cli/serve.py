@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Optional
@@ -34,9 +35,20 @@ def serve(
     max_pending: int = typer.Option(64, help="Rerank requests allowed to wait; beyond, answers come from the retriever."),
     max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503."),
     gpu_memory_utilization: float = typer.Option(0.3, help="vLLM memory fraction (on CPU: of the RAM)."),
+    keys: Optional[Path] = typer.Option(None, help="API key file (promptrec keys create); keys also come from "
+                                                   "$PROMPTREC_API_KEYS. Without keys, anyone who reaches the port may call."),
+    insecure: bool = typer.Option(False, help="Allow binding a non-loopback address without API keys."),
+    rate_limit: float = typer.Option(200.0, help="Requests per second per key (per client address without keys); 0: off."),
+    burst: int = typer.Option(400, help="Requests a key may make at once before the rate limit applies."),
+    max_body_bytes: int = typer.Option(4 * 1024 * 1024, help="Largest request body (HTTP 413 beyond)."),
+    request_timeout: Optional[float] = typer.Option(None, help="Seconds before HTTP 504 (default: LLM deadline + 20)."),
+    max_k: int = typer.Option(100, help="Largest k a request may ask for."),
 ) -> None:
     """Serve recommendations over HTTP; posted events count in the next recommendation and survive restarts."""
     import uvicorn
+
+    from promptrec.serve.auth import ENV_VAR, KeyRing
+    from promptrec.serve.limits import Limits
 
     from promptrec.cli.llm import make_reranker
     from promptrec.cli.retriever import load_or_fit_retriever
@@ -50,6 +62,16 @@ def serve(
         console.print(f"[bold red]error:[/] --llm {llm!r}: choose {LLM_HELP}")
         raise typer.Exit(2)
     with user_errors():
+        keyring = KeyRing.load(keys)
+        if not keyring and not _loopback(host) and not insecure:
+            raise ValueError(f"refusing to serve {host} without API keys: anyone on the network could post events for "
+                             f"any user. Create keys (promptrec keys create --file keys.json; serve --keys keys.json, "
+                             f"or set ${ENV_VAR}), or pass --insecure")
+        timeout = request_timeout if request_timeout is not None else llm_deadline + 20.0
+        if timeout <= llm_deadline:
+            raise ValueError(f"--request-timeout ({timeout:g} s) must exceed --llm-deadline ({llm_deadline:g} s)")
+        limits = Limits(rate_per_s=rate_limit, burst=burst, max_body_bytes=max_body_bytes, request_timeout_s=timeout,
+                        max_k=max_k)
         retriever = load_or_fit_retriever(retriever_path, path, format, root)
         store = EventStore(db)
         reranker = None
@@ -61,7 +83,18 @@ def serve(
                                          {"gpu_memory_utilization": gpu_memory_utilization} if llm == "vllm" else None))
         service = RecommendationService(retriever, store, reranker, ServeConfig(
             candidates=candidates, llm_deadline_s=llm_deadline, max_batch=max_batch, max_pending=max_pending))
+    access = (f"{len(keyring.keys)} API key(s)" if keyring else
+              f"no API keys (open to anyone who reaches {host}); API docs at http://{host}:{port}/docs")
     console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
-                  f"LLM: {llm}; events in {db}; API docs at http://{host}:{port}/docs")
-    uvicorn.run(create_app(service), host=host, port=port, limit_concurrency=max_connections,
+                  f"LLM: {llm}; events in {db}; {access}")
+    uvicorn.run(create_app(service, keyring, limits), host=host, port=port, limit_concurrency=max_connections,
                 timeout_graceful_shutdown=30, log_level="info")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -7,6 +7,8 @@ dropped without being counted.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -142,3 +144,15 @@ def require_columns(file: str, present: list[str], required: dict[str, str]) -> 
             for ours, theirs in missing.items()
         ]
         raise DataError(problems)
+
+
+@contextlib.contextmanager
+def reading(path: str, what: str) -> Iterator[None]:
+    """Turn a parser's failure on ``path`` (pandas, pyarrow, codecs) into a DataError naming the file."""
+    try:
+        yield
+    except DataError:
+        raise
+    except (ValueError, UnicodeDecodeError, OSError) as exc:  # pandas' parser errors are ValueErrors
+        raise DataError(Problem(path, None, "unreadable", f"cannot be read as {what}: {exc}",
+                                "check the file's format (delimiter, quoting, encoding).")) from exc

@@ -16,14 +16,31 @@ from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem,
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
+FIRST, LAST = pd.Timestamp.min + pd.Timedelta(days=1), pd.Timestamp.max - pd.Timedelta(days=1)  # pandas' ns range
+
+
+def _in_range(parsed: pd.Series) -> pd.Series:
+    """Parsed times as nanoseconds; values outside pandas' range, or a column pandas could not give one type
+    (naive and zoned values mixed), become NaT."""
+    if parsed.dtype == object:
+        return pd.Series(pd.NaT, index=parsed.index, dtype="datetime64[ns]")
+    tz = parsed.dt.tz
+    bounds = (FIRST, LAST) if tz is None else (FIRST.tz_localize("UTC"), LAST.tz_localize("UTC"))
+    ok = parsed.notna() & (parsed >= bounds[0]) & (parsed <= bounds[1])
+    return parsed.where(ok).astype("datetime64[ns]" if tz is None else f"datetime64[ns, {tz}]")
+
+
 def parse_timestamps(values: pd.Series, *, unit: str = "s", timezone: str = "UTC", fmt: str | None = None) -> pd.Series:
-    """Parse numbers (epoch ``unit``) or date strings to UTC; unparsable values become NaT.
+    """Parse numbers (epoch ``unit``) or date strings to UTC; unparsable values (and times outside
+    1677-09-22..2262-04-10, pandas' range) become NaT.
 
     Strings without a zone are read as local time in ``timezone``.
     """
     raw = values.astype("string").str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
     numeric = pd.to_numeric(raw, errors="coerce")
+    ns = numeric.astype("float64") * pd.Timedelta(1, unit=unit).value
+    numeric = numeric.where((ns > FIRST.value) & (ns < LAST.value))
     is_num = numeric.notna()
     if is_num.any():
         out[is_num] = pd.to_datetime(numeric[is_num], unit=unit, utc=True, errors="coerce")
@@ -31,10 +48,11 @@ def parse_timestamps(values: pd.Series, *, unit: str = "s", timezone: str = "UTC
     if len(text):
         has_tz = text.str.contains(_TZ_SUFFIX)
         if has_tz.any():
-            out[has_tz[has_tz].index] = pd.to_datetime(text[has_tz], utc=True, errors="coerce", format=fmt or "mixed")
+            zoned = pd.to_datetime(text[has_tz], utc=True, errors="coerce", format=fmt or "mixed")
+            out[has_tz[has_tz].index] = _in_range(zoned)
         naive = text[~has_tz]
         if len(naive):
-            parsed = pd.to_datetime(naive, errors="coerce", format=fmt or "mixed")
+            parsed = _in_range(pd.to_datetime(naive, errors="coerce", format=fmt or "mixed"))
             if parsed.dt.tz is None:
                 parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
             out[naive.index] = parsed.dt.tz_convert("UTC")

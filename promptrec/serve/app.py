@@ -1,29 +1,56 @@
-"""The HTTP API (FastAPI): POST /events, GET /recommendations/{user_id}, GET /users/{user_id}/history, GET /health."""
+"""The HTTP API (FastAPI): POST /events, GET /recommendations/{user_id}, GET /users/{user_id}/history, GET /health.
+
+With API keys configured, every route but /health (including /openapi.json) needs ``Authorization:
+Bearer <token>`` with the route's scope; rates, body sizes and request times are bounded (``Limits``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Callable
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
 from promptrec import __version__
-from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, EventIn, EventsAck, EventsBody, Health, HistoryEvent,
-                                     Recommendations)
+from promptrec.serve.auth import EVENTS_WRITE, RECOMMENDATIONS_READ, KeyRing
+from promptrec.serve.limits import BodySizeLimit, Limits, RateLimiter, RequestTimeout, retry_after
+from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn, EventsAck, EventsBody, Health,
+                                     HistoryEvent, Recommendations, Time)
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
+
+log = logging.getLogger(__name__)
 
 EVENT_LIST = TypeAdapter(list[EventIn])
 BODY_SCHEMA = EventsBody.json_schema(ref_template="#/components/schemas/{model}")
 BODY_DEFS = BODY_SCHEMA.pop("$defs", {})
 HINTS = {"timezone_aware": " (give an ISO time with a zone, e.g. 2024-05-01T18:00:00Z)",
          "extra_forbidden": " (allowed fields: " + ", ".join(EventIn.model_fields) + ")"}
+
+
+class AnyIdConvertor(Convertor):
+    """Path ids of any characters: '/' (sent as %2F) and newlines too, unlike Starlette's str and path."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anyid", AnyIdConvertor())
 
 
 def field_name(loc: tuple, prefix: str = "") -> str:
@@ -47,15 +74,79 @@ def _problems(exc: ValidationError | RequestValidationError, prefix: str = "") -
             for e in exc.errors()]
 
 
-def create_app(service: RecommendationService) -> FastAPI:
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+COMMON_ERRORS = {422: _error("Invalid input; `errors` names each field."),
+                 429: _error("Rate limit of this key exceeded; see Retry-After."),
+                 503: _error("Too many requests waiting; retry later (Retry-After)."),
+                 504: _error("The request took longer than the server's request timeout.")}
+AUTH_ERRORS = {401: _error("Missing or unknown API key."), 403: _error("The API key lacks this route's scope.")}
+
+
+async def known_query_only(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a typo like ``devce=tv`` is not silently ignored)."""
+    declared = {p.alias for p in request.scope["route"].dependant.query_params}
+    unknown = [name for name in request.query_params if name not in declared]
+    if unknown:
+        allowed = ", ".join(sorted(declared)) or "none"
+        raise RequestValidationError([{"loc": ("query", name), "type": "unknown_parameter",
+                                       "msg": f"unknown parameter (this route takes: {allowed})"} for name in unknown])
+
+
+def access_guard(keys: KeyRing, limiter: RateLimiter) -> Callable[[str | None], Any]:
+    """``guard(scope)``: a dependency that checks the bearer key's scope (when keys are configured) and
+    the caller's rate (per key, else per client address)."""
+    bearer = HTTPBearer(auto_error=False, description="An API key from `promptrec keys create`.")
+
+    def limit(client: str, rate: float | None) -> None:
+        wait = limiter.acquire(client, rate)
+        if wait:
+            raise HTTPException(429, f"rate limit exceeded for {client}; retry after {wait:.2f} s",
+                                headers={"Retry-After": retry_after(wait)})
+
+    def guard(scope: str | None) -> Any:
+        if not keys:
+            async def open_access(request: Request) -> None:
+                limit(f"address {request.client.host if request.client else '?'}", None)
+            return Depends(open_access)
+
+        async def key_access(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+            if credentials is None:
+                raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <token>'",
+                                    headers={"WWW-Authenticate": "Bearer"})
+            key = keys.lookup(credentials.credentials)
+            if key is None:
+                raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+            if scope is not None and scope not in key.scopes:
+                raise HTTPException(403, f"API key '{key.name}' lacks the scope '{scope}' (it has: "
+                                    f"{', '.join(key.scopes)})")
+            limit(f"key '{key.name}'", key.rate_per_s)
+        return Security(key_access)
+
+    return guard
+
+
+def create_app(service: RecommendationService, keys: KeyRing | None = None, limits: Limits | None = None) -> FastAPI:
+    """The API over ``service``; ``keys`` empty or None: no authentication (loopback use)."""
+    keys, limits = keys or KeyRing(), limits or Limits()
+    guard = access_guard(keys, RateLimiter(limits.rate_per_s, limits.burst))
+    strict = Depends(known_query_only)
+    errors = {**COMMON_ERRORS, **(AUTH_ERRORS if keys else {})}
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         service.close()  # graceful shutdown: LLM batch finished, engine stopped, store checkpointed
 
+    # with keys the spec needs a key too (served below), and the browser docs page, which cannot send one, is off
     app = FastAPI(title="promptrec", version=__version__, lifespan=lifespan,
+                  openapi_url=None if keys else "/openapi.json", docs_url=None if keys else "/docs", redoc_url=None,
                   description="Time-aware recommendations: each posted event counts in the next recommendation.")
     app.state.service = service
+    app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(RequestTimeout, seconds=limits.request_timeout_s)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -65,14 +156,23 @@ def create_app(service: RecommendationService) -> FastAPI:
     async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    @app.post("/events", response_model=EventsAck, openapi_extra={"requestBody": {
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # never a trace or a path
+        ref = uuid.uuid4().hex[:12]
+        log.error("internal error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"detail": f"internal error (reference {ref}; the server log has the details)"},
+                            status_code=500)
+
+    @app.post("/events", response_model=EventsAck, dependencies=[guard(EVENTS_WRITE), strict],
+              responses={**errors, 400: _error("The body is not JSON."), 413: _error("The body is too large.")},
+              openapi_extra={"requestBody": {
         "required": True, "description": f"One event, or a list of 1 to {MAX_EVENTS_PER_REQUEST} events.",
         "content": {"application/json": {"schema": BODY_SCHEMA}}}})
     async def post_events(request: Request):
         """Store events durably (acknowledged only once on disk) and apply them to the next recommendation."""
         try:
             body = json.loads(await request.body() or b"null")
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # JSON must be UTF-8 text
             return problems_response([{"field": "body", "message": f"not valid JSON ({exc})"}], 400)
         try:
             if isinstance(body, list):
@@ -94,14 +194,21 @@ def create_app(service: RecommendationService) -> FastAPI:
                     p["field"] = p["field"].replace("events[0]", "event")
             return problems_response(exc.problems)
 
-    @app.get("/recommendations/{user_id}", response_model=Recommendations)
-    async def recommendations(user_id: str, k: int = Query(10, ge=1, le=100),
-                              now: AwareDatetime | None = Query(None, description="ISO time with zone; default: now."),
+    user_path = Path(min_length=1, max_length=256, description="The user's id (any characters, '/' as %2F).")
+
+    read = [guard(RECOMMENDATIONS_READ), strict]
+
+    @app.get("/recommendations/{user_id:anyid}", response_model=Recommendations, dependencies=read, responses=errors)
+    async def recommendations(user_id: str = user_path, k: int = Query(10, ge=1, le=limits.max_k),
+                              now: Time | None = Query(None, description="ISO time with a zone, between 1678 and "
+                                                                         "2261; default: now."),
                               rerank: bool = Query(True, description="Let the LLM order the candidates, if one is configured."),
                               device: str | None = Query(None, min_length=1, max_length=64,
                                                          description="The device the request comes from (e.g. tv, mobile)."),
-                              lat: float | None = Query(None, ge=-90, le=90, description="Latitude of the user now."),
-                              lon: float | None = Query(None, ge=-180, le=180, description="Longitude of the user now.")):
+                              lat: float | None = Query(None, ge=-90, le=90,
+                                                        description="Latitude of the user now (with lon)."),
+                              lon: float | None = Query(None, ge=-180, le=180,
+                                                        description="Longitude of the user now (with lat).")):
         """Top-k items for the user in a context (``now``, device, location): retrieved, then ordered by the
         LLM within its deadline. Without a location, place-aware signals use the user's last place."""
         if (lat is None) != (lon is None):
@@ -110,13 +217,14 @@ def create_app(service: RecommendationService) -> FastAPI:
         return await service.recommend(user_id, k, now, rerank, device=device,
                                        location=None if lat is None else (lat, lon))
 
-    @app.get("/users/{user_id}/history", response_model=list[HistoryEvent])
-    async def history(user_id: str, limit: int = Query(50, ge=1, le=10_000)):
+    @app.get("/users/{user_id:anyid}/history", response_model=list[HistoryEvent], dependencies=read, responses=errors)
+    async def history(user_id: str = user_path, limit: int = Query(50, ge=1, le=10_000)):
         """The user's most recent events (fitted log and posted), oldest first."""
         return await asyncio.to_thread(service.history, user_id, limit)
 
     @app.get("/health", response_model=Health)
     async def health():
+        """Liveness and counts; needs no key."""
         return await asyncio.to_thread(service.health)
 
     def openapi() -> dict[str, Any]:  # the /events body schema refers to EventIn: put it in the components
@@ -127,5 +235,11 @@ def create_app(service: RecommendationService) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi
+
+    if keys:
+        @app.get("/openapi.json", include_in_schema=False, dependencies=[guard(None)])
+        async def openapi_spec() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
     return app
 

@@ -66,18 +66,32 @@ class BatchQueue:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def _still_due(self, fut: Future, expires: float | None, batch_size: int) -> bool:
-        """Mark the request running, unless its caller gave up or the batch would end past its deadline."""
-        per = self.stats["seconds_per_request"]
-        if expires is not None and per is not None and time.monotonic() + per * batch_size > expires:
-            if fut.set_running_or_notify_cancel():
+    def _runnable(self, batch: list[tuple[Any, Future, float | None]]) -> list[tuple[Any, Future]]:
+        """Mark and return the requests to process now. Callers that gave up are skipped. If the whole batch
+        would end after someone's deadline, the largest set that can all finish in time runs (those with the
+        most time left) and the others fail at once: a batch is never dropped whole while one of its
+        requests could still be served, so the timing estimate keeps being refreshed."""
+        per, now = self.stats["seconds_per_request"], time.monotonic()
+        keep = {id(fut) for _, fut, _ in batch}
+        if per is not None:
+            waiting = [r for r in batch if not r[1].cancelled()]
+            by_time_left = sorted(waiting, key=lambda r: float("inf") if r[2] is None else r[2], reverse=True)
+            keep = set()
+            for k in range(len(by_time_left), 0, -1):
+                expires = by_time_left[k - 1][2]  # the earliest deadline among the k with the most time left
+                if expires is None or now + per * k <= expires:
+                    keep = {id(fut) for _, fut, _ in by_time_left[:k]}
+                    break
+        live = []
+        for req, fut, _ in batch:
+            if not fut.set_running_or_notify_cancel():
+                self.stats["abandoned"] += 1
+            elif id(fut) in keep:
+                live.append((req, fut))
+            else:
                 self.stats["expired"] += 1
                 fut.set_exception(QueueFull(f"{self.name} busy (this batch would end after the deadline)"))
-            return False
-        if fut.set_running_or_notify_cancel():
-            return True
-        self.stats["abandoned"] += 1
-        return False
+        return live
 
     def _next_batch(self) -> list | None:
         first = self._queue.get()
@@ -97,7 +111,7 @@ class BatchQueue:
 
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
-            live = [(req, fut) for req, fut, expires in batch if self._still_due(fut, expires, len(batch))]
+            live = self._runnable(batch)
             if not live:
                 continue
             self._running, started = len(live), time.perf_counter()

@@ -23,8 +23,9 @@ def free_port() -> int:
 class ServerProcess:
     """``promptrec serve ARGS`` on a free loopback port; ``with`` starts it and stops it gracefully."""
 
-    def __init__(self, *args: str, log: str | Path | None = None, ready_timeout: float = 120.0):
-        self.args, self.port = list(args), free_port()
+    def __init__(self, *args: str, log: str | Path | None = None, ready_timeout: float = 120.0,
+                 env: dict[str, str] | None = None):
+        self.args, self.port, self.env = list(args), free_port(), env or {}
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log) if log else None
         self.ready_timeout = ready_timeout
@@ -34,7 +35,7 @@ class ServerProcess:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen([sys.executable, "-m", "promptrec.cli.main", "serve", *self.args,
                                       "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env}, start_new_session=True)
         until = time.monotonic() + self.ready_timeout
         while time.monotonic() < until:
             if self.proc.poll() is not None:

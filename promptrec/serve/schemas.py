@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+import pandas as pd
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 MAX_EVENTS_PER_REQUEST = 1000
 
@@ -13,7 +14,20 @@ def _id_to_str(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+def _storable(value: Any) -> Any:
+    """Times must fit pandas' nanosecond timestamps (1677-09-22 to 2262-04-11), as events are stored."""
+    try:
+        ok = pd.Timestamp.min <= pd.Timestamp(value).tz_convert(None) <= pd.Timestamp.max
+    except (OverflowError, ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise ValueError(f"time outside the range promptrec stores ({pd.Timestamp.min:%Y-%m-%d} to "
+                         f"{pd.Timestamp.max:%Y-%m-%d})")
+    return value
+
+
 Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=256)]
+Time = Annotated[AwareDatetime, AfterValidator(_storable)]
 ContextValue = Union[str, int, float, bool, None]
 
 
@@ -22,8 +36,8 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     user_id: Id
-    item_id: Id
-    timestamp: AwareDatetime | None = None
+    item_id: Id = Field(description="A catalogue item's id (others are refused).")
+    timestamp: Time | None = Field(None, description="ISO time with a zone, between 1678 and 2261; omitted: received time.")
     event_type: str = Field("interaction", min_length=1, max_length=64)
     weight: float = Field(1.0, allow_inf_nan=False)
     event_id: str | None = Field(None, min_length=1, max_length=256,
@@ -83,3 +97,15 @@ class Health(BaseModel):
     llm: dict[str, Any]
     uptime_s: float
     config: dict[str, Any]
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Where, e.g. events[3].timestamp or query parameter k.")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a message for people and, for invalid input, each problem by field."""
+
+    detail: str
+    errors: list[FieldProblem] | None = None

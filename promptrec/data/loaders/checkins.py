@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from promptrec.data.dataset import Dataset
+from promptrec.data.problems import DataError, Problem, reading
 from promptrec.data.loaders.tabular import load_events_with_items
 
 COLUMNS = {"user_id": "user_id", "item_id": "POI_id", "timestamp": "UTC_time"}
@@ -37,14 +38,18 @@ def is_checkin_file(path: Path) -> bool:
 
 def file_timezone(path: Path) -> str:
     """Fixed-offset zone of the file's most common ``timezone`` offset (minutes from UTC); UTC without one."""
-    offsets = pd.read_csv(path, usecols=lambda c: c == "timezone")
+    with reading(str(path), "a check-in CSV"):
+        offsets = pd.read_csv(path, usecols=lambda c: c == "timezone", dtype=str)
     if "timezone" not in offsets or offsets["timezone"].dropna().empty:
         return "UTC"
-    minutes = int(offsets["timezone"].mode().iloc[0])
-    if minutes % 60:
-        raise ValueError(f"{path}: the most common offset is {minutes} minutes, not whole hours; pass timezone= "
-                         "(an IANA name such as 'Asia/Kolkata').")
-    hours = minutes // 60
+    minutes = pd.to_numeric(offsets["timezone"], errors="coerce").dropna()
+    mode = float(minutes.mode().iloc[0]) if len(minutes) else float("nan")
+    if not (mode == mode and mode % 60 == 0 and abs(mode) <= 14 * 60):
+        raise DataError(Problem(str(path), "timezone", "bad_timezone",
+                                f"the most common offset is {mode:g} minutes, not a whole number of hours within "
+                                "UTC-14..UTC+14.", "fix the column, or pass timezone= (an IANA name such as "
+                                "'America/New_York')."))
+    hours = int(mode) // 60
     return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"  # Etc/GMT+5 is UTC-5 (POSIX sign)
 
 

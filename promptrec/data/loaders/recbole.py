@@ -14,7 +14,8 @@ import pandas as pd
 from promptrec.data.catalog import Catalog
 from promptrec.data.dataset import Dataset
 from promptrec.data.interactions import Interactions
-from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, missing_file, require_columns
+from promptrec.data.problems import (DataError, ErrorPolicy, LoadReport, Problem, missing_file, reading,
+                                     require_columns)
 from promptrec.data.validate import clean_events, clean_items
 
 TITLE_FIELDS = ("title", "movie_title", "item_name", "name")
@@ -27,7 +28,8 @@ def read_atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     """A RecBole atomic file as strings, with the type of each field."""
     if not path.exists():
         raise missing_file(str(path), "RecBole atomic file", "check the folder and the dataset name.")
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[], quoting=3)
+    with reading(str(path), "a RecBole atomic file (tab-separated, typed header)"):
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[], quoting=3)
     types: dict[str, str] = {}
     renamed = {}
     for col in frame.columns:

@@ -11,7 +11,8 @@ import pandas as pd
 from promptrec.data.catalog import Catalog
 from promptrec.data.dataset import Dataset
 from promptrec.data.interactions import Interactions
-from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, missing_file, require_columns
+from promptrec.data.problems import (DataError, ErrorPolicy, LoadReport, Problem, missing_file, reading,
+                                     require_columns)
 from promptrec.data.validate import clean_events, clean_items
 
 EVENT_FIELDS = ("user_id", "item_id", "timestamp")
@@ -26,7 +27,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> tuple[pd.DataFrame, 
     if not path.exists():
         raise missing_file(str(path), "file", "check the path.")
     fmt = (fmt or path.suffix.lstrip(".")).lower()
-    try:
+    with reading(str(path), fmt):
         if fmt in ("csv", "tsv", "txt"):
             sep = "\t" if fmt == "tsv" else ","
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
@@ -37,9 +38,6 @@ def read_table(path: str | Path, fmt: str | None = None) -> tuple[pd.DataFrame, 
         if fmt == "parquet":
             frame = pd.read_parquet(path)
             return frame, np.arange(len(frame)) + 1
-    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(Problem(str(path), None, "unreadable", f"cannot be read as {fmt}: {exc}",
-                                "check the file's format (delimiter, quoting, encoding).")) from exc
     raise DataError(Problem(str(path), None, "unknown_format", f"unknown table format '{fmt}'.",
                             "use .csv, .tsv, .parquet or .jsonl, or pass fmt=."))
 
