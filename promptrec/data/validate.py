@@ -19,6 +19,15 @@ _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 FIRST, LAST = pd.Timestamp.min + pd.Timedelta(days=1), pd.Timestamp.max - pd.Timedelta(days=1)  # pandas' ns range
 
 
+def storable_time(value: object) -> bool:
+    """Whether a time (aware or naive, read as UTC) lies in the range promptrec stores."""
+    try:
+        ts = pd.Timestamp(value)
+        return bool(FIRST <= (ts if ts.tzinfo is None else ts.tz_convert(None)) <= LAST)
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
 def _in_range(parsed: pd.Series) -> pd.Series:
     """Parsed times as nanoseconds; values outside pandas' range, or a column pandas could not give one type
     (naive and zoned values mixed), become NaT."""

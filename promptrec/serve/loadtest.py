@@ -63,6 +63,15 @@ def load_test(url: str, users: Sequence[str], *, concurrency: int, rerank: bool,
             "reranked": int(sum(r["reranked"] for r in results)), "fallbacks": fallbacks}
 
 
+def stored_event_ids(client: httpx.Client, users: Sequence[str]) -> set[str]:
+    """The event_ids in these users' histories on the server (to check acknowledged events are there)."""
+    found: set[str] = set()
+    for user in sorted(set(users)):
+        hist = client.get(f"/users/{user}/history", params={"limit": 10_000}).json()
+        found |= {e["event_id"] for e in hist if e.get("event_id")}
+    return found
+
+
 def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence[str], start: pd.Timestamp, *,
                writers: int = 4, kill_after_s: float = 3.0, batch: int = 3, log: str | None = None,
                seed: int = 0) -> dict[str, Any]:
@@ -101,11 +110,8 @@ def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence
     t0 = time.monotonic()
     restarted.start()
     restart_s = time.monotonic() - t0
-    found: set[str] = set()
     with restarted.client() as client:
-        for user in sorted(set(acked.values())):
-            hist = client.get(f"/users/{user}/history", params={"limit": 10_000}).json()
-            found |= {e["event_id"] for e in hist if e.get("event_id")}
+        found = stored_event_ids(client, list(acked.values()))
         health = client.get("/health").json()
     restarted.stop()
     missing = sorted(set(acked) - found)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-import pandas as pd
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+
+from promptrec.data.validate import FIRST, LAST, storable_time
 
 MAX_EVENTS_PER_REQUEST = 1000
 
@@ -15,14 +16,9 @@ def _id_to_str(value: Any) -> Any:
 
 
 def _storable(value: Any) -> Any:
-    """Times must fit pandas' nanosecond timestamps (1677-09-22 to 2262-04-11), as events are stored."""
-    try:
-        ok = pd.Timestamp.min <= pd.Timestamp(value).tz_convert(None) <= pd.Timestamp.max
-    except (OverflowError, ValueError, TypeError):
-        ok = False
-    if not ok:
-        raise ValueError(f"time outside the range promptrec stores ({pd.Timestamp.min:%Y-%m-%d} to "
-                         f"{pd.Timestamp.max:%Y-%m-%d})")
+    """Times must fit the range the loaders and the event store use (pandas' nanosecond timestamps)."""
+    if not storable_time(value):
+        raise ValueError(f"time outside the range promptrec stores ({FIRST:%Y-%m-%d} to {LAST:%Y-%m-%d})")
     return value
 
 

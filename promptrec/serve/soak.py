@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from promptrec.serve.loadtest import stored_event_ids
+
 REFUSALS = {429, 503}  # documented refusals under load (rate limit, queue full); anything else non-2xx is an error
 
 
@@ -124,17 +126,9 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     asyncio.run(run())
     seconds = time.monotonic() - start
     rss.append((round(seconds, 1), round(tree_rss(server_pid), 1)))
-    missing = _missing_events(url, acked, headers)
-    return _summarize(config, log, errors, acked, missing, rss, seconds)
-
-
-def _missing_events(url: str, acked: dict[str, str], headers: dict[str, str] | None) -> int:
-    found: set[str] = set()
     with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as client:
-        for user in sorted(set(acked.values())):
-            found |= {e["event_id"] for e in client.get(f"/users/{user}/history", params={"limit": 10_000}).json()
-                      if e.get("event_id")}
-    return len(set(acked) - found)
+        missing = len(set(acked) - stored_event_ids(client, list(acked.values())))
+    return _summarize(config, log, errors, acked, missing, rss, seconds)
 
 
 def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) -> SoakResult:
