@@ -22,15 +22,15 @@ def _server(served_demo, tmp_path_factory, keyed: bool):
         token = add_key(tmp / "keys.json", "fuzzer")
         extra, headers = ["--keys", str(tmp / "keys.json")], {"Authorization": f"Bearer {token}"}
     server = ServerProcess("--retriever", str(retriever), "--db", str(tmp / "events.sqlite"), "--llm", "none",
-                           "--rate-limit", "0", *extra, log=tmp / "log").start()
-    return server, headers, tmp / "log"
+                           "--rate-limit", "0", *extra, log=tmp / "log")
+    return server, headers, tmp / "log"  # not started: callers use it as a context manager
 
 
 @pytest.fixture(scope="module", params=["open", "keyed"])
 def live(request, served_demo, tmp_path_factory):
     server, headers, log = _server(served_demo, tmp_path_factory, request.param == "keyed")
-    yield server, headers
-    server.stop()
+    with server:
+        yield server, headers
     assert "Traceback" not in log.read_text(), "the server logged an internal error; see " + str(log)
 
 
