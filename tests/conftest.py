@@ -55,3 +55,16 @@ def served_demo(demo, tmp_path_factory):
     split = leave_last_out(ds.interactions)
     TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full).save(tmp / "retriever")
     return tmp / "retriever", ds, split.full.time_range()[1] + pd.Timedelta(days=1)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on loopback for this test run (Debian's binaries; `.ci/run` installs them).
+    Tests call ``postgres.create_database(name)`` for a database of their own."""
+    pytest.importorskip("psycopg", reason="psycopg 3 not installed (pip install 'promptrec[scale]')")
+    from promptrec.serve.postgres_local import INSTALL_HINT, LocalPostgres, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip(f"no PostgreSQL server binaries: {INSTALL_HINT}")
+    with LocalPostgres() as server:
+        yield server

@@ -187,11 +187,12 @@ def test_event_store_is_durable_and_idempotent(tmp_path):
     store = EventStore(tmp_path / "e.sqlite")
     row = {"event_id": "x", "user_id": "u", "item_id": "i", "ts_ns": 10**18, "event_type": "view", "weight": 2.0,
            "context": {"device": "tv"}, "received_ns": 10**18}
-    assert store.append([row, {**row, "event_id": None}, row]) == [True, True, False]
+    assert store.append([row, {**row, "event_id": None}, row]) == [1, 2, None]
     store.close()
     again = EventStore(tmp_path / "e.sqlite")
     frame = again.load()
-    assert len(frame) == 2 and list(frame["device"]) == ["tv", "tv"]
+    assert len(frame) == 2 and list(frame["device"]) == ["tv", "tv"] and list(frame.index) == [1, 2]
+    assert list(again.load(after_seq=1).index) == [2] and not len(again.load(after_seq=2))
     assert str(frame["timestamp"].iloc[0]) == "2001-09-09 01:46:40+00:00"
     (tmp_path / "junk.sqlite").write_text("not a database at all" * 100)
     with pytest.raises(ValueError, match="not a promptrec event store"):

@@ -23,7 +23,7 @@ def user_errors() -> Iterator[None]:
     """Show promptrec's own errors as a message and exit 1, not a traceback."""
     try:
         yield
-    except (DataError, FileNotFoundError, KeyError, ValueError) as exc:
+    except (DataError, FileNotFoundError, ImportError, KeyError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptrec import __version__
-from promptrec.cli import data, demo, evaluate, finetune, index, keys, llm, prompts, retriever, sequential, serve
+from promptrec.cli import batch, data, demo, evaluate, finetune, index, keys, llm, prompts, retriever, sequential, serve
 
 app = typer.Typer(
     help="promptrec: time-aware recommendation with LLMs (retrieve by time, rerank with an LLM).",
@@ -29,6 +29,7 @@ app.command("train-sequential", help="Train SASRec (optionally time-aware) on a 
 app.command(help="Serve recommendations over HTTP: events count at once, the LLM reranks within a deadline.")(
     serve.serve)
 app.add_typer(keys.app, name="keys")
+app.command(help="Recommendations for a whole user base, written as Parquet (Ray Data or in process).")(batch.batch)
 app.command(help="Run the end-to-end path on the embedded demo data and print the result.")(demo.demo)
 
 

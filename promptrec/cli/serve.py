@@ -19,7 +19,8 @@ def serve(
     path: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     root: str = typer.Option("indexes", help="Folder of item indexes (when fitting)."),
-    db: Path = typer.Option(Path("promptrec-serve/events.sqlite"), help="SQLite file of posted events (WAL mode)."),
+    db: str = typer.Option("promptrec-serve/events.sqlite", help="Where posted events are kept: a SQLite file (WAL "
+                           "mode; one server), or a postgresql://user@host:port/db URL that several replicas share."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8080, help="Port."),
     llm: str = typer.Option("vllm", help=LLM_HELP),
@@ -55,7 +56,7 @@ def serve(
     from promptrec.models import DEFAULT_LLM, prepare_default_model
     from promptrec.serve.app import create_app
     from promptrec.serve.service import RecommendationService, ServeConfig
-    from promptrec.serve.store import EventStore
+    from promptrec.serve.store import open_event_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if llm not in ("vllm", "openai", "transformers", "none"):
@@ -73,7 +74,7 @@ def serve(
         limits = Limits(rate_per_s=rate_limit, burst=burst, max_body_bytes=max_body_bytes, request_timeout_s=timeout,
                         max_k=max_k)
         retriever = load_or_fit_retriever(retriever_path, path, format, root)
-        store = EventStore(db)
+        store = open_event_store(db)
         reranker = None
         if llm != "none":
             if model == DEFAULT_LLM:
@@ -86,7 +87,7 @@ def serve(
     access = (f"{len(keyring.keys)} API key(s)" if keyring else
               f"no API keys (open to anyone who reaches {host}); API docs at http://{host}:{port}/docs")
     console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
-                  f"LLM: {llm}; events in {db}; {access}")
+                  f"LLM: {llm}; events in {store.path}; {access}")
     uvicorn.run(create_app(service, keyring, limits), host=host, port=port, limit_concurrency=max_connections,
                 timeout_graceful_shutdown=30, log_level="info")
 

@@ -66,3 +66,14 @@ class RankedList:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+def final_order(candidates: list[Candidate], ranked: RankedList | None) -> list[tuple[Candidate, float | None, float]]:
+    """(candidate, LLM score or None, final score), best first: the LLM's order of the candidates it saw,
+    then the rest in the retriever's order (all in the retriever's order without ``ranked``)."""
+    if ranked is None:
+        return [(c, None, c.score) for c in candidates]
+    by_id = {c.item_id: c for c in candidates}
+    done = {i.item_id for i in ranked.items}
+    return ([(by_id[i.item_id], i.llm_score, i.score) for i in ranked.items] +
+            [(c, None, c.score) for c in candidates if c.item_id not in done])

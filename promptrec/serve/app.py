@@ -28,6 +28,7 @@ from promptrec.serve.limits import BodySizeLimit, Limits, RateLimiter, RequestTi
 from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn, EventsAck, EventsBody, Health,
                                      HistoryEvent, Recommendations, Time)
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
+from promptrec.serve.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _error(description: str) -> dict[str, Any]:
 
 COMMON_ERRORS = {422: _error("Invalid input; `errors` names each field."),
                  429: _error("Rate limit of this key exceeded; see Retry-After."),
-                 503: _error("Too many requests waiting; retry later (Retry-After)."),
+                 503: _error("Too many requests waiting, or the event store is unreachable; retry later (Retry-After)."),
                  504: _error("The request took longer than the server's request timeout.")}
 AUTH_ERRORS = {401: _error("Missing or unknown API key."), 403: _error("The API key lacks this route's scope.")}
 
@@ -153,7 +154,12 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
         return problems_response(_problems(exc))
 
     @app.exception_handler(Overloaded)
-    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, StoreUnavailable):
+            log.error("%s", exc)  # the URL is redacted; the body says only what the client can act on
+            return JSONResponse({"detail": "event store unavailable; retry later"}, status_code=503,
+                                headers={"Retry-After": "5"})
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)

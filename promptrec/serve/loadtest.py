@@ -120,3 +120,62 @@ def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence
             "stored_but_unacknowledged": len({f for f in found if f.startswith("crash-")} - set(acked)),
             "requests_sent": next(sent), "restart_seconds": round(restart_s, 1),
             "events_stored_after_restart": health["events_stored"]}
+
+
+def mixed_load(urls: Sequence[str], users: Sequence[str], items: Sequence[str], now: pd.Timestamp, *,
+               readers: int = 16, writers: int = 8, duration_s: float = 20.0, seed: int = 0) -> dict[str, Any]:
+    """Writers post one event per request while readers ask for recommendations, for ``duration_s``;
+    clients are spread round-robin over the ``urls`` (replicas of one service). Events per second and
+    read/write latency; then every acknowledged event is looked up on every replica."""
+    rng = np.random.default_rng(seed)
+    acked: dict[str, str] = {}
+    reads: list[tuple[float, int]] = []
+    writes: list[tuple[float, int]] = []
+
+    async def reader(client: httpx.AsyncClient, until: float, r: int) -> None:
+        n = r
+        while time.monotonic() < until:
+            t = time.perf_counter()
+            resp = await client.get(f"/recommendations/{users[n % len(users)]}", params={"k": 10, "now": now.isoformat()})
+            reads.append((time.perf_counter() - t, resp.status_code))
+            n += readers
+
+    async def writer(client: httpx.AsyncClient, until: float, w: int) -> None:
+        n = 0
+        while time.monotonic() < until:
+            user, item = str(users[int(rng.integers(len(users)))]), str(items[int(rng.integers(len(items)))])
+            event = {"user_id": user, "item_id": item, "event_id": f"mixed-{w}-{n}",
+                     "timestamp": (now - pd.Timedelta(hours=1) + pd.Timedelta(milliseconds=n)).isoformat()}
+            t = time.perf_counter()
+            resp = await client.post("/events", json=event)
+            writes.append((time.perf_counter() - t, resp.status_code))
+            if resp.status_code == 200:
+                acked[event["event_id"]] = user
+            n += 1
+
+    async def run() -> float:
+        clients = [httpx.AsyncClient(base_url=u, timeout=60) for u in urls]
+        start = time.monotonic()
+        until = start + duration_s
+        await asyncio.gather(*[reader(clients[r % len(urls)], until, r) for r in range(readers)],
+                             *[writer(clients[w % len(urls)], until, w) for w in range(writers)])
+        elapsed = time.monotonic() - start
+        for c in clients:
+            await c.aclose()
+        return elapsed
+
+    elapsed = asyncio.run(run())
+    missing = {}
+    for url in urls:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            missing[url] = len(set(acked) - stored_event_ids(client, list(acked.values())))
+
+    def summary(rows: list[tuple[float, int]]) -> dict[str, Any]:
+        lat = np.array([s for s, code in rows if code == 200]) * 1e3
+        return {"requests": len(rows), "ok": int(len(lat)), "per_s": round(len(lat) / elapsed, 1),
+                "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+                "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}
+
+    return {"replicas": len(urls), "readers": readers, "writers": writers, "seconds": round(elapsed, 1),
+            "writes": summary(writes), "reads": summary(reads), "events_acknowledged": len(acked),
+            "acknowledged_missing_on_a_replica": missing}

@@ -89,6 +89,8 @@ class Health(BaseModel):
     events_stored: int
     live_events: int
     stored_events_not_applied: int = Field(description="Stored events naming items this catalogue lacks.")
+    event_store: dict[str, Any] = Field(description="Kind (SQLite or PostgreSQL), where (URL without password), "
+                                                    "whether replicas share it, and the last sequence number applied.")
     retrieval: dict[str, Any]
     llm: dict[str, Any]
     uptime_s: float

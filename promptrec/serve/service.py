@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 
 from promptrec.context import Context
-from promptrec.reranker.types import RankedList, RerankRequest
+from promptrec.reranker.types import RankedList, RerankRequest, final_order
 from promptrec.retriever.candidate import Candidate
 from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
-from promptrec.serve.store import EventStore
+from promptrec.serve.store import Store
 
 log = logging.getLogger(__name__)
 CORE = ("user_id", "item_id", "timestamp", "event_type", "weight", "event_id")
@@ -49,17 +49,23 @@ class RecommendationService:
     """A fitted retriever (plus live events), an event store and, optionally, an LLM reranker.
 
     Every change to the retriever's state happens under one lock, after the store has committed
-    the events, so memory never holds an event the disk lacks and a restart replays them all.
+    the events, so memory never holds an event the disk lacks and a restart replays them all. With a
+    shared store (PostgreSQL, several replicas), each retrieval batch and history read first applies the
+    events other replicas committed: an event acknowledged by any replica counts in every replica's next
+    answer (staleness bound: zero, at one indexed query per batch).
     """
 
-    def __init__(self, retriever: Any, store: EventStore, reranker: Any = None, config: ServeConfig | None = None):
+    def __init__(self, retriever: Any, store: Store, reranker: Any = None, config: ServeConfig | None = None):
         self.retriever, self.store, self.reranker = retriever, store, reranker
         self.config = config or ServeConfig()
         self.catalog = retriever.catalog
         self._lock = threading.RLock()
         self.started = time.monotonic()
         self.fallbacks: dict[str, int] = {}
-        self.not_applied = self._replay()
+        self._applied_seq = 0  # every stored event up to here is applied (or names an unknown item)
+        self._own_seqs: set[int] = set()  # this replica's events above _applied_seq, applied when posted
+        self.not_applied = 0
+        self._replay()
         self.retrievals = BatchQueue(self._retrieve_batch, name="retrieval", max_batch=self.config.retrieval_batch,
                                      max_wait_s=0.0, max_pending=self.config.retrieval_pending)
         self.queue = None if reranker is None else BatchQueue(
@@ -67,17 +73,33 @@ class RecommendationService:
             max_pending=self.config.max_pending)
 
     # -- events -------------------------------------------------------------------------
-    def _replay(self) -> int:
-        """Apply every stored event to the retriever (startup); returns how many name unknown items."""
-        frame = self.store.load()
-        known = frame["item_id"].isin(self.catalog.frame.index) if len(frame) else pd.Series([], dtype=bool)
-        if len(frame) and not known.all():
+    def _replay(self) -> None:
+        """Apply every stored event to the retriever (startup)."""
+        applied = self._apply_stored()
+        log.info("replayed %d stored events from %s", applied, self.store.path)
+
+    def _apply_stored(self) -> int:
+        """Apply the stored events after ``_applied_seq`` that this replica has not applied yet (other
+        replicas' events; at startup, all); returns how many. Call under the lock."""
+        frame = self.store.load(self._applied_seq)
+        if not len(frame):
+            return 0
+        self._applied_seq = int(frame.index.max())
+        if self._own_seqs:
+            frame = frame[~frame.index.isin(self._own_seqs)]
+            self._own_seqs = {s for s in self._own_seqs if s > self._applied_seq}
+        known = frame["item_id"].isin(self.catalog.frame.index)
+        if not known.all():
             log.warning("%d stored events name items not in this catalogue; they stay stored but are not used.",
                         int((~known).sum()))
-        if len(frame):
-            self.retriever.add_events(frame[known].sort_values("timestamp", kind="stable"))
-        log.info("replayed %d stored events from %s", int(known.sum()), self.store.path)
-        return int((~known).sum())
+            self.not_applied += int((~known).sum())
+        self.retriever.add_events(frame[known].sort_values("timestamp", kind="stable"))
+        return int(known.sum())
+
+    def _catch_up(self) -> None:
+        """With a shared store, apply what other replicas committed since the last look."""
+        if self.store.shared:
+            self._apply_stored()
 
     def add_events(self, events: list[EventIn]) -> EventsAck:
         """Validate, store durably, then apply; the whole request or nothing."""
@@ -92,8 +114,10 @@ class RecommendationService:
                  "event_type": e.event_type, "weight": e.weight, "context": e.context, "received_ns": received.value}
                 for e in events]
         with self._lock:
-            new = self.store.append(rows)
-            fresh = [r for r, is_new in zip(rows, new) if is_new]
+            seqs = self.store.append(rows)
+            fresh = [r for r, seq in zip(rows, seqs) if seq is not None]
+            if self.store.shared:  # other replicas may commit below these: skip them when catching up
+                self._own_seqs.update(s for s in seqs if s is not None and s > self._applied_seq)
             if fresh:
                 self.retriever.add_events(pd.DataFrame(
                     [{"user_id": r["user_id"], "item_id": r["item_id"],
@@ -103,6 +127,7 @@ class RecommendationService:
 
     def history(self, user_id: str, limit: int) -> list[HistoryEvent]:
         with self._lock:
+            self._catch_up()
             frame = self.retriever.history(user_id).tail(limit)
         return [HistoryEvent(item_id=r["item_id"], event_id=_plain(r.get("event_id")), timestamp=r["timestamp"],
                              event_type=r["event_type"], weight=r["weight"],
@@ -113,6 +138,7 @@ class RecommendationService:
     def _retrieve_batch(self, requests: list[tuple[str, Context, int]]) -> list[tuple[list[Candidate], pd.DataFrame]]:
         """Candidates and histories for (user, context, n) requests, scored together (``retrieve_many``)."""
         with self._lock:
+            self._catch_up()
             cands = self.retriever.retrieve_many([(u, ctx) for u, ctx, _ in requests], k=max(n for *_, n in requests))
             histories = [self.retriever.history(u, before=ctx.now) for u, ctx, _ in requests]
         return [(c[:n], h) for c, h, (_, _, n) in zip(cands, histories, requests)]
@@ -169,15 +195,9 @@ class RecommendationService:
             return None, f"LLM error ({type(exc).__name__}: {str(exc)[:200]})"
 
     def _items(self, cands: list[Candidate], ranked: RankedList | None) -> list[RecommendedItem]:
-        by_id = {c.item_id: c for c in cands}
-        order = [(c, None, c.score) for c in cands]
-        if ranked is not None:  # the LLM's order of the first candidates, then the rest in retriever order
-            done = {i.item_id for i in ranked.items}
-            order = [(by_id[i.item_id], i.llm_score, i.score) for i in ranked.items] + \
-                    [(c, None, c.score) for c in cands if c.item_id not in done]
         return [RecommendedItem(item_id=c.item_id, title=self.catalog[c.item_id].title, rank=r + 1, score=score,
                                 retriever_score=c.score, llm_score=llm, components=c.components)
-                for r, (c, llm, score) in enumerate(order)]
+                for r, (c, llm, score) in enumerate(final_order(cands, ranked))]
 
     # -- status -------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -193,6 +213,8 @@ class RecommendationService:
             users = len(set(self.retriever.events.users) | set(self.retriever.live.users))
             live = len(self.retriever.live)
         return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
+                "event_store": {"kind": type(self.store).__name__, "where": str(self.store.path),
+                                "shared": self.store.shared, "applied_seq": self._applied_seq},
                 "live_events": live, "stored_events_not_applied": self.not_applied, "retrieval": retrieval, "llm": llm,
                 "uptime_s": round(time.monotonic() - self.started, 1), "config": asdict(self.config)}
 
