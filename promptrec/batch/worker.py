@@ -113,13 +113,12 @@ def _worker_name() -> str:
 
 def _reranker(spec: RerankSpec, retriever: Any, candidates: int) -> Any:
     from promptrec.models import DEFAULT_LLM, prepare_default_model
-    from promptrec.reranker.reranker import Reranker
+    from promptrec.reranker.reranker import reranker_for
 
     if spec.model == DEFAULT_LLM:
         prepare_default_model()
     options: dict[str, Any] = {"base_url": spec.base_url} if spec.backend == "openai" else {}
     if spec.backend == "vllm":
         options["gpu_memory_utilization"] = spec.gpu_memory_utilization
-    return Reranker(spec.model, spec.backend, spec.strategy, catalog=retriever.catalog, bootstrap=spec.bootstrap,
-                    fusion=spec.fusion, timezone=retriever.events.timezone, max_candidates=max(20, candidates),
-                    backend_options=options, adapter=spec.adapter)
+    return reranker_for(retriever, spec.backend, spec.model, spec.strategy, candidates=candidates,
+                        bootstrap=spec.bootstrap, fusion=spec.fusion, adapter=spec.adapter, backend_options=options)

@@ -79,13 +79,12 @@ def rerank(
 def make_reranker(backend: str, model: str, strategy: str, retriever, *, candidates: int, bootstrap: int,
                   fusion: float, adapter: str | None, base_url: str, backend_options: dict | None = None):
     """The reranker the CLI commands use, for a fitted retriever's catalogue and time zone."""
-    from promptrec.reranker.reranker import Reranker
+    from promptrec.reranker.reranker import reranker_for
 
     options = {**({"base_url": base_url} if backend == "openai" else {}), **(backend_options or {})}
     with console.status(f"starting {backend} with {model}"):
-        return Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
-                        timezone=retriever.events.timezone, max_candidates=max(20, candidates),
-                        backend_options=options, adapter=adapter)
+        return reranker_for(retriever, backend, model, strategy, candidates=candidates, bootstrap=bootstrap,
+                            fusion=fusion, adapter=adapter, backend_options=options)
 
 
 def _vllm_on_cpu() -> bool:

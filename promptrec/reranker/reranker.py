@@ -320,3 +320,11 @@ def rerank(history: pd.DataFrame | list, candidates: Sequence[Candidate | str | 
     if key not in _CACHE:
         _CACHE[key] = Reranker(catalog=catalog, **options)
     return _CACHE[key].rerank(history, candidates, now=now, k=k)
+
+
+def reranker_for(retriever: Any, backend: str, model: str, strategy: str, *, candidates: int, bootstrap: int = 1,
+                 fusion: float = 0.0, adapter: str | None = None, backend_options: dict | None = None) -> Reranker:
+    """A reranker for a fitted retriever's catalogue and time zone, sized for ``candidates`` (at least 20)."""
+    return Reranker(model, backend, strategy, catalog=retriever.catalog, bootstrap=bootstrap, fusion=fusion,
+                    timezone=retriever.events.timezone, max_candidates=max(20, candidates),
+                    backend_options=backend_options or {}, adapter=adapter)
