@@ -142,6 +142,7 @@ def test_cli_prompts_list_and_render(default_model_dir):
     assert out.exit_code == 0, out.output
     assert "It is now Monday afternoon, April 1, 2024, 12:00." in out.output
     assert "tokens (SmolLM2-135M-Instruct tokenizer, budget 800)" in out.output
+    assert " visits" in out.output  # the candidates carry the retriever's evidence (their popularity before now)
     bad = runner.invoke(app, ["prompts", "render", "--user", "nobody"])
     assert bad.exit_code == 1 and "nobody" in bad.output
 

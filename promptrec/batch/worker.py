@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from promptrec.batch.types import BatchConfig, RerankSpec
 from promptrec.context import Context
-from promptrec.reranker.types import RerankRequest, final_order
+from promptrec.reranker.types import final_order
 
 SCHEMA = pa.schema([("user_id", pa.string()), ("now", pa.timestamp("ns", tz="UTC")), ("rank", pa.int32()),
                     ("item_id", pa.string()), ("score", pa.float64()), ("retriever_score", pa.float64()),
@@ -60,8 +60,10 @@ class BatchWorker:
             step = cfg.rerank.requests_per_call
             for start in range(0, len(asked), step):
                 part = asked[start:start + step]
-                requests = [RerankRequest(self.retriever.history(user_ids[i], before=contexts[i].now),
-                                          cands[i][:cfg.candidates], contexts[i].now, user_ids[i], contexts[i])
+                requests = [self.reranker.request(
+                    self.retriever.history(user_ids[i], before=contexts[i].now), cands[i][:cfg.candidates],
+                    contexts[i], user_ids[i],
+                    evidence=self.retriever.explain(user_ids[i], contexts[i], [c.item_id for c in cands[i][:cfg.candidates]]))
                             for i in part]
                 for i, result in zip(part, self.reranker.rerank_many(requests)):
                     ranked[i] = result

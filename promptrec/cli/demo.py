@@ -68,7 +68,8 @@ def demo(
         reranker = Reranker(backend=backend, catalog=ds.catalog, timezone=tz, max_candidates=max(20, candidates),
                             backend_options={"gpu_memory_utilization": 0.3} if backend == "vllm" else None)
     with console.status("7. reranking with label scoring"):
-        ranked = reranker.rerank(history, cands, now=target.now)
+        ranked = reranker.rerank(history, cands, now=target.now,
+                                 evidence=retriever.explain(target.user_id, target.now, [c.item_id for c in cands]))
     if show_prompt:
         console.rule("the prompt")
         console.print(ranked.calls[0].prompt, markup=False, highlight=False, soft_wrap=True)

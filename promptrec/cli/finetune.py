@@ -31,6 +31,11 @@ def finetune(
     max_prompt_tokens: int = typer.Option(800, help="Prompt token budget (history is cut to fit)."),
     prompts_dir: Optional[str] = typer.Option(None, help="Your prompts folder (the adapter learns these templates)."),
     seed: int = typer.Option(0, help="Seed for sampling, negatives, shuffles and initialisation."),
+    layers: Optional[int] = typer.Option(None, help="LoRA on the top N layers only (faster: backward stops there)."),
+    config: Optional[str] = typer.Option(None, help="An eval config: train on its data and split, with its "
+                                         "retriever's top --candidates and their evidence (PATH replaces its data)."),
+    candidates: int = typer.Option(20, help="With --config: candidates per example (the retriever's top N)."),
+    evidence: bool = typer.Option(True, help="With --config: the retriever's evidence in the prompts."),
 ) -> None:
     """Train a LoRA adapter on the ranking task; serve it with `promptrec rerank --adapter OUT` or
     Reranker(adapter=OUT)."""
@@ -40,10 +45,18 @@ def finetune(
     with user_errors():
         cfg = LoraConfig(rank=rank, alpha=alpha, target_modules=[t.strip() for t in targets.split(",")],
                          learning_rate=lr, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
-                         patience=patience, max_minutes=max_minutes, seed=seed)
-        m = run(path, out=out, format="demo" if path is None else format, model=model, task=task, examples=examples,
-                valid_examples=valid, hard_negatives=hard_negatives, random_negatives=random_negatives,
-                prompts_dir=prompts_dir, max_prompt_tokens=max_prompt_tokens, lora=cfg, seed=seed)
+                         patience=patience, max_minutes=max_minutes, seed=seed, layers=layers)
+        if config is not None:
+            from promptrec.finetune import finetune_on_config
+
+            m = finetune_on_config(config, out=out, data=path, model=model, examples=examples, valid_examples=valid,
+                                   candidates=candidates, evidence=evidence, prompts_dir=prompts_dir,
+                                   max_prompt_tokens=max_prompt_tokens, lora=cfg)
+        else:
+            m = run(path, out=out, format="demo" if path is None else format, model=model, task=task,
+                    examples=examples, valid_examples=valid, hard_negatives=hard_negatives,
+                    random_negatives=random_negatives, prompts_dir=prompts_dir, max_prompt_tokens=max_prompt_tokens,
+                    lora=cfg, seed=seed)
     before, best = m["validation"]["before_training"] or {}, m["validation"]["best"] or {}
     console.print(kv_table(f"adapter written to {out}", {
         "base model": m["base_model"]["name"], "examples": m["data"]["train_examples"],
@@ -51,3 +64,35 @@ def finetune(
         "validation NDCG@10": f"{before.get('NDCG@10', float('nan')):.4f} before -> {best.get('NDCG@10', float('nan')):.4f} "
                               f"best (step {best.get('step', '-')})",
         "minutes": f"{m['run']['seconds'] / 60:.1f}"}))
+
+
+def finetune_sanity(
+    out: str = typer.Option("runs/sanity", help="Folder for the adapter and sanity.json (record and curve)."),
+    candidates: int = typer.Option(20, help="Candidates per example."),
+    examples: int = typer.Option(400, help="Training examples."),
+    valid: int = typer.Option(100, help="Validation examples."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate."),
+    layers: Optional[int] = typer.Option(8, help="LoRA on the top N layers only."),
+    targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", help="LoRA modules."),
+    eval_every: int = typer.Option(25, help="Validate every N steps."),
+    seed: int = typer.Option(0, help="Seed."),
+) -> None:
+    """The sanity task: the answer is written in the evidence; a correct pipeline reaches HR@1 near 1."""
+    import json
+    from pathlib import Path
+
+    from promptrec.finetune import LoraConfig
+    from promptrec.finetune.sanity import run_sanity
+
+    with user_errors():
+        cfg = LoraConfig(learning_rate=lr, layers=layers, target_modules=[t.strip() for t in targets.split(",")],
+                         eval_every=eval_every, patience=100, seed=seed)
+        record = run_sanity(out, candidates=candidates, examples=examples, valid_examples=valid, lora=cfg, seed=seed)
+        Path(out, "sanity.json").write_text(json.dumps(record, indent=2, default=str))
+        from promptrec.finetune.curves import plot_training
+
+        plot_training(record["history"], Path(out, "sanity_curve.png"), f"sanity task, {candidates} candidates")
+    best = record["best"] or {}
+    console.print(kv_table(f"sanity task, {candidates} candidates", {
+        "steps": record["steps"], "minutes": f"{record['seconds'] / 60:.1f}",
+        "validation HR@1": f"{record['history'][0]['HR@1']:.3f} before -> {best.get('HR@1', float('nan')):.3f} best"}))

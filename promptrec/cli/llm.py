@@ -59,7 +59,8 @@ def rerank(
         reranker = make_reranker(backend, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
                                  fusion=fusion, adapter=adapter, base_url=base_url)
         history = retriever.events.history(user, before=when)
-        ranked = reranker.rerank(history, cands, now=when, k=k)
+        facts = retriever.explain(user, when, [c.item_id for c in cands])
+        ranked = reranker.rerank(history, cands, now=when, k=k, evidence=facts)
     if show_prompt and ranked.calls:
         console.rule("prompt")
         console.print(ranked.calls[0].prompt, markup=False, highlight=False, soft_wrap=True)

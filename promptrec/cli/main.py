@@ -24,6 +24,8 @@ app.command("eval", help="Offline evaluation from a config: baselines, retriever
     evaluate.evaluate)
 app.command(help="Train a LoRA adapter for the reranker on the ranking task (training split only).")(
     finetune.finetune)
+app.command("finetune-sanity", help="Fine-tune on a task whose answer is in the prompt's evidence (pipeline check).")(
+    finetune.finetune_sanity)
 app.command("train-sequential", help="Train SASRec (optionally time-aware) on a split's training events.")(
     sequential.train_sequential)
 app.command(help="Serve recommendations over HTTP: events count at once, the LLM reranks within a deadline.")(

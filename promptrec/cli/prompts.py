@@ -45,6 +45,7 @@ def render(
     items: Optional[str] = typer.Option(None, help="Comma-separated candidate item ids (default: popular unseen items)."),
     max_tokens: int = typer.Option(800, help="Prompt token budget (history is cut to fit)."),
     timezone: Optional[str] = typer.Option(None, help="Time zone for the prompt (default: the dataset's)."),
+    evidence: bool = typer.Option(True, help="Give the candidates the retriever's evidence (visits, distance, ...)."),
 ) -> None:
     """Print exactly what the LLM will see for a user at a time, and its token count."""
     from promptrec.models import load_tokenizer
@@ -67,8 +68,14 @@ def render(
         builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=load_tokenizer(model), max_prompt_tokens=max_tokens,
                                 timezone=timezone or inter.timezone)
         task = template.removesuffix(".j2")
-        kwargs = {"candidate": chosen[0]} if task == "pointwise" else {}
-        prompt = builder.build(task if task in TASKS else "custom", history, [] if kwargs else chosen, when, ds.catalog,
+        pointwise = task == "pointwise"
+        kwargs = {"candidate": chosen[0]} if pointwise else {}
+        if evidence and not pointwise:
+            from promptrec.retriever.retriever import TimeAwareRetriever
+
+            facts = TimeAwareRetriever(signals=["trending"]).fit(inter, ds.catalog)
+            kwargs = {"evidence": facts.explain(user, when, [c.item_id for c in chosen])}
+        prompt = builder.build(task if task in TASKS else "custom", history, [] if pointwise else chosen, when, ds.catalog,
                                template=None if task in TASKS else template, **kwargs)
     console.rule(f"{prompt.template} for user {user} at {when}")
     console.print(prompt.text, markup=False, highlight=False, soft_wrap=True)

@@ -121,15 +121,21 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
 
 
 def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targets: list[EvalTarget], protocol: str,
-                    n_candidates: int) -> list:
-    """The reranker's requests: retriever top-N (full) or the sampled candidates with retriever scores (sampled)."""
+                    n_candidates: int, evidence: bool = True) -> list:
+    """The reranker's requests: retriever top-N (full) or the sampled candidates with retriever scores (sampled);
+    with ``evidence``, each carries the retriever's facts about its candidates for the prompt."""
     if protocol == "full":
         cands = retriever.retrieve_many([(t.user_id, t.held.context or t.now) for t in targets], k=n_candidates)
     else:
         scores = retriever.score_targets([t.held for t in targets], columns=[t.sampled for t in targets])
         cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
                   enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
-    return [reranker.request(split.history(t.held), c, t.held.context or t.now, t.user_id) for t, c in zip(targets, cands)]
+    out = []
+    for t, c in zip(targets, cands):
+        when = t.held.context or t.now
+        facts = retriever.explain(t.user_id, when, [x.item_id for x in c]) if evidence else None
+        out.append(reranker.request(split.history(t.held), c, when, t.user_id, evidence=facts))
+    return out
 
 
 def rerank_records(reranker, requests: list, targets: list[EvalTarget]) -> list[dict[str, Any]]:

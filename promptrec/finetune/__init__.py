@@ -17,9 +17,10 @@ from typing import Any
 from promptrec.finetune.adapter import AdapterError, base_model_id, check_adapter, read_manifest, write_manifest
 from promptrec.finetune.train import LoraConfig
 
-__all__ = ["AdapterError", "LoraConfig", "check_adapter", "finetune", "read_manifest"]
+__all__ = ["AdapterError", "LoraConfig", "check_adapter", "finetune", "finetune_on_config", "read_manifest"]
 
 TEMPLATES = {"label_scoring": "label_scoring.j2", "listwise": "listwise.j2"}
+SHARED_TEMPLATES = ["history.j2", "candidates.j2", "evidence.j2", "item_prompt.j2"]
 
 
 def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "auto", model: str | None = None,
@@ -57,7 +58,7 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = train_lora(resolve_model(model), train, valid, out, lora, label_ids=label_ids, progress=progress)
-    names = ["history.j2", "candidates.j2", "item_prompt.j2", TEMPLATES[task]]
+    names = SHARED_TEMPLATES + [TEMPLATES[task]]
     manifest = {
         "base_model": base_model_id(model), "task": task, "labels": labels,
         "templates": {name: builder.library.source_hash(name) for name in names},
@@ -69,6 +70,63 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
         "run": {k: record[k] for k in ("steps", "planned_steps", "stopped", "bf16", "seconds", "final_train_loss")},
     }
     write_manifest(out, manifest)
+    return manifest
+
+
+def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path | None = None, model: str | None = None,
+                       examples: int = 1500, valid_examples: int = 200, candidates: int = 20, evidence: bool = True,
+                       prompts_dir: str | Path | None = None, max_prompt_tokens: int = 800,
+                       lora: LoraConfig | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train on an eval config's data and split, with examples shaped like its rerank pipelines: the config's
+    time-aware retriever (fitted and tuned as ``promptrec eval`` does) gives the top ``candidates`` at each
+    training event's time, with its evidence in the prompt. Returns the manifest written to ``out``."""
+    from promptrec.data.loaders import load_dataset
+    from promptrec.data.splits import make_split
+    from promptrec.eval.config import PipelineConfig, load_config
+    from promptrec.eval.pipelines import fit_score_model
+    from promptrec.finetune.examples import build_retrieved_examples, training_targets
+    from promptrec.finetune.train import train_lora
+    from promptrec.index.item_index import ItemIndex
+    from promptrec.models import DEFAULT_LLM, load_tokenizer, resolve_model
+    from promptrec.prompt.builder import PromptBuilder
+    from promptrec.prompt.labels import label_token_ids
+
+    cfg = load_config(config)
+    if data is not None:
+        cfg.dataset.path = str(data)
+    model, d, seed = model or DEFAULT_LLM, cfg.dataset, cfg.seed
+    lora = lora or LoraConfig(seed=seed)
+    ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed, **d.options)
+    sp = make_split(ds.interactions, cfg.split.name, **cfg.split.options)
+    index = ItemIndex.for_catalog(ds.catalog, ds.name, root=cfg.index_root)
+    retriever = fit_score_model(PipelineConfig("time-aware retriever", "retriever"), sp, ds.catalog, index, seed,
+                                cfg.repeats)
+    tokenizer = load_tokenizer(model)
+    builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
+                            timezone=ds.interactions.timezone)
+    kw = dict(candidates=candidates, evidence=evidence, progress=progress)
+    train = build_retrieved_examples(training_targets(sp.train, examples, seed=seed), sp.full, retriever, ds.catalog,
+                                     builder, seed=seed, **kw)
+    valid_targets = [sp.validation[i] for i in _sample(len(sp.validation), valid_examples, seed)]
+    valid = build_retrieved_examples(valid_targets, sp.full, retriever, ds.catalog, builder, seed=seed + 1, **kw)
+    label_ids = label_token_ids(tokenizer, builder.labels.labels(candidates), "" if builder.chat else " ")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = train_lora(resolve_model(model), train, valid, out, lora, label_ids=label_ids, progress=progress)
+    manifest = {
+        "base_model": base_model_id(model), "task": "label_scoring", "labels": "letters",
+        "templates": {n: builder.library.source_hash(n) for n in SHARED_TEMPLATES + [TEMPLATES["label_scoring"]]},
+        "data": {"dataset": ds.name, "config": str(config), "split": sp.describe(), "train_examples": len(train),
+                 "validation_examples": len(valid), "candidates": candidates, "negatives": "retriever top-N",
+                 "evidence": evidence, "seed": seed, "max_prompt_tokens": max_prompt_tokens},
+        "training": record["config"], "validation": {"before_training": record["history"][0] if valid else None,
+                                                     "best": record["best"], "history": record["history"]},
+        "run": {k: record[k] for k in ("steps", "planned_steps", "stopped", "bf16", "seconds", "final_train_loss")},
+    }
+    write_manifest(out, manifest)
+    from promptrec.finetune.curves import plot_training
+
+    plot_training(record["history"], out / "training_curve.png", f"LoRA on {ds.name}")
     return manifest
 
 

@@ -76,3 +76,26 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
         out.append(TrainingExample(prompt.text, prompt.label_prefix + answer, prompt.labels, label_of[t.item_id],
                                    t.user_id, t.now, shown))
     return out
+
+
+def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
+                             builder: PromptBuilder, *, candidates: int = 20, evidence: bool = True, seed: int = 0,
+                             progress: bool = True) -> list[TrainingExample]:
+    """Examples shaped like inference: the retriever's top ``candidates`` at the target's time, the true item put
+    in place of the last one when the retriever missed it, shuffled, with the retriever's evidence in the
+    prompt. Where repeats are allowed the user's own earlier items are candidates, as at inference."""
+    out = []
+    retrieved = retriever.retrieve_many([(t.user_id, t.context or t.now) for t in targets], k=candidates)
+    for j, (t, cands) in enumerate(tqdm(list(zip(targets, retrieved)), desc="building examples", disable=not progress)):
+        ids = [c.item_id for c in cands][:candidates]
+        if t.item_id not in ids:
+            ids = ids[:candidates - 1] + [t.item_id]
+        shown = [ids[i] for i in np.random.default_rng([seed, 19, j]).permutation(len(ids))]
+        when = t.context or t.now
+        facts = retriever.explain(t.user_id, when, shown) if evidence else None
+        prompt = builder.build("label_scoring", log.history(t.user_id, before=t.now), [catalog[i] for i in shown],
+                               when, catalog, evidence=facts)
+        label = prompt.labels[shown.index(t.item_id)]
+        out.append(TrainingExample(prompt.text, prompt.label_prefix + label, prompt.labels, label, t.user_id, t.now,
+                                   shown))
+    return out

@@ -34,6 +34,7 @@ class LoraConfig:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    layers: int | None = None  # LoRA on the top N transformer layers only (None: all); backward stops below them
     learning_rate: float = 3e-4
     warmup_ratio: float = 0.05
     epochs: float = 1.0
@@ -64,6 +65,7 @@ def encode(tokenizer, examples: Sequence[TrainingExample], end_token: str | None
 
 
 def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
+    """Left-padded ids, labels and attention mask: every example's answer ends at the last position."""
     import torch
 
     n = max(len(ids) for ids, _ in batch)
@@ -71,8 +73,21 @@ def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
     labels = torch.full((len(batch), n), -100, dtype=torch.long)
     mask = torch.zeros((len(batch), n), dtype=torch.long)
     for i, (x, y) in enumerate(batch):
-        ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+        ids[i, n - len(x):], labels[i, n - len(y):], mask[i, n - len(x):] = torch.tensor(x), torch.tensor(y), 1
     return ids, labels, mask
+
+
+def answer_loss(model, ids, labels, mask):
+    """Cross-entropy on the answer tokens only, computing logits for the last positions only (the vocabulary
+    projection of every prompt position is most of a small model's cost otherwise)."""
+    import torch
+
+    width = int((labels != -100).sum(dim=1).max())
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1).logits
+    target = labels[:, -width:]
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                             target.reshape(-1), ignore_index=-100)
 
 
 def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: dict[str, int], *, bf16: bool,
@@ -118,8 +133,10 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
         tokenizer.pad_token = tokenizer.eos_token
     bf16 = cfg.bf16 and native_bf16()
     model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
+    n_layers = int(model.config.num_hidden_layers)
+    top = {} if not cfg.layers else {"layers_to_transform": list(range(max(0, n_layers - cfg.layers), n_layers))}
     model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                                 target_modules=list(cfg.target_modules), task_type="CAUSAL_LM"))
+                                                 target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", **top))
     listwise = "," in train[0].answer
     end = getattr(tokenizer, "eos_token", None) if listwise else None  # teach a listwise answer to stop
     data = encode(tokenizer, train, end)
@@ -144,7 +161,7 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
             model.train()
             ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                loss = answer_loss(model, ids, labels, mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

@@ -73,10 +73,13 @@ class PromptBuilder:
 
     # -- public --------------------------------------------------------------------
     def build(self, task: str, history: pd.DataFrame | Sequence[Event], candidates: Sequence[Item], now: Any,
-              catalog: Catalog, *, candidate: Item | None = None, template: str | None = None) -> Prompt:
+              catalog: Catalog, *, candidate: Item | None = None, template: str | None = None,
+              evidence: Sequence[Any] | None = None) -> Prompt:
         """The prompt for ``task`` at time ``now`` (a time or a :class:`Context`); history events at or after
         ``now`` are refused. Templates see ``now`` (local time), ``context`` (device, location, extras) and, per
-        candidate, ``visits`` and ``last_visit`` (how often and when the user used it before)."""
+        candidate, ``visits`` and ``last_visit`` (how often and when the user used it before) and ``evidence``
+        (the retriever's facts, :class:`~promptrec.retriever.evidence.CandidateEvidence`, aligned with
+        ``candidates``; none where not given)."""
         name = template or TASKS.get(task)
         if name is None:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)} or pass template=.")
@@ -86,8 +89,12 @@ class PromptBuilder:
         labels = self.labels.labels(len(candidates))
         visits = Counter(e["item_id"] for e in events)
         last_visit = {e["item_id"]: e["time"] for e in events}
+        facts = list(evidence) if evidence is not None else [None] * len(candidates)
+        if len(facts) != len(candidates):
+            raise ValueError(f"{len(facts)} evidence entries for {len(candidates)} candidates; give one per candidate.")
         cands = [{"label": lab, "item": it, "text": self.item_text(it), "visits": visits.get(it.item_id, 0),
-                  "last_visit": last_visit.get(it.item_id)} for lab, it in zip(labels, candidates)]
+                  "last_visit": last_visit.get(it.item_id), "evidence": ev}
+                 for lab, it, ev in zip(labels, candidates, facts)]
         base = {"now": now_local, "context": context, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
                 "candidate": None if candidate is None else {"item": candidate, "text": self.item_text(candidate)}}
         entries = [self._entry(e, prev, catalog) for e, prev in zip(events, [None] + events[:-1])]

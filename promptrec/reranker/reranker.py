@@ -109,21 +109,24 @@ class Reranker:
 
     # -- public API -------------------------------------------------------------------
     def rerank(self, history: pd.DataFrame | list, candidates: Sequence[Candidate | str | Item], now: Any = None,
-               k: int | None = None) -> RankedList:
-        """Order ``candidates`` for a user with ``history`` (events strictly before ``now``; default: now)."""
-        return self.rerank_many([self.request(history, candidates, now)], k=k)[0]
+               k: int | None = None, evidence: Sequence[Any] | None = None) -> RankedList:
+        """Order ``candidates`` for a user with ``history`` (events strictly before ``now``; default: now);
+        ``evidence``: ``retriever.explain(user, now, item_ids)``, said per candidate in the prompt."""
+        return self.rerank_many([self.request(history, candidates, now, evidence=evidence)], k=k)[0]
 
     def request(self, history: pd.DataFrame | list, candidates: Sequence[Candidate | str | Item], now: Any = None,
-                user_id: str = "") -> RerankRequest:
+                user_id: str = "", evidence: Sequence[Any] | None = None) -> RerankRequest:
+        """One request; ``evidence``: the retriever's facts per candidate (``retriever.explain``), for the prompt."""
         cands = [c if isinstance(c, Candidate) else
                  Candidate(c.item_id if isinstance(c, Item) else str(c), -float(r), r + 1)  # keep the given order
                  for r, c in enumerate(candidates)]
         from promptrec.context import Context
 
+        facts = None if evidence is None else {e.item_id: e for e in evidence}
         if isinstance(now, Context):
-            return RerankRequest(history, cands, now.now, user_id, now)
+            return RerankRequest(history, cands, now.now, user_id, now, facts)
         when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
-        return RerankRequest(history, cands, when, user_id)
+        return RerankRequest(history, cands, when, user_id, evidence=facts)
 
     def rerank_many(self, requests: Sequence[RerankRequest], k: int | None = None) -> list[RankedList]:
         """Rerank a batch: every prompt of every request (and shuffle) goes to the backend together."""
@@ -148,6 +151,13 @@ class Reranker:
     def _items(self, request: RerankRequest, order: np.ndarray) -> list[Item]:
         return [self.catalog[request.candidates[i].item_id] for i in order]
 
+    def _prompt(self, request: RerankRequest, order: np.ndarray) -> Prompt:
+        """The request's prompt with its candidates in ``order`` (and their evidence, if the request has it)."""
+        items = self._items(request, order)
+        facts = None if request.evidence is None else [request.evidence.get(it.item_id) for it in items]
+        return self.builder.build(self.strategy, request.history, items, request.when, self.catalog,
+                                  template=self.template, evidence=facts)
+
     def _ordered(self, requests: Sequence[RerankRequest]) -> list[dict[str, Any]]:
         """Label scoring or listwise generation, over every shuffle of every request.
 
@@ -159,9 +169,8 @@ class Reranker:
                                              for _ in requests]
         shuffles = [self._shuffles(len(req.candidates), ri) for ri, req in enumerate(requests)]
         for wave in ([0], list(range(1, self.bootstrap))) if self.bootstrap > 1 else ([0],):
-            jobs = [(ri, shuffles[ri][s], self.builder.build(self.strategy, req.history, self._items(req, shuffles[ri][s]),
-                                                           req.when, self.catalog, template=self.template))
-                    for ri, req in enumerate(requests) for s in wave]
+            jobs = [(ri, shuffles[ri][s], self._prompt(req, shuffles[ri][s])) for ri, req in enumerate(requests)
+                    for s in wave]
             if self.strategy == "label_scoring":
                 self._score_labels(jobs, per_request)
             else:

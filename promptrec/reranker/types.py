@@ -20,6 +20,7 @@ class RerankRequest:
     now: pd.Timestamp
     user_id: str = ""
     context: Any = None  # promptrec.context.Context
+    evidence: dict[str, Any] | None = None  # item id -> CandidateEvidence (the retriever's facts for the prompt)
 
     @property
     def when(self) -> Any:

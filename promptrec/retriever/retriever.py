@@ -210,6 +210,14 @@ class TimeAwareRetriever:
         return Query(uid, now_ns, self.catalog.codes(hist["item_id"].to_numpy()), epoch_ns(hist["timestamp"]),
                      ctx.device, ctx.location)
 
+    def explain(self, user: str | pd.DataFrame, context: Any, item_ids: Sequence[str]) -> list:
+        """Facts about each candidate for an LLM's prompt, all from before ``now``
+        (:class:`promptrec.retriever.evidence.CandidateEvidence`, one per item id, in order)."""
+        from promptrec.retriever.evidence import explain
+
+        self._require_fitted()
+        return explain(self, self._query(user, context), item_ids)
+
     def _z_scores(self, queries: list[Query], exclude: np.ndarray) -> dict[str, np.ndarray]:
         return {n: standardize(s.score(queries, self.log), exclude) for n, s in self.signals.items()}
 

@@ -135,13 +135,18 @@ class RecommendationService:
                 for r in frame.to_dict("records")]
 
     # -- recommendations ------------------------------------------------------------------
-    def _retrieve_batch(self, requests: list[tuple[str, Context, int]]) -> list[tuple[list[Candidate], pd.DataFrame]]:
-        """Candidates and histories for (user, context, n) requests, scored together (``retrieve_many``)."""
+    def _retrieve_batch(self, requests: list[tuple[str, Context, int]]
+                        ) -> list[tuple[list[Candidate], pd.DataFrame, list | None]]:
+        """Candidates, histories and (with an LLM) the evidence for the candidates it will see, for
+        (user, context, n) requests scored together (``retrieve_many``)."""
+        shown = self.config.candidates
         with self._lock:
             self._catch_up()
             cands = self.retriever.retrieve_many([(u, ctx) for u, ctx, _ in requests], k=max(n for *_, n in requests))
             histories = [self.retriever.history(u, before=ctx.now) for u, ctx, _ in requests]
-        return [(c[:n], h) for c, h, (_, _, n) in zip(cands, histories, requests)]
+            facts = [self.retriever.explain(u, ctx, [x.item_id for x in c[:shown]]) if self.queue is not None and c
+                     else None for c, (u, ctx, _) in zip(cands, requests)]
+        return [(c[:n], h, f) for c, h, f, (_, _, n) in zip(cands, histories, facts, requests)]
 
     async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True, *, device: str | None = None,
                         location: tuple[float, float] | None = None) -> Recommendations:
@@ -155,7 +160,7 @@ class RecommendationService:
             fut = self.retrievals.submit((user_id, context, max(k, self.config.candidates)))
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry later") from None
-        cands, history = await asyncio.wrap_future(fut)
+        cands, history, facts = await asyncio.wrap_future(fut)
         t1 = time.perf_counter()
         ranked, reason = None, None
         if not cands:
@@ -165,7 +170,9 @@ class RecommendationService:
         elif not rerank:
             reason = "rerank=false was asked"
         else:
-            ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id, context))
+            evidence = {e.item_id: e for e in facts} if facts else None
+            ranked, reason = await self._rerank(RerankRequest(history, cands[:self.config.candidates], now_ts, user_id,
+                                                              context, evidence))
         if reason:
             kind = reason.split(" (")[0]  # e.g. "LLM busy", without the numbers
             self.fallbacks[kind] = self.fallbacks.get(kind, 0) + 1
