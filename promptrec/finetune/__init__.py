@@ -32,10 +32,8 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import make_split
     from promptrec.finetune.examples import build_examples, training_targets
-    from promptrec.finetune.train import train_lora
-    from promptrec.models import DEFAULT_LLM, load_tokenizer, resolve_model
+    from promptrec.models import DEFAULT_LLM, load_tokenizer
     from promptrec.prompt.builder import PromptBuilder
-    from promptrec.prompt.labels import label_token_ids
     from promptrec.retriever.retriever import TimeAwareRetriever
 
     model = model or DEFAULT_LLM
@@ -53,24 +51,10 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
     valid_targets = [sp.validation[i] for i in _sample(len(sp.validation), valid_examples, seed)]
     valid = build_examples(valid_targets, sp.train, retriever, ds.catalog, builder, seed=seed + 1, **kw)
     n = 1 + hard_negatives + random_negatives
-    prefix = "" if builder.chat else " "
-    label_ids = label_token_ids(tokenizer, builder.labels.labels(n), prefix)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    record = train_lora(resolve_model(model), train, valid, out, lora, label_ids=label_ids, progress=progress)
-    names = SHARED_TEMPLATES + [TEMPLATES[task]]
-    manifest = {
-        "base_model": base_model_id(model), "task": task, "labels": labels,
-        "templates": {name: builder.library.source_hash(name) for name in names},
-        "data": {"dataset": ds.name, "split": sp.describe(), "train_examples": len(train),
-                 "validation_examples": len(valid), "candidates": n, "hard_negatives": hard_negatives,
-                 "random_negatives": random_negatives, "seed": seed, "max_prompt_tokens": max_prompt_tokens},
-        "training": record["config"], "validation": {"before_training": record["history"][0] if valid else None,
-                                                     "best": record["best"], "history": record["history"]},
-        "run": {k: record[k] for k in ("steps", "planned_steps", "stopped", "bf16", "seconds", "final_train_loss")},
-    }
-    write_manifest(out, manifest)
-    return manifest
+    data_info = {"dataset": ds.name, "split": sp.describe(), "candidates": n, "hard_negatives": hard_negatives,
+                 "random_negatives": random_negatives, "seed": seed, "max_prompt_tokens": max_prompt_tokens}
+    return _train_and_write(model, builder, train, valid, out, lora, task=task, candidates=n, data_info=data_info,
+                            progress=progress)
 
 
 def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path | None = None, model: str | None = None,
@@ -85,11 +69,9 @@ def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path 
     from promptrec.eval.config import PipelineConfig, load_config
     from promptrec.eval.pipelines import fit_score_model
     from promptrec.finetune.examples import build_retrieved_examples, training_targets
-    from promptrec.finetune.train import train_lora
     from promptrec.index.item_index import ItemIndex
-    from promptrec.models import DEFAULT_LLM, load_tokenizer, resolve_model
+    from promptrec.models import DEFAULT_LLM, load_tokenizer
     from promptrec.prompt.builder import PromptBuilder
-    from promptrec.prompt.labels import label_token_ids
 
     cfg = load_config(config)
     if data is not None:
@@ -109,24 +91,35 @@ def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path 
                                      builder, seed=seed, **kw)
     valid_targets = [sp.validation[i] for i in _sample(len(sp.validation), valid_examples, seed)]
     valid = build_retrieved_examples(valid_targets, sp.full, retriever, ds.catalog, builder, seed=seed + 1, **kw)
-    label_ids = label_token_ids(tokenizer, builder.labels.labels(candidates), "" if builder.chat else " ")
+    data_info = {"dataset": ds.name, "config": str(config), "split": sp.describe(), "candidates": candidates,
+                 "negatives": "retriever top-N", "evidence": evidence, "seed": seed,
+                 "max_prompt_tokens": max_prompt_tokens}
+    return _train_and_write(model, builder, train, valid, out, lora, task="label_scoring", candidates=candidates,
+                            data_info=data_info, progress=progress)
+
+
+def _train_and_write(model: str, builder: Any, train: list, valid: list, out: str | Path, lora: LoraConfig, *,
+                     task: str, candidates: int, data_info: dict[str, Any], progress: bool) -> dict[str, Any]:
+    """Train on the examples, then write the adapter's manifest and learning curve into ``out``; the manifest."""
+    from promptrec.finetune.curves import plot_training
+    from promptrec.finetune.train import train_lora
+    from promptrec.models import resolve_model
+    from promptrec.prompt.labels import label_token_ids
+
+    label_ids = label_token_ids(builder.tokenizer, builder.labels.labels(candidates), "" if builder.chat else " ")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record = train_lora(resolve_model(model), train, valid, out, lora, label_ids=label_ids, progress=progress)
     manifest = {
-        "base_model": base_model_id(model), "task": "label_scoring", "labels": "letters",
-        "templates": {n: builder.library.source_hash(n) for n in SHARED_TEMPLATES + [TEMPLATES["label_scoring"]]},
-        "data": {"dataset": ds.name, "config": str(config), "split": sp.describe(), "train_examples": len(train),
-                 "validation_examples": len(valid), "candidates": candidates, "negatives": "retriever top-N",
-                 "evidence": evidence, "seed": seed, "max_prompt_tokens": max_prompt_tokens},
+        "base_model": base_model_id(model), "task": task, "labels": builder.labels.kind,
+        "templates": {name: builder.library.source_hash(name) for name in SHARED_TEMPLATES + [TEMPLATES[task]]},
+        "data": {**data_info, "train_examples": len(train), "validation_examples": len(valid)},
         "training": record["config"], "validation": {"before_training": record["history"][0] if valid else None,
                                                      "best": record["best"], "history": record["history"]},
         "run": {k: record[k] for k in ("steps", "planned_steps", "stopped", "bf16", "seconds", "final_train_loss")},
     }
     write_manifest(out, manifest)
-    from promptrec.finetune.curves import plot_training
-
-    plot_training(record["history"], out / "training_curve.png", f"LoRA on {ds.name}")
+    plot_training(record["history"], out / "training_curve.png", f"LoRA on {data_info['dataset']}")
     return manifest
 
 

@@ -23,13 +23,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from promptrec.prompt.time_filters import PARTS_OF_DAY
 from promptrec.retriever.signals.base import Query
 from promptrec.retriever.signals.place import haversine_km
 
 DAY_NS = 86_400 * 10**9
 WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
-PART_BY_HOUR = tuple("night" if h < 5 or h >= 21 else "morning" if h < 12 else "afternoon" if h < 17 else "evening"
+PARTS = tuple(name for _, name in PARTS_OF_DAY)  # morning, afternoon, evening, night: the templates' words
+PART_BY_HOUR = tuple(next((name for start, name in reversed(PARTS_OF_DAY) if h >= start), PARTS_OF_DAY[-1][1])
                      for h in range(24))
+HOUR_TO_PART = np.array([[PART_BY_HOUR[h] == p for p in PARTS] for h in range(24)], dtype=np.float64)  # 24 x 4
 MIN_EVENTS_FOR_PROFILE = 8  # an item's busiest day / part of day is said only with this many events
 NEXT_GAP_NS = DAY_NS  # "went there next": the following event of the same user, less than a day later
 
@@ -97,11 +100,8 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
     now_hour, _ = log.local_calendar(now_ns)
     hour_counts, dow_counts = log.calendar_counts(now_ns)
     week = np.bincount(log.codes[log.position(now_ns - 7 * DAY_NS):log.position(now_ns)], minlength=log.n_items)
-    first_cat = [cats[0] if cats else None for cats in catalog.frame["categories"]]
-    user_cats = Counter(first_cat[c] for c in query.codes)
-    coords = getattr(retriever, "_item_coords", None)
-    if coords is None:
-        coords = retriever._item_coords = catalog.coordinates()
+    first_cat, coords = _item_table(retriever)
+    user_cats = Counter(first_cat[query.codes].tolist())
     here = None
     if coords is not None:
         if query.location is not None:
@@ -111,7 +111,6 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
     follows = np.zeros(len(codes), dtype=int)
     if len(query.codes):
         follows = _pairs(retriever).count(int(query.codes[-1]), codes, now_ns)
-    parts = ("morning", "afternoon", "evening", "night")
     out = []
     for j, (item_id, c) in enumerate(zip(item_ids, codes)):
         mine = query.codes == c
@@ -124,18 +123,30 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
         if here is not None and np.isfinite(coords[c]).all():
             dist = float(haversine_km(here[0], here[1], coords[c, 0], coords[c, 1]))
         total = float(dow_counts[c].sum())
-        by_part = np.array([hour_counts[c][[h for h in range(24) if PART_BY_HOUR[h] == p]].sum() for p in parts])
+        by_part = hour_counts[c] @ HOUR_TO_PART
         out.append(CandidateEvidence(
             item_id=str(item_id), visits=n_mine,
             last_visit=pd.Timestamp(int(query.times[mine].max()), tz="UTC") if n_mine else None,
             visits_this_time=int(_near_hour(hours[mine], now_hour).sum()) if n_mine else 0,
-            usual_time=usual, category_visits=int(user_cats.get(first_cat[c], 0)) if first_cat[c] else 0,
+            usual_time=usual, category_visits=user_cats[int(first_cat[c])] if first_cat[c] >= 0 else 0,
             distance_km=dist, events=int(total), events_last_week=int(week[c]),
             share_this_time=float(hour_counts[c][_near_hour(np.arange(24), now_hour)].sum() / total)
             if total >= MIN_EVENTS_FOR_PROFILE else None,
-            busiest_day=_clear_peak(dow_counts[c], WEEKDAYS), busiest_part=_clear_peak(by_part, parts),
+            busiest_day=_clear_peak(dow_counts[c], WEEKDAYS), busiest_part=_clear_peak(by_part, PARTS),
             follows_last=int(follows[j])))
     return out
+
+
+def _item_table(retriever: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per catalogue item: the code of its first category (-1: none) and its coordinates; built once per catalogue
+    (not per request)."""
+    cached = getattr(retriever, "_evidence_items", None)
+    if cached is None or cached[0] is not retriever.catalog:
+        first = [cats[0] if cats else None for cats in retriever.catalog.frame["categories"]]
+        names = {c: i for i, c in enumerate(sorted({c for c in first if c is not None}))}
+        codes = np.array([-1 if c is None else names[c] for c in first], dtype=np.int64)
+        retriever._evidence_items = cached = (retriever.catalog, codes, retriever.catalog.coordinates())
+    return cached[1], cached[2]
 
 
 def _pairs(retriever: Any) -> PairCounts:
