@@ -49,7 +49,7 @@ class PeakRSS:
 def main() -> None:
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import leave_last_out
-    from promptrec.models import prepare_default_model
+    from promptrec.models import fast_dtype, prepare_default_model
     from promptrec.reranker.reranker import Reranker
     from promptrec.retriever.retriever import TimeAwareRetriever
 
@@ -69,18 +69,20 @@ def main() -> None:
     targets = split.test[: args.users]
     cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=20)
     res: dict = {"command": "python " + " ".join(sys.argv), "dataset": ds.name, "users": len(targets),
-                 "batch": args.batch, "candidates": 20, "machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
+                 "batch": args.batch, "candidates": 20, "dtype": fast_dtype(), "machine": platform.platform(), "date": time.strftime("%Y-%m-%d"),
                  "rows": []}
 
-    def bench(reranker, name: str, **settings) -> dict:
+    def bench(reranker, name: str, evidence: bool = False, **settings) -> dict:
         for k, v in settings.items():
             setattr(reranker, k, v)
         if hasattr(reranker.backend, "llm") and reranker.backend.llm is not None:
             reranker.backend.llm.reset_prefix_cache()
             before = reranker.backend.stats()
-        reqs = [reranker.request(split.history(t), c, t.now, t.user_id) for t, c in zip(targets, cands)]
         with PeakRSS() as mem:
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # the evidence (retriever.explain) is part of a request's cost
+            reqs = [reranker.request(split.history(t), c, t.now, t.user_id,
+                                     evidence=retriever.explain(t.user_id, t.now, [x.item_id for x in c])
+                                     if evidence else None) for t, c in zip(targets, cands)]
             ranked = []
             for i in range(0, len(reqs), args.batch):
                 ranked += reranker.rerank_many(reqs[i:i + args.batch])
@@ -113,6 +115,7 @@ def main() -> None:
         bench(vl, "label_scoring", strategy="label_scoring", bootstrap=1)
         bench(vl, "listwise generation", strategy="listwise", bootstrap=1)
         bench(vl, "label_scoring, bootstrap x3", strategy="label_scoring", bootstrap=3)
+        bench(vl, "label_scoring + evidence", evidence=True, strategy="label_scoring", bootstrap=1)
         vl.close()
     if set(backends) != {"transformers", "vllm"}:
         return  # a partial run: rows printed above, nothing written
@@ -131,7 +134,12 @@ def targets_met(res: dict) -> list[str]:
     speedup = v_label["users_per_s"] / hf_gen["users_per_s"]
     cost = v_label["users_per_s"] / boot["users_per_s"]
     per_cand = v_label["prompt_tokens_per_user"] / res["candidates"]
+    ev = rows[("vllm", "label_scoring + evidence")]
     return [
+        f"label scoring with the retriever's evidence in the prompt (explain included): {ev['users_per_s']:.2f} "
+        f"users/s, {ev['prompt_tokens_per_user']:.0f} prompt tokens/user "
+        f"({'met' if ev['users_per_s'] >= 2.5 and ev['prompt_tokens_per_user'] <= 800 else 'NOT MET'}; "
+        f"target >= 2.5 users/s, the rate before evidence, and <= 800 tokens)",
         f"vLLM label scoring {v_label['users_per_s']:.2f} users/s vs transformers listwise generate "
         f"{hf_gen['users_per_s']:.2f}: {speedup:.2f}x ({'met' if speedup >= 1.5 else 'NOT MET'}; target >= 1.5x)",
         f"bootstrap x3 costs {cost:.2f}x one pass, prefix-cache hit rate {boot.get('prefix_cache_hit_rate') or 0:.0%} "
@@ -144,7 +152,7 @@ def targets_met(res: dict) -> list[str]:
 def markdown(res: dict) -> str:
     lines = ["# Reranker benchmark", "", f"Command: `{res['command']}` ({res['date']}, {res['machine']})", "",
              f"{res['users']} {res['dataset']} test users, retriever top {res['candidates']} as candidates, batches of "
-             f"{res['batch']}, default model SmolLM2-135M-Instruct (bf16).", "",
+             f"{res['batch']}, default model SmolLM2-135M-Instruct ({res.get('dtype', 'bfloat16')}).", "",
              "| backend | strategy | users/s | prompt tokens/s | prompt tokens/user | LLM calls | peak RSS MB | prefix-cache hits | parse fell back |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:

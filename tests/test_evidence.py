@@ -71,7 +71,7 @@ def test_prompt_says_the_evidence_in_words(world, tokenizer):
     b = PromptBuilder(tokenizer=tokenizer)
     p = b.build("label_scoring", inter.history("u1", before=friday), [catalog[i] for i in ("gym", "cafe", "park")],
                 friday, catalog, evidence=facts)
-    assert "A. Gym (yours 10, last 30 minutes ago, 10 at this hour, usually weekday mornings; here; " in p.text
+    assert "A. Gym (yours 10, 30 minutes ago, 10 at this hour; here; " in p.text  # usually weekday mornings: now
     assert "B. Cafe (0.2 km; 22 went here after your last; 22 visits)\n" in p.text
     assert "C. Park (9 km)<|im_end|>" in p.text
     without = b.build("label_scoring", inter.history("u1", before=friday), [catalog["gym"]], friday, catalog)
@@ -94,3 +94,29 @@ def test_twenty_candidates_with_evidence_fit_800_tokens_on_the_demo(tokenizer):
         p = b.build("label_scoring", inter.history(user, before=now), [ds.catalog[c.item_id] for c in cands], now,
                     ds.catalog, evidence=facts)
         assert p.token_count <= 800 and p.history_shown >= 1
+
+
+def test_pointwise_prompt_says_its_candidates_evidence(world, tokenizer):
+    retriever, catalog, inter = world
+    friday = T0 + pd.Timedelta(days=11, minutes=30)
+    gym, = retriever.explain("u1", friday, ["gym"])
+    b = PromptBuilder(tokenizer=tokenizer)
+    history = inter.history("u1", before=friday)
+    p = b.build("pointwise", history, [], friday, catalog, candidate=catalog["gym"], candidate_evidence=gym)
+    assert "(yours 10, 30 minutes ago, 10 at this hour; here" in p.text
+    plain = b.build("pointwise", history, [], friday, catalog, candidate=catalog["gym"])
+    assert "yours 10" not in plain.text and "Will the user watch this item next?" in plain.text
+
+
+def test_candidates_that_would_not_fit_keep_only_their_strongest_evidence(world, tokenizer):
+    retriever, catalog, inter = world
+    friday = T0 + pd.Timedelta(days=11, minutes=30)
+    ids = ["gym", "cafe", "park"]
+    facts = retriever.explain("u1", friday, ids)
+    full = PromptBuilder(tokenizer=tokenizer).build("label_scoring", [], [catalog[i] for i in ids], friday, catalog,
+                                                    evidence=facts)
+    tight = PromptBuilder(tokenizer=tokenizer, max_prompt_tokens=full.token_count - 3)
+    p = tight.build("label_scoring", [], [catalog[i] for i in ids], friday, catalog, evidence=facts)
+    assert p.token_count <= full.token_count - 3
+    assert "A. Gym (yours 10, 30 minutes ago, 10 at this hour; here)" in p.text  # no crowd figures
+    assert "went here after your last" not in p.text and "B. Cafe (0.2 km)" in p.text

@@ -48,7 +48,9 @@ def test_examples_come_from_training_events_and_answer_with_the_true_label(demo,
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory, default_model_dir):
     out = tmp_path_factory.mktemp("adapter") / "demo-lora"
-    cfg = LoraConfig(rank=4, alpha=32, learning_rate=5e-3, batch_size=4, epochs=1, eval_every=1, patience=5)
+    # all linear modules of the top 8 layers only, as the real-data runs train them: vLLM must serve that too
+    cfg = LoraConfig(rank=4, alpha=32, learning_rate=5e-3, batch_size=4, epochs=1, eval_every=1, patience=5, layers=8,
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     manifest = finetune(None, out=out, format="demo", lora=cfg, seed=0, progress=False, **TINY)
     return out, manifest
 
@@ -58,7 +60,12 @@ def test_tiny_training_run_writes_an_adapter_with_its_manifest(adapter):
     assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
     saved = json.loads((out / "promptrec_adapter.json").read_text())
     assert saved["base_model"]["name"] == "SmolLM2-135M-Instruct" and saved["labels"] == "letters"
-    assert saved["training"]["rank"] == 4 and saved["data"]["train_examples"] == 8
+    assert saved["training"]["rank"] == 4 and saved["data"]["train_examples"] == 8 and saved["training"]["layers"] == 8
+    from safetensors import safe_open
+
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        layers = {int(k.split(".layers.")[1].split(".")[0]) for k in f.keys()}
+    assert layers == set(range(22, 30))  # SmolLM2-135M has 30 layers: the top 8 only
     assert set(saved["templates"]) >= {"label_scoring.j2", "history.j2"}
     assert m["run"]["steps"] == 2 and len(m["validation"]["history"]) == 3  # before training + each step
     assert m["validation"]["best"]["NDCG@10"] >= m["validation"]["before_training"]["NDCG@10"]

@@ -84,6 +84,7 @@ def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path 
     retriever = fit_score_model(PipelineConfig("time-aware retriever", "retriever"), sp, ds.catalog, index, seed,
                                 cfg.repeats)
     tokenizer = load_tokenizer(model)
+    prompts_dir = prompts_dir or cfg.reranker.get("prompts_dir")  # the templates the config's reranker will use
     builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
                             timezone=ds.interactions.timezone)
     kw = dict(candidates=candidates, evidence=evidence, progress=progress)

@@ -104,7 +104,8 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             enc = tokenizer([e.prompt for e in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
-            logits = model(**enc).logits[:, -1, :].float()
+            positions = (enc["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)  # as in training, despite padding
+            logits = model(**enc, position_ids=positions, logits_to_keep=1).logits[:, -1, :].float()
             for row, ex in zip(logits, chunk):
                 scores = row[[label_ids[lab] for lab in ex.labels]]
                 true = scores[ex.labels.index(ex.true_label)]

@@ -74,12 +74,13 @@ class PromptBuilder:
     # -- public --------------------------------------------------------------------
     def build(self, task: str, history: pd.DataFrame | Sequence[Event], candidates: Sequence[Item], now: Any,
               catalog: Catalog, *, candidate: Item | None = None, template: str | None = None,
-              evidence: Sequence[Any] | None = None) -> Prompt:
+              evidence: Sequence[Any] | None = None, candidate_evidence: Any = None) -> Prompt:
         """The prompt for ``task`` at time ``now`` (a time or a :class:`Context`); history events at or after
         ``now`` are refused. Templates see ``now`` (local time), ``context`` (device, location, extras) and, per
         candidate, ``visits`` and ``last_visit`` (how often and when the user used it before) and ``evidence``
         (the retriever's facts, :class:`~promptrec.retriever.evidence.CandidateEvidence`, aligned with
-        ``candidates``; none where not given)."""
+        ``candidates``; none where not given). The pointwise ``candidate`` has the same fields, its evidence from
+        ``candidate_evidence``."""
         name = template or TASKS.get(task)
         if name is None:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)} or pass template=.")
@@ -96,12 +97,21 @@ class PromptBuilder:
                   "last_visit": last_visit.get(it.item_id), "evidence": ev}
                  for lab, it, ev in zip(labels, candidates, facts)]
         base = {"now": now_local, "context": context, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
-                "candidate": None if candidate is None else {"item": candidate, "text": self.item_text(candidate)}}
+                "brief": False,
+                "candidate": None if candidate is None else {
+                    "item": candidate, "text": self.item_text(candidate), "visits": visits.get(candidate.item_id, 0),
+                    "last_visit": last_visit.get(candidate.item_id), "evidence": candidate_evidence}}
         entries = [self._entry(e, prev, catalog) for e, prev in zip(events, [None] + events[:-1])]
         keep = min(len(entries), self.max_history)
         prompt = self._render(name, base, entries, keep, catalog)
         if self._over(prompt):
             empty = self._render(name, base, entries, 0, catalog)
+            if self._over(empty) and (any(f is not None for f in facts) or candidate_evidence is not None):
+                base["brief"] = True  # the candidates do not fit: templates say only the strongest evidence
+                prompt = self._render(name, base, entries, keep, catalog)
+                empty = self._render(name, base, entries, 0, catalog)
+                if not self._over(prompt):
+                    return prompt
             if self._over(empty):
                 raise PromptBudgetError(
                     f"the candidates alone need {empty.token_count} tokens with template '{name}', over the "

@@ -212,7 +212,8 @@ class Reranker:
         for ri, req in enumerate(requests):
             for ci, cand in enumerate(req.candidates):
                 p = self.builder.build("pointwise", req.history, [], req.when, self.catalog,
-                                       candidate=self.catalog[cand.item_id], template=self.template)
+                                       candidate=self.catalog[cand.item_id], template=self.template,
+                                       candidate_evidence=None if req.evidence is None else req.evidence.get(cand.item_id))
                 prompts.append(p)
                 owners.append((ri, ci))
         out = [{"scores": [np.zeros(len(r.candidates))], "calls": [], "fell_back": False, "raw": []} for r in requests]
