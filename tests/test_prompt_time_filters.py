@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from promptrec.prompt.time_filters import ago, clock, date, duration, gap, part_of_day, season, weekday, when
+from promptrec.prompt.time_filters import ago, clock, date, duration, gap, part_of_day, season, slot, weekday, when
 
 NY = "America/New_York"
 
@@ -71,6 +71,13 @@ def test_weekday_and_part_of_day_follow_the_time_zone():
     assert (weekday(ny), part_of_day(ny)) == ("Saturday", "night")
     tokyo = ts.tz_convert("Asia/Tokyo")  # Sunday 10:30
     assert (weekday(tokyo), part_of_day(tokyo)) == ("Sunday", "morning")
+
+
+def test_slot_names_the_part_of_the_week_in_local_time():
+    ts = t("2024-05-03 22:30")  # Friday night in UTC
+    assert slot(ts) == "weekday nights"
+    assert slot(ts.tz_convert("Asia/Tokyo")) == "weekend mornings"  # Saturday 07:30 there
+    assert slot(t("2024-05-06 12:00")) == "weekday afternoons"  # Monday
 
 
 def test_when_combines_relative_and_local_time():

@@ -77,14 +77,18 @@ def _collate(batch: list[tuple[list[int], list[int]]], pad_id: int):
     return ids, labels, mask
 
 
+def _positions(mask):
+    """Position ids of left-padded rows: 0 at each row's first real token (as if it were not padded)."""
+    return (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
 def answer_loss(model, ids, labels, mask):
     """Cross-entropy on the answer tokens only, computing logits for the last positions only (the vocabulary
     projection of every prompt position is most of a small model's cost otherwise)."""
     import torch
 
     width = int((labels != -100).sum(dim=1).max())
-    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1).logits
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), logits_to_keep=width + 1).logits
     target = labels[:, -width:]
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                                              target.reshape(-1), ignore_index=-100)
@@ -104,8 +108,8 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
         for start in range(0, len(examples), batch_size):
             chunk = examples[start:start + batch_size]
             enc = tokenizer([e.prompt for e in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
-            positions = (enc["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)  # as in training, despite padding
-            logits = model(**enc, position_ids=positions, logits_to_keep=1).logits[:, -1, :].float()
+            out = model(**enc, position_ids=_positions(enc["attention_mask"]), logits_to_keep=1)
+            logits = out.logits[:, -1, :].float()
             for row, ex in zip(logits, chunk):
                 scores = row[[label_ids[lab] for lab in ex.labels]]
                 true = scores[ex.labels.index(ex.true_label)]

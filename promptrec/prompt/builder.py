@@ -108,10 +108,7 @@ class PromptBuilder:
             empty = self._render(name, base, entries, 0, catalog)
             if self._over(empty) and (any(f is not None for f in facts) or candidate_evidence is not None):
                 base["brief"] = True  # the candidates do not fit: templates say only the strongest evidence
-                prompt = self._render(name, base, entries, keep, catalog)
                 empty = self._render(name, base, entries, 0, catalog)
-                if not self._over(prompt):
-                    return prompt
             if self._over(empty):
                 raise PromptBudgetError(
                     f"the candidates alone need {empty.token_count} tokens with template '{name}', over the "

@@ -71,14 +71,29 @@ def weekday(value: Any) -> str:
     return _ts(value).day_name()
 
 
-def part_of_day(value: Any) -> str:
-    """morning (5-12), afternoon (12-17), evening (17-21), night (21-5), in local time."""
-    hour = _ts(value).hour
+def part_of_hour(hour: int) -> str:
+    """morning (5-12), afternoon (12-17), evening (17-21), night (21-5)."""
     name = "night"
     for start, label in PARTS_OF_DAY:
         if hour >= start:
             name = label
     return name
+
+
+def part_of_day(value: Any) -> str:
+    """morning (5-12), afternoon (12-17), evening (17-21), night (21-5), in local time."""
+    return part_of_hour(_ts(value).hour)
+
+
+def slot_name(hour: int, day_of_week: int) -> str:
+    """'weekday mornings', 'weekend nights': the slot of a week an hour and a day (Monday = 0) fall in."""
+    return ("weekend " if day_of_week >= 5 else "weekday ") + part_of_hour(hour) + "s"
+
+
+def slot(value: Any) -> str:
+    """The time's slot of the week in local time ('weekday evenings'), in the words of the evidence's usual time."""
+    ts = _ts(value)
+    return slot_name(ts.hour, ts.dayofweek)
 
 
 def when(value: Any, now: Any) -> str:
@@ -111,5 +126,5 @@ def gap(value: Any, previous: Any | None) -> str:
     return f"{duration(delta)} later"
 
 
-FILTERS = {"ago": ago, "when": when, "weekday": weekday, "part_of_day": part_of_day, "date": date,
+FILTERS = {"ago": ago, "when": when, "weekday": weekday, "part_of_day": part_of_day, "slot": slot, "date": date,
            "clock": clock, "season": season, "gap": gap, "duration": duration}

@@ -23,15 +23,14 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from promptrec.prompt.time_filters import PARTS_OF_DAY
+from promptrec.prompt.time_filters import PARTS_OF_DAY, part_of_hour, slot_name
 from promptrec.retriever.signals.base import Query
 from promptrec.retriever.signals.place import haversine_km
 
 DAY_NS = 86_400 * 10**9
 WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
 PARTS = tuple(name for _, name in PARTS_OF_DAY)  # morning, afternoon, evening, night: the templates' words
-PART_BY_HOUR = tuple(next((name for start, name in reversed(PARTS_OF_DAY) if h >= start), PARTS_OF_DAY[-1][1])
-                     for h in range(24))
+PART_BY_HOUR = tuple(part_of_hour(h) for h in range(24))
 HOUR_TO_PART = np.array([[PART_BY_HOUR[h] == p for p in PARTS] for h in range(24)], dtype=np.float64)  # 24 x 4
 MIN_EVENTS_FOR_PROFILE = 8  # an item's busiest day / part of day is said only with this many events
 NEXT_GAP_NS = DAY_NS  # "went there next": the following event of the same user, less than a day later
@@ -78,10 +77,6 @@ def _near_hour(hours: np.ndarray, hour: int) -> np.ndarray:
     return np.minimum(d, 24 - d) <= 1
 
 
-def _slot(hour: int, dow: int) -> str:
-    return ("weekend " if dow >= 5 else "weekday ") + PART_BY_HOUR[hour] + "s"
-
-
 def _clear_peak(counts: np.ndarray, names: Sequence[str]) -> str | None:
     """The name of the largest count when it is at least 1.5 times the mean of the others."""
     if counts.sum() < MIN_EVENTS_FOR_PROFILE:
@@ -117,7 +112,7 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
         n_mine = int(mine.sum())
         usual = None
         if n_mine >= 2:
-            slot, n = Counter(_slot(int(h), int(d)) for h, d in zip(hours[mine], dows[mine])).most_common(1)[0]
+            slot, n = Counter(slot_name(int(h), int(d)) for h, d in zip(hours[mine], dows[mine])).most_common(1)[0]
             usual = slot if n * 2 > n_mine else None
         dist = None
         if here is not None and np.isfinite(coords[c]).all():
