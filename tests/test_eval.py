@@ -79,6 +79,34 @@ def test_config_from_toml_and_yaml_agree(tmp_path):
     assert b.pipelines[0].options["params"]["content"]["half_life_days"] == 1e7  # YAML's "1.0e7" string fixed
 
 
+def test_cached_results_are_kept_per_pipeline():
+    from promptrec.eval.config import parse_config
+
+    base = {"dataset": "demo", "pipelines": [{"name": "r", "kind": "retriever"}, {"name": "llm", "kind": "rerank"},
+                                             {"name": "pop", "kind": "popularity"}]}
+    a = parse_config(base)
+    more = parse_config({**base, "pipelines": base["pipelines"] + [{"name": "tuned", "kind": "rerank",
+                                                                    "adapter": "x"}]})
+    assert a.shared_fingerprint() == more.shared_fingerprint() and a.fingerprint() != more.fingerprint()
+    assert [a.pipeline_fingerprint(p) for p in a.pipelines] == [more.pipeline_fingerprint(p) for p in more.pipelines[:3]]
+    edited = parse_config({**base, "pipelines": [{"name": "r", "kind": "retriever", "signals": ["trending"]},
+                                                 *base["pipelines"][1:]]})
+    fp = {p.name: (a.pipeline_fingerprint(p), edited.pipeline_fingerprint(q)) for p, q in zip(a.pipelines, edited.pipelines)}
+    assert fp["r"][0] != fp["r"][1] and fp["llm"][0] != fp["llm"][1]  # a reranker's results follow its retriever
+    assert fp["pop"][0] == fp["pop"][1]
+    assert parse_config({**base, "seed": 1}).shared_fingerprint() != a.shared_fingerprint()
+
+
+def test_adapter_reports_say_how_its_candidates_were_drawn():
+    from promptrec.eval.report import _negatives
+
+    assert _negatives({"candidates": 10, "hard_negatives": 5, "random_negatives": 4}) == (
+        "10 candidates: 5 retriever hard negatives + 4 random")
+    assert _negatives({"candidates": 20, "order": "retriever", "evidence": True}) == (
+        "the retriever's top 20, in its order, with evidence")
+    assert _negatives({"candidates": 20, "evidence": False}) == "the retriever's top 20, shuffled"
+
+
 def test_shipped_configs_parse():
     from pathlib import Path
 
@@ -195,7 +223,7 @@ def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, def
     (tmp_path / "c.yaml").write_text(RERANK_CONFIG.format(root=tmp_path / "indexes"))
     cfg = load_config(tmp_path / "c.yaml")
     first = run_eval(cfg, tmp_path / "out", progress=False)
-    cache = tmp_path / "out" / "cache" / "llm__sampled__test.jsonl"
+    [cache] = (tmp_path / "out" / "cache").glob("llm__sampled__test__*.jsonl")  # named by the pipeline's settings
     lines = cache.read_text().splitlines()
     assert len(lines) == 6
     # simulate a kill: two complete records and half of the third remain

@@ -4,6 +4,8 @@ adapter through peft (transformers) and vLLM's LoRA support, and the base-model 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,6 +47,32 @@ def test_examples_come_from_training_events_and_answer_with_the_true_label(demo,
     assert listwise[0].answer.split(", ")[0] == listwise[0].true_label and len(listwise[0].answer.split(", ")) == 10
 
 
+def test_retrieved_examples_show_the_retrievers_order_as_inference_does(demo, split, tokenizer):
+    from promptrec.finetune.examples import build_retrieved_examples
+    from promptrec.prompt.builder import PromptBuilder
+
+    ds = demo.dataset
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.train)
+    builder = PromptBuilder(tokenizer=tokenizer, timezone=ds.interactions.timezone)
+    targets = training_targets(split.train, 16, seed=4)
+    top = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=8)
+    found = [t for t, c in zip(targets, top) if t.item_id in [x.item_id for x in c]]
+    assert 0 < len(found) < len(targets)  # the demo has both: hits and misses
+    kw = dict(candidates=8, seed=4, progress=False)
+    inference = build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, **kw)
+    assert [(e.user_id, e.now) for e in inference] == [(t.user_id, t.now) for t in found]  # misses left out
+    for e, t in zip(inference, found):
+        ranked = [c.item_id for c in retriever.retrieve(t.user_id, now=t.now, k=8)]
+        assert e.candidate_ids == ranked and e.answer.endswith(e.labels[ranked.index(t.item_id)])
+    shuffled = build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, order="shuffled", **kw)
+    assert len(shuffled) == len(targets) and all(t.item_id in e.candidate_ids for e, t in zip(shuffled, targets))
+    by_event = {(e.user_id, e.now): e.candidate_ids for e in inference}
+    moved = [e for e in shuffled if (e.user_id, e.now) in by_event and e.candidate_ids != by_event[(e.user_id, e.now)]]
+    assert moved and all(sorted(e.candidate_ids) == sorted(by_event[(e.user_id, e.now)]) for e in moved)
+    with pytest.raises(ValueError, match="unknown order"):
+        build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, order="random", **kw)
+
+
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory, default_model_dir):
     out = tmp_path_factory.mktemp("adapter") / "demo-lora"
@@ -72,8 +100,6 @@ def test_tiny_training_run_writes_an_adapter_with_its_manifest(adapter):
 
 
 def test_adapter_on_another_base_model_is_refused(adapter, tmp_path):
-    import shutil
-
     out, _ = adapter
     other = tmp_path / "other"
     shutil.copytree(out, other)
@@ -121,7 +147,8 @@ def test_vllm_serves_the_adapter_like_peft(adapter, demo, split, hf_pair):
     ds = demo.dataset
     reqs, hf_tuned, hf_base = hf_pair
     tuned = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone, adapter=adapter[0],
-                     backend_options={"gpu_memory_utilization": 0.25, "max_model_len": 1536})
+                     adapter_mode="lora", backend_options={"gpu_memory_utilization": 0.25, "max_model_len": 1536})
+    assert tuned.backend.lora_request is not None  # served through vLLM's LoRA support (the GPU path)
     try:
         base = Reranker(backend=tuned.backend, catalog=ds.catalog, timezone=ds.interactions.timezone,
                         max_prompt_tokens=400)
@@ -132,6 +159,48 @@ def test_vllm_serves_the_adapter_like_peft(adapter, demo, split, hf_pair):
         assert max(abs(vt[k] - ht[k]) for k in vt) < 0.5  # vLLM LoRA == peft, up to bf16 noise
         assert max(abs(vb[k] - hb[k]) for k in vb) < 0.5
     assert [r.raw_output for r in v_tuned] == [r.raw_output for r in hf_tuned]
+
+
+def test_merged_adapter_scores_like_peft_and_is_cached(adapter, demo, split, hf_pair, tmp_path):
+    from promptrec.finetune.merge import adapter_serving, merge_adapter, merged_from, serves_merged
+
+    ds = demo.dataset
+    reqs, hf_tuned, hf_base = hf_pair
+    merged = Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone,
+                      adapter=adapter[0], adapter_mode="merged")
+    assert merged.adapter_served == "merged" and serves_merged(merged.backend.model_path, adapter[0])
+    assert merged.backend._active is None  # plain weights: no peft adapter on top
+    m_tuned = merged.rerank_many(reqs)
+    for m, h in zip(logprobs(m_tuned), logprobs(hf_tuned)):
+        assert max(abs(m[k] - h[k]) for k in m) < 2e-3  # W + BA merged == W and BA applied apart
+    assert [r.meta["adapter_served"] for r in m_tuned] == ["merged"] * len(reqs)
+    # the merge is cached by the adapter's weights: same folder, not rewritten
+    path = Path(merged.backend.model_path)
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert merge_adapter(adapter[0]) == path and (path / "model.safetensors").stat().st_mtime_ns == stamp
+    assert merged_from(path)["base_model"]["name"] == "SmolLM2-135M-Instruct"
+    # a backend on merged weights serves that adapter without LoRA, and no other adapter as merged
+    assert adapter_serving(adapter[0], "auto", merged.backend) == "merged"
+    other = tmp_path / "other"
+    shutil.copytree(adapter[0], other)
+    (other / "adapter_config.json").write_text((other / "adapter_config.json").read_text() + " ")
+    assert not serves_merged(path, other)
+    with pytest.raises(ValueError, match="not .*merged"):
+        adapter_serving(other, "merged", merged.backend)
+    assert adapter_serving(other, "auto", "vllm") == "merged"  # no CUDA here: vLLM's LoRA kernels are slow on CPU
+    assert adapter_serving(other, "auto", "transformers") == "lora"
+
+
+def test_continued_training_starts_from_the_adapter(adapter, tmp_path):
+    out, m = adapter
+    cfg = LoraConfig(learning_rate=1e-9, batch_size=4, epochs=1, eval_every=1, patience=5, init_adapter=str(out))
+    again = finetune(None, out=tmp_path / "more", format="demo", lora=cfg, seed=0, progress=False, **TINY)
+    t = again["training"]
+    assert (t["rank"], t["alpha"], t["layers"]) == (4, 32, 8)  # the adapter's shape, not LoraConfig's defaults
+    assert sorted(t["target_modules"]) == sorted(m["training"]["target_modules"])
+    # same validation examples, a learning rate of ~0: before training == where the first run ended
+    assert again["validation"]["before_training"]["NDCG@10"] == pytest.approx(m["validation"]["best"]["NDCG@10"],
+                                                                             abs=1e-6)
 
 
 def test_edited_templates_are_reported(adapter, tmp_path):

@@ -36,6 +36,10 @@ def finetune(
                                          "retriever's top --candidates and their evidence (PATH replaces its data)."),
     candidates: int = typer.Option(20, help="With --config: candidates per example (the retriever's top N)."),
     evidence: bool = typer.Option(True, help="With --config: the retriever's evidence in the prompts."),
+    order: str = typer.Option("retriever", help="With --config: candidates in the retriever's order, as a "
+                              "reranker's first pass shows them (events it missed are left out), or 'shuffled'."),
+    init_adapter: Optional[str] = typer.Option(None, help="Continue training this adapter (keeps its rank, "
+                                               "modules and layers)."),
 ) -> None:
     """Train a LoRA adapter on the ranking task; serve it with `promptrec rerank --adapter OUT` or
     Reranker(adapter=OUT)."""
@@ -45,12 +49,13 @@ def finetune(
     with user_errors():
         cfg = LoraConfig(rank=rank, alpha=alpha, target_modules=[t.strip() for t in targets.split(",")],
                          learning_rate=lr, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
-                         patience=patience, max_minutes=max_minutes, seed=seed, layers=layers)
+                         patience=patience, max_minutes=max_minutes, seed=seed, layers=layers,
+                         init_adapter=init_adapter)
         if config is not None:
             from promptrec.finetune import finetune_on_config
 
             m = finetune_on_config(config, out=out, data=path, model=model, examples=examples, valid_examples=valid,
-                                   candidates=candidates, evidence=evidence, prompts_dir=prompts_dir,
+                                   candidates=candidates, evidence=evidence, order=order, prompts_dir=prompts_dir,
                                    max_prompt_tokens=max_prompt_tokens, lora=cfg)
         else:
             m = run(path, out=out, format="demo" if path is None else format, model=model, task=task,
@@ -96,3 +101,17 @@ def finetune_sanity(
     console.print(kv_table(f"sanity task, {candidates} candidates", {
         "steps": record["steps"], "minutes": f"{record['seconds'] / 60:.1f}",
         "validation HR@1": f"{record['history'][0]['HR@1']:.3f} before -> {best.get('HR@1', float('nan')):.3f} best"}))
+
+
+def finetune_merge(
+    adapter: str = typer.Argument(..., help="An adapter folder from `promptrec finetune`."),
+    out: Optional[str] = typer.Option(None, help="Folder for the merged model (default: promptrec's model cache)."),
+    model: Optional[str] = typer.Option(None, help="Base model (default: the one the adapter's manifest names)."),
+) -> None:
+    """Merge a LoRA adapter into its base model's weights: a plain model folder that serves at base speed
+    (e.g. `vllm serve OUT`); rerankers do this by themselves for vLLM on CPU."""
+    from promptrec.finetune.merge import merge_adapter
+
+    with user_errors():
+        path = merge_adapter(adapter, model, out)
+    console.print(f"merged model written to {path}")

@@ -26,6 +26,8 @@ app.command(help="Train a LoRA adapter for the reranker on the ranking task (tra
     finetune.finetune)
 app.command("finetune-sanity", help="Fine-tune on a task whose answer is in the prompt's evidence (pipeline check).")(
     finetune.finetune_sanity)
+app.command("finetune-merge", help="Merge a LoRA adapter into its base model (a plain model folder, base speed).")(
+    finetune.finetune_merge)
 app.command("train-sequential", help="Train SASRec (optionally time-aware) on a split's training events.")(
     sequential.train_sequential)
 app.command(help="Serve recommendations over HTTP: events count at once, the LLM reranks within a deadline.")(

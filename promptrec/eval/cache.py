@@ -1,9 +1,11 @@
 """Per-target results on disk, so an interrupted evaluation resumes where it stopped.
 
-One JSON-lines file per (pipeline, protocol, part) under ``<results>/cache/``; records are
-appended batch by batch and flushed, and a half-written last line (a kill mid-write) is
-ignored on reload. The folder is stamped with the config's fingerprint: results of another
-config are never mixed in.
+One JSON-lines file per (pipeline, protocol, part, pipeline fingerprint) under
+``<results>/cache/``; records are appended batch by batch and flushed, and a half-written last
+line (a kill mid-write) is ignored on reload. The folder is stamped with the fingerprint of what
+every pipeline shares (data, split, protocols, seeds, reranker defaults): results of another such
+config are never mixed in; a pipeline's own settings (and its retriever's, for a reranker) are in
+its files' names, so adding or editing one pipeline recomputes that one only.
 """
 
 from __future__ import annotations

@@ -92,11 +92,28 @@ class EvalConfig:
         """A hash of everything that changes results (not the file's name or location)."""
         d = self.to_dict()
         d.pop("source")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return _hash(d)
+
+    def shared_fingerprint(self) -> str:
+        """A hash of what every pipeline's results depend on: the config without its list of pipelines."""
+        d = self.to_dict()
+        for key in ("source", "pipelines", "name"):
+            d.pop(key)
+        return _hash(d)
+
+    def pipeline_fingerprint(self, p: PipelineConfig) -> str:
+        """A hash of one pipeline's own settings and, for a reranker, those of the retriever it reranks:
+        adding, removing or editing another pipeline leaves its cached results valid."""
+        deps = [p] + [q for q in self.pipelines if p.uses_llm and q.name == p.options.get("retriever")]
+        return _hash([dataclasses.asdict(q) for q in deps])[:8]
 
     @property
     def max_k(self) -> int:
         return max(self.ks)
+
+
+def _hash(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> EvalConfig:

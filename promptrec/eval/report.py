@@ -135,6 +135,16 @@ def _tuning_summary(tuning: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def _negatives(data: dict[str, Any]) -> str:
+    """What an adapter's training candidates were, from its manifest's data section."""
+    if "hard_negatives" in data:
+        return (f"{data['candidates']} candidates: {data['hard_negatives']} retriever hard negatives + "
+                f"{data['random_negatives']} random")
+    order = data.get("order", "shuffled")  # adapters from before the option were shuffled
+    return (f"the retriever's top {data['candidates']}, {'in its order' if order == 'retriever' else 'shuffled'}"
+            f"{', with evidence' if data.get('evidence') else ''}")
+
+
 def adapter_summaries(run) -> dict[str, dict[str, Any]]:
     """How each LoRA adapter of the config was trained (from its manifest)."""
     from promptrec.finetune.adapter import read_manifest
@@ -260,9 +270,8 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
         lines += [f"## Adapter of '{name}'", "",
                   f"`{a['adapter']}` on {a['base_model']}: LoRA rank {a['training']['rank']}, alpha "
                   f"{a['training']['alpha']}, lr {a['training']['learning_rate']}, batch {a['training']['batch_size']}; "
-                  f"{a['data']['train_examples']} training examples from the training split ({a['data']['candidates']} "
-                  f"candidates: {a['data']['hard_negatives']} retriever hard negatives + {a['data']['random_negatives']} "
-                  f"random), {run['steps']} of {run['planned_steps']} steps in {run['seconds'] / 60:.1f} min "
+                  f"{a['data']['train_examples']} training examples from the training split ({_negatives(a['data'])}), "
+                  f"{run['steps']} of {run['planned_steps']} steps in {run['seconds'] / 60:.1f} min "
                   f"({run['stopped']}; bf16 {run['bf16']}). Validation NDCG@10 on {a['data']['validation_examples']} "
                   f"examples held out in time: {before.get('NDCG@10', float('nan')):.4f} before training, "
                   f"{best.get('NDCG@10', float('nan')):.4f} at the kept step {best.get('step', '-')}.", ""]

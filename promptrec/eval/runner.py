@@ -45,7 +45,7 @@ class EvalRun:
     def __init__(self, cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.out.mkdir(parents=True, exist_ok=True)
-        self.cache = RecordCache(self.out / "cache", cfg.fingerprint(), resume=resume)
+        self.cache = RecordCache(self.out / "cache", cfg.shared_fingerprint(), resume=resume)
         self.records: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (pipeline, protocol) -> records
         self.unavailable: dict[str, str] = {}
         self.fusion: dict[str, dict[str, Any]] = {}
@@ -99,10 +99,24 @@ class EvalRun:
         for p in self.cfg.pipelines:
             if p.uses_llm:
                 self._run_rerank(p)
-        for backend in self._backends.values():
-            backend.close()
+        self._close_backends()
         self.seconds = time.perf_counter() - started
         return self.records
+
+    def _fingerprint(self, p: PipelineConfig) -> str:
+        """The pipeline's settings, and its adapter's weights (a retrained adapter in the same folder is new)."""
+        adapter = p.options.get("adapter") if p.uses_llm else None
+        if not adapter:
+            return self.cfg.pipeline_fingerprint(p)
+        from promptrec.finetune.merge import adapter_fingerprint
+
+        return f"{self.cfg.pipeline_fingerprint(p)}-{adapter_fingerprint(adapter)[:8]}"
+
+    def _close_backends(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+        self._rerankers.clear()
 
     def _run_score(self, p: PipelineConfig) -> None:
         try:
@@ -112,7 +126,7 @@ class EvalRun:
             return
         self.models[p.name] = model
         for proto in self.ranking_protocols:
-            key = (p.name, proto, "test")
+            key = (p.name, proto, "test", self._fingerprint(p))
             done = self.cache.load(*key)
             if len(done) < len(self.test):
                 with tqdm(total=len(self.test), desc=f"{p.name} [{proto}]", disable=not self.progress) as bar:
@@ -123,6 +137,7 @@ class EvalRun:
 
     def _reranker(self, p: PipelineConfig):
         from promptrec.finetune.adapter import max_lora_rank, read_manifest
+        from promptrec.finetune.merge import adapter_serving, weights_to_load
         from promptrec.models import DEFAULT_LLM
         from promptrec.reranker.backends import make_backend
         from promptrec.reranker.reranker import Reranker
@@ -131,21 +146,28 @@ class EvalRun:
         backend_name = opts.pop("backend", "vllm")
         backend_options = opts.pop("backend_options", {})
         model = opts.pop("model", DEFAULT_LLM)
-        adapters = [read_manifest(q.options["adapter"]) for q in self.cfg.pipelines
-                    if q.uses_llm and q.options.get("adapter")]
-        if backend_name == "vllm" and adapters:
-            # one engine serves the base model and every adapter of the config
-            backend_options = {**backend_options, "enable_lora": True, "max_lora_rank": max_lora_rank(adapters)}
-        key = json.dumps([backend_name, model, backend_options], sort_keys=True)
+
+        def served(q: PipelineConfig) -> str | None:
+            adapter = q.options.get("adapter") if q.uses_llm else None
+            return adapter and adapter_serving(adapter, q.options.get("adapter_mode", "auto"), backend_name)
+
+        weights = weights_to_load(model, p.options.get("adapter"), served(p))  # merged: an engine of its own
+        if served(p) != "merged":
+            lora = [read_manifest(q.options["adapter"]) for q in self.cfg.pipelines if served(q) == "lora"]
+            if backend_name == "vllm" and lora:
+                # one engine serves the base model and every adapter of the config served through LoRA
+                backend_options = {**backend_options, "enable_lora": True, "max_lora_rank": max_lora_rank(lora)}
+        key = json.dumps([backend_name, weights, backend_options], sort_keys=True)
         if key not in self._backends:
-            self._backends[key] = make_backend(backend_name, model, **backend_options)
+            self._close_backends()  # pipelines run one after another: one engine (and its KV cache) at a time
+            self._backends[key] = make_backend(backend_name, weights, **backend_options)
         n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1)
         return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
                         max_candidates=n, seed=self.cfg.seed, **opts)
 
     def _rerank_targets(self, p: PipelineConfig, proto: str, part: str, targets: list[EvalTarget]
                         ) -> list[dict[str, Any]]:
-        key = (p.name, proto, part)
+        key = (p.name, proto, part, self._fingerprint(p))
         done = self.cache.load(*key)
         todo = [t for t in targets if t.index not in done]
         self.llm_targets["computed"] += len(todo)

@@ -59,11 +59,13 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
 
 def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path | None = None, model: str | None = None,
                        examples: int = 1500, valid_examples: int = 200, candidates: int = 20, evidence: bool = True,
-                       prompts_dir: str | Path | None = None, max_prompt_tokens: int = 800,
+                       order: str = "retriever", prompts_dir: str | Path | None = None, max_prompt_tokens: int = 800,
                        lora: LoraConfig | None = None, progress: bool = True) -> dict[str, Any]:
     """Train on an eval config's data and split, with examples shaped like its rerank pipelines: the config's
     time-aware retriever (fitted and tuned as ``promptrec eval`` does) gives the top ``candidates`` at each
-    training event's time, with its evidence in the prompt. Returns the manifest written to ``out``."""
+    training event's time, with its evidence in the prompt, in the retriever's order (``order``: see
+    :func:`~promptrec.finetune.examples.build_retrieved_examples`; events it missed are then left out, so
+    fewer than ``examples`` remain). Returns the manifest written to ``out``."""
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import make_split
     from promptrec.eval.config import PipelineConfig, load_config
@@ -87,13 +89,14 @@ def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path 
     prompts_dir = prompts_dir or cfg.reranker.get("prompts_dir")  # the templates the config's reranker will use
     builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
                             timezone=ds.interactions.timezone)
-    kw = dict(candidates=candidates, evidence=evidence, progress=progress)
+    kw = dict(candidates=candidates, evidence=evidence, order=order, progress=progress)
     train = build_retrieved_examples(training_targets(sp.train, examples, seed=seed), sp.full, retriever, ds.catalog,
                                      builder, seed=seed, **kw)
     valid_targets = [sp.validation[i] for i in _sample(len(sp.validation), valid_examples, seed)]
     valid = build_retrieved_examples(valid_targets, sp.full, retriever, ds.catalog, builder, seed=seed + 1, **kw)
     data_info = {"dataset": ds.name, "config": str(config), "split": sp.describe(), "candidates": candidates,
-                 "negatives": "retriever top-N", "evidence": evidence, "seed": seed,
+                 "negatives": "retriever top-N", "evidence": evidence, "order": order, "sampled_targets": examples,
+                 "seed": seed,
                  "max_prompt_tokens": max_prompt_tokens}
     return _train_and_write(model, builder, train, valid, out, lora, task="label_scoring", candidates=candidates,
                             data_info=data_info, progress=progress)

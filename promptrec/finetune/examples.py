@@ -80,17 +80,26 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
 
 def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
                              builder: PromptBuilder, *, candidates: int = 20, evidence: bool = True, seed: int = 0,
-                             progress: bool = True) -> list[TrainingExample]:
-    """Examples shaped like inference: the retriever's top ``candidates`` at the target's time, the true item put
-    in place of the last one when the retriever missed it, shuffled, with the retriever's evidence in the
-    prompt. Where repeats are allowed the user's own earlier items are candidates, as at inference."""
+                             order: str = "retriever", progress: bool = True) -> list[TrainingExample]:
+    """Examples shaped like inference: the retriever's top ``candidates`` at the target's time with the retriever's
+    evidence in the prompt. ``order="retriever"`` shows them in the retriever's order, as a reranker's first pass
+    does, and keeps only targets the retriever found (at inference a missed item is not among the candidates;
+    putting it in a fixed slot would teach that slot); ``"shuffled"`` puts the true item in place of the last
+    candidate when missed and shuffles. Where repeats are allowed the user's own earlier items are candidates."""
+    if order not in ("retriever", "shuffled"):
+        raise ValueError(f"unknown order {order!r}; choose 'retriever' or 'shuffled'.")
     out = []
     retrieved = retriever.retrieve_many([(t.user_id, t.context or t.now) for t in targets], k=candidates)
     for j, (t, cands) in enumerate(tqdm(list(zip(targets, retrieved)), desc="building examples", disable=not progress)):
         ids = [c.item_id for c in cands][:candidates]
-        if t.item_id not in ids:
-            ids = ids[:candidates - 1] + [t.item_id]
-        shown = [ids[i] for i in np.random.default_rng([seed, 19, j]).permutation(len(ids))]
+        if order == "retriever":
+            if t.item_id not in ids:
+                continue
+            shown = ids
+        else:
+            if t.item_id not in ids:
+                ids = ids[:candidates - 1] + [t.item_id]
+            shown = [ids[i] for i in np.random.default_rng([seed, 19, j]).permutation(len(ids))]
         when = t.context or t.now
         facts = retriever.explain(t.user_id, when, shown) if evidence else None
         prompt = builder.build("label_scoring", log.history(t.user_id, before=t.now), [catalog[i] for i in shown],

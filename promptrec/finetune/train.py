@@ -44,6 +44,7 @@ class LoraConfig:
     max_minutes: float | None = None
     bf16: bool = True
     seed: int = 0
+    init_adapter: str | None = None  # continue from this adapter (its rank, alpha, modules and layers are kept)
 
 
 def _seed_everything(seed: int) -> None:
@@ -139,9 +140,16 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
     bf16 = cfg.bf16 and native_bf16()
     model = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch.float32)
     n_layers = int(model.config.num_hidden_layers)
-    top = {} if not cfg.layers else {"layers_to_transform": list(range(max(0, n_layers - cfg.layers), n_layers))}
-    model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                                                 target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", **top))
+    if cfg.init_adapter:
+        from peft import PeftModel
+
+        cfg = _continued(cfg, n_layers)
+        model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
+    else:
+        top = {} if not cfg.layers else {"layers_to_transform": list(range(max(0, n_layers - cfg.layers), n_layers))}
+        model = get_peft_model(model, PeftLoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                                                     target_modules=list(cfg.target_modules), task_type="CAUSAL_LM",
+                                                     **top))
     listwise = "," in train[0].answer
     end = getattr(tokenizer, "eos_token", None) if listwise else None  # teach a listwise answer to stop
     data = encode(tokenizer, train, end)
@@ -201,6 +209,19 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
     return {"steps": step, "planned_steps": total, "examples": len(train), "stopped": stopped, "bf16": bf16,
             "seconds": round(time.perf_counter() - started, 1), "best": best, "history": history,
             "final_train_loss": float(np.mean(losses[-20:])) if losses else None, "config": asdict(cfg)}
+
+
+def _continued(cfg: LoraConfig, n_layers: int) -> LoraConfig:
+    """``cfg`` with the shape of the adapter it continues from (rank, alpha, modules, layers come from there)."""
+    from dataclasses import replace
+
+    path = Path(cfg.init_adapter) / "adapter_config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"init_adapter: {path} is missing; give a folder written by `promptrec finetune`.")
+    a = json.loads(path.read_text())
+    layers = a.get("layers_to_transform")
+    return replace(cfg, rank=int(a["r"]), alpha=int(a["lora_alpha"]), dropout=float(a.get("lora_dropout", cfg.dropout)),
+                   target_modules=sorted(a["target_modules"]), layers=n_layers - min(layers) if layers else None)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -18,6 +18,11 @@ prompt, so the shuffles share a prefix that vLLM's prefix cache computes once. `
 blends z-scored LLM and retriever scores: (1 - a) * llm + a * retriever; :meth:`tune_fusion`
 picks ``a`` on validation requests, and keeps the retriever's order (a = 1) unless the LLM's
 validation gain is beyond noise (:func:`choose_fusion`).
+
+``adapter=`` serves a LoRA adapter from ``promptrec finetune``; ``adapter_mode`` says how: "lora"
+(vLLM's LoRARequest or peft: many adapters on one engine, the way on GPUs), "merged" (the adapter
+merged into the base weights once, :mod:`promptrec.finetune.merge`: base-model speed), or "auto"
+(merged for vLLM without a CUDA GPU, whose CPU LoRA kernels are ~4x slower; else lora).
 """
 
 from __future__ import annotations
@@ -51,28 +56,37 @@ class Reranker:
                  labels: str = "letters", max_candidates: int = 20, max_prompt_tokens: int | None = None,
                  max_history: int = 20, timezone: str = "UTC", bootstrap: int = 1, aggregate: str = "mean",
                  fusion: float = 0.0, seed: int = 0, listwise_max_tokens: int | None = None,
-                 backend_options: dict[str, Any] | None = None, adapter: str | Path | None = None):
+                 backend_options: dict[str, Any] | None = None, adapter: str | Path | None = None,
+                 adapter_mode: str = "auto"):
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}.")
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {AGGREGATES}.")
-        self.adapter, self.adapter_manifest = None, None
+        self.adapter, self.adapter_manifest, self.adapter_served = None, None, None
         backend_options = dict(backend_options or {})
         if adapter is not None:
             from promptrec.finetune.adapter import check_adapter, max_lora_rank
+            from promptrec.finetune.merge import adapter_serving
 
             self.adapter_manifest = check_adapter(adapter, model)
             if self.adapter_manifest.get("labels", labels) != labels:
                 raise ValueError(f"adapter {adapter} was trained with '{self.adapter_manifest['labels']}' labels; "
                                  f"create the reranker with labels='{self.adapter_manifest['labels']}'.")
             self.adapter = str(adapter)
-            if backend == "vllm":
+            self.adapter_served = adapter_serving(adapter, adapter_mode, backend)
+            if self.adapter_served == "lora" and backend == "vllm":
                 backend_options.setdefault("enable_lora", True)
                 backend_options.setdefault("max_lora_rank", max_lora_rank([self.adapter_manifest]))
         if max_prompt_tokens is None:  # the adapter's training prompts, else promptrec's default budget
             max_prompt_tokens = int((self.adapter_manifest or {}).get("data", {}).get("max_prompt_tokens", 800))
-        self.backend = backend if isinstance(backend, Backend) else make_backend(backend, model, **backend_options)
-        self.backend.set_adapter(self.adapter)  # fails early when the backend cannot serve it
+        if not isinstance(backend, Backend):
+            from promptrec.finetune.merge import weights_to_load
+
+            backend = make_backend(backend, weights_to_load(model, self.adapter, self.adapter_served),
+                                   **backend_options)
+        self.backend = backend
+        self._lora = self.adapter if self.adapter_served == "lora" else None  # merged weights need no LoRA request
+        self.backend.set_adapter(self._lora)  # fails early when the backend cannot serve it
         self.model, self.strategy, self.template = model, strategy, template
         self.catalog = catalog
         self.bootstrap, self.aggregate, self.fusion, self.seed = max(1, bootstrap), aggregate, fusion, seed
@@ -130,7 +144,7 @@ class Reranker:
 
     def rerank_many(self, requests: Sequence[RerankRequest], k: int | None = None) -> list[RankedList]:
         """Rerank a batch: every prompt of every request (and shuffle) goes to the backend together."""
-        self.backend.set_adapter(self.adapter)  # a shared backend may serve other rerankers in between
+        self.backend.set_adapter(self._lora)  # a shared backend may serve other rerankers in between
         for r in requests:
             if len(r.candidates) > self.max_candidates:
                 raise ValueError(f"{len(r.candidates)} candidates but this reranker was loaded for at most "
@@ -247,7 +261,8 @@ class Reranker:
                           raw_output="\n---\n".join(res["raw"]), prompt_tokens=calls[0].prompt_tokens if calls else 0,
                           fell_back=res["fell_back"], calls=calls,
                           meta={"bootstrap": self.bootstrap, "aggregate": self.aggregate, "fusion": self.fusion,
-                                "model": self.model, "adapter": self.adapter})
+                                "model": self.model, "adapter": self.adapter,
+                                "adapter_served": self.adapter_served})
 
     def tune_fusion(self, requests: Sequence[RerankRequest], true_items: Sequence[str],
                     grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2))) -> dict[str, Any]:

