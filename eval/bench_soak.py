@@ -117,6 +117,9 @@ def markdown(res: dict) -> str:
         if r["fallbacks"]:
             md += ["", f"{r['mode']}: recommendations not reranked, by reason: "
                    + ", ".join(f"{k}: {v:,}" for k, v in r["fallbacks"].items())]
+        if r.get("llm_queue"):
+            md += ["", f"{r['mode']}: the server's LLM queue at the end (`/health`): "
+                   + ", ".join(f"{k} {v}" for k, v in r["llm_queue"].items())]
         if r["error_examples"]:
             md += ["", f"{r['mode']}: error examples: " + "; ".join(f"`{e}`" for e in r["error_examples"][:5])]
     md += ["", "![latency and memory over time](soak.png)", ""]

@@ -168,6 +168,37 @@ def test_learned_blend_beats_user_frequency_by_hour(checkins):
     assert hit_rate(learned, 1) > hit_rate(habit, 1) - 0.02 and hit_rate(learned, 1) > 0.4
 
 
+def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checkins):
+    from promptrec.retriever.learned import RankerConfig
+
+    _, ds, split = checkins
+    r = fit(ds, split)
+    report = r.tune(split.validation, method="lightgbm", ranker={"earlier_windows": 2})["learned"]
+    plain = fit(ds, split).tune(split.validation, method="lightgbm")["learned"]
+    assert report["fit_queries_from_earlier_windows"] > 100
+    assert report["fit_queries"] == plain["fit_queries"] + report["fit_queries_from_earlier_windows"]
+    # the second window's rows do not change when everything after that window is replaced
+    ordered = sorted(split.validation, key=lambda t: t.now)
+    cut = int(round(len(ordered) * 0.7))
+    start, end = ordered[0].now, ordered[cut - 1].now
+    window_end = start - (end - start)
+    rows = r._earlier_window_rows(start, end, RankerConfig(earlier_windows=2), False)
+    rng = np.random.default_rng(0)
+    frame = split.full.frame.copy()
+    later = (frame["timestamp"] >= window_end).to_numpy()
+    frame.loc[later, "item_id"] = rng.choice(ds.catalog.ids, int(later.sum()))
+    changed = Interactions(frame, timezone=ds.interactions.timezone)
+    other = fit(ds, type(split)(split.name, changed.before("2012-12-01T00:00:00-05:00"), split.validation,
+                                split.test, changed, split.report))
+    again = other._earlier_window_rows(start, end, RankerConfig(earlier_windows=2), False)
+    assert len(rows) == len(again) == 2
+    np.testing.assert_array_equal(rows[1].features, again[1].features)
+    assert not np.array_equal(rows[0].features, again[0].features)  # the first window did see the change
+    r._fit_inputs = None  # as after TimeAwareRetriever.load: the training events are not saved with it
+    with pytest.raises(ValueError, match="earlier_windows refits"):
+        r._earlier_window_rows(start, end, RankerConfig(earlier_windows=1), False)
+
+
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
     r = fit(ds, split)

@@ -183,6 +183,22 @@ def test_a_batch_too_long_for_its_deadlines_runs_the_part_that_fits():
     q.close()
 
 
+def test_a_stale_estimate_is_measured_again_by_a_probe():
+    """Regression (found by the soak): one slow batch under load set an estimate above every deadline; from then
+    on every request was refused and no batch ran to correct it. After probe_after_s idle, one request runs."""
+    fast = SlowReranker(0.0)
+    q = BatchQueue(fast.rerank_many, name="LLM", probe_after_s=0.2)
+    q.stats["seconds_per_request"] = 60.0  # what a batch under heavy contention measured
+    with pytest.raises(QueueFull, match="LLM busy"):
+        q.submit("refused", deadline_s=1.0)
+    time.sleep(0.3)
+    assert q.submit("probe", deadline_s=1.0).result(5) == "ranked probe"  # runs although "60 s" > 1 s
+    assert q.stats["probes"] == 1 and q.stats["seconds_per_request"] < 60 * 0.71
+    with pytest.raises(QueueFull, match="LLM busy"):  # just measured: no second probe at once
+        q.submit("next", deadline_s=1.0)
+    q.close()
+
+
 def test_event_store_is_durable_and_idempotent(tmp_path):
     store = EventStore(tmp_path / "e.sqlite")
     row = {"event_id": "x", "user_id": "u", "item_id": "i", "ts_ns": 10**18, "event_type": "view", "weight": 2.0,

@@ -56,9 +56,11 @@ def serve(
     from promptrec.models import DEFAULT_LLM, prepare_default_model
     from promptrec.serve.app import create_app
     from promptrec.serve.service import RecommendationService, ServeConfig
+    from promptrec.serve.memory import tame_malloc
     from promptrec.serve.store import open_event_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tame_malloc()  # before any thread starts: resident memory that follows state, not uptime
     if llm not in ("vllm", "openai", "transformers", "none"):
         console.print(f"[bold red]error:[/] --llm {llm!r}: choose {LLM_HELP}")
         raise typer.Exit(2)

@@ -3,6 +3,12 @@
 Every global statistic (trending, time-of-day affinity, first-seen time) is computed from
 events strictly before the query's ``now``. Counts per item and local hour / weekday are
 kept at checkpoints, so a query adds only the events since the last checkpoint.
+
+With a ``resolution_ns`` (the retriever uses one hour), the statistics of everybody's events
+(trending, time of day, area popularity) are those before the start of ``now``'s time slot:
+still strictly the past, at most one slot staler, and the same for every query in the slot, so
+signals compute them once per slot instead of once per query. First-seen times and each
+user's own history stay exact.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ HOURS, DAYS = 24, 7
 class TimeIndexedLog:
     """All known events of all users, as arrays sorted by time; :meth:`extend` adds live events."""
 
-    def __init__(self, inter: Interactions, catalog: Catalog, *, checkpoints: int = 64):
+    def __init__(self, inter: Interactions, catalog: Catalog, *, checkpoints: int = 64, resolution_ns: int = 0):
         frame = inter.frame
         known = frame["item_id"].isin(catalog.frame.index).to_numpy()
         frame = frame.loc[known]
@@ -27,6 +33,7 @@ class TimeIndexedLog:
         self.n_items = len(catalog)
         self.timezone = inter.timezone
         self.checkpoints = checkpoints
+        self.resolution_ns = int(resolution_ns)
         self._n = 0
         self._cols: dict[str, np.ndarray] = {}
         self.first_seen = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
@@ -39,6 +46,9 @@ class TimeIndexedLog:
     weights = property(lambda self: self._cols["weights"][:self._n])
     hour = property(lambda self: self._cols["hour"][:self._n])
     dow = property(lambda self: self._cols["dow"][:self._n])
+    # cumulative counts at the checkpoints (views into buffers allocated once per rebuild)
+    _hour_snap = property(lambda self: self._snaps["hour"][:len(self.cut)])
+    _dow_snap = property(lambda self: self._snaps["dow"][:len(self.cut)])
 
     def _calendar(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(self.timezone)
@@ -55,8 +65,12 @@ class TimeIndexedLog:
         # cumulative (item x hour) and (item x weekday) counts at checkpoints
         self._budget = max(2, min(self.checkpoints, int(2e8 // max(1, self.n_items * (HOURS + DAYS) * 4))))
         self.cut = np.unique(np.linspace(0, self._n, self._budget).astype(np.int64))
-        self._hour_snap = np.zeros((len(self.cut), self.n_items, HOURS), dtype=np.float32)
-        self._dow_snap = np.zeros((len(self.cut), self.n_items, DAYS), dtype=np.float32)
+        # room for an eighth more: live events add checkpoints in place (no copy of the whole stack per
+        # checkpoint, whose churn fragmented a long-running server's heap), and when it is full every other
+        # checkpoint goes, so a long-running server's counts take at most 1/8 more memory than at start
+        capacity = len(self.cut) + max(4, len(self.cut) // 8)
+        self._snaps = {"hour": np.zeros((capacity, self.n_items, HOURS), dtype=np.float32),
+                       "dow": np.zeros((capacity, self.n_items, DAYS), dtype=np.float32)}
         for k in range(1, len(self.cut)):
             a, b = self.cut[k - 1], self.cut[k]
             self._hour_snap[k] = self._hour_snap[k - 1] + self._counts(a, b, self.hour, HOURS)
@@ -117,13 +131,16 @@ class TimeIndexedLog:
         self._n = end
         if self._n - self.cut[-1] >= self._spacing:  # a new checkpoint keeps calendar_counts cheap
             hours, days = self._tail_counts()
-            self.cut = np.append(self.cut, self._n)
-            self._hour_snap = np.concatenate([self._hour_snap, hours[None]])
-            self._dow_snap = np.concatenate([self._dow_snap, days[None]])
-            if len(self.cut) > 2 * self._budget:  # thin the checkpoints to bound memory
-                keep = np.r_[0:len(self.cut) - 1:2, len(self.cut) - 1]
-                self.cut, self._hour_snap, self._dow_snap = self.cut[keep], self._hour_snap[keep], self._dow_snap[keep]
+            k = len(self.cut)
+            if k == len(self._snaps["hour"]):  # full: keep every other checkpoint (memory stays bounded)
+                keep = np.r_[0:k - 1:2, k - 1]
+                for buf in self._snaps.values():
+                    for j, src in enumerate(keep):  # in place, front to back (src >= j): no temporary copy
+                        buf[j] = buf[src]
+                self.cut, k = self.cut[keep], len(keep)
                 self._spacing *= 2
+            self._snaps["hour"][k], self._snaps["dow"][k] = hours, days
+            self.cut = np.append(self.cut, self._n)
 
     def _tail_counts(self) -> tuple[np.ndarray, np.ndarray]:
         a = self.cut[-1]
@@ -137,20 +154,27 @@ class TimeIndexedLog:
         """Number of events strictly before ``now``."""
         return int(np.searchsorted(self.ts, now_ns, side="left"))
 
+    def slot(self, now_ns: int) -> int:
+        """The time everybody's statistics are taken at for ``now``: the start of its slot (``now`` itself
+        without a resolution). Signals key their per-query caches by it."""
+        res = self.resolution_ns
+        return int(now_ns) - int(now_ns) % res if res > 0 else int(now_ns)
+
     def _counts(self, a: int, b: int, key: np.ndarray, width: int) -> np.ndarray:
         flat = np.bincount(self.codes[a:b] * width + key[a:b], minlength=self.n_items * width)
         return flat.reshape(self.n_items, width).astype(np.float32)
 
     def calendar_counts(self, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
-        """(items x 24) hour counts and (items x 7) weekday counts of events before ``now``."""
-        pos = self.position(now_ns)
+        """(items x 24) hour counts and (items x 7) weekday counts of events before ``now``'s slot."""
+        pos = self.position(self.slot(now_ns))
         k = int(np.searchsorted(self.cut, pos, side="right") - 1)
         start = self.cut[k]
         return (self._hour_snap[k] + self._counts(start, pos, self.hour, HOURS),
                 self._dow_snap[k] + self._counts(start, pos, self.dow, DAYS))
 
     def decayed_counts(self, now_ns: int, half_life_ns: float, window_ns: float) -> np.ndarray:
-        """Per item, events in [now - window, now) weighted by 0.5 ** (age / half_life)."""
+        """Per item, events in [now - window, now) weighted by 0.5 ** (age / half_life), ``now`` taken at its slot."""
+        now_ns = self.slot(now_ns)
         hi = self.position(now_ns)
         lo = int(np.searchsorted(self.ts, now_ns - window_ns, side="left"))
         age = (now_ns - self.ts[lo:hi]).astype(np.float64)

@@ -86,4 +86,5 @@ class FeatureBuilder:
         if not chunks:
             return RankingRows(np.zeros((0, 0), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int64))
         return RankingRows(np.concatenate([c.features for c in chunks]), np.concatenate([c.labels for c in chunks]),
-                           np.concatenate([c.groups for c in chunks]), sum(c.queries_without_truth for c in chunks))
+                           np.concatenate([c.groups for c in chunks]), sum(c.queries_without_truth for c in chunks),
+                           sum(c.earlier_queries for c in chunks))

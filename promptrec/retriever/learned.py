@@ -33,7 +33,11 @@ class RankerConfig:
     max_rounds: int = 1000
     early_stopping_rounds: int = 50
     stop_fraction: float = 0.3  # the latest share of the validation targets (in time) stops the boosting
+    # more to learn from: targets of this many windows before the validation targets (each as long as the
+    # validation period), each with the signals refitted on the events before its window (temporal splits)
+    earlier_windows: int = 0
     seed: int = 0
+    threads: int = 2  # fixed: LightGBM's sums (and so the trained blend) change with the thread count
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "RankerConfig":
@@ -53,6 +57,7 @@ class RankingRows:
     labels: np.ndarray
     groups: np.ndarray  # rows per query, in order
     queries_without_truth: int = 0  # queries whose true item was not among the candidates (left out)
+    earlier_queries: int = 0  # of the groups, those from windows before the validation targets
 
 
 @dataclass
@@ -72,7 +77,8 @@ class LearnedBlend:
         params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": config.learning_rate,
                   "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
                   "feature_fraction": config.feature_fraction, "bagging_fraction": config.bagging_fraction,
-                  "bagging_freq": 1, "seed": config.seed, "deterministic": True, "num_threads": 0, "verbose": -1}
+                  "bagging_freq": 1, "seed": config.seed, "deterministic": True, "num_threads": config.threads,
+                  "verbose": -1}
         train_set = lgb.Dataset(fit.features, fit.labels, group=fit.groups, feature_name=feature_names)
         stop_set = lgb.Dataset(stop.features, stop.labels, group=stop.groups, reference=train_set)
         curve: dict[str, Any] = {}
@@ -83,6 +89,7 @@ class LearnedBlend:
         gain = booster.feature_importance("gain")
         importances = {n: round(float(g) / max(float(gain.sum()), 1e-12), 4) for n, g in zip(feature_names, gain)}
         report = {"best_iteration": int(booster.best_iteration), "fit_queries": int(len(fit.groups)),
+                  "fit_queries_from_earlier_windows": int(fit.earlier_queries),
                   "fit_rows": int(len(fit.labels)), "stop_queries": int(len(stop.groups)),
                   "left_out_no_truth_in_candidates": {"fit": fit.queries_without_truth, "stop": stop.queries_without_truth},
                   "stop_ndcg@10_curve": [round(v, 4) for v in curve.get("stop", {}).get("ndcg@10", [])],

@@ -50,7 +50,8 @@ class TimeAwareRetriever:
     """Blends time, sequence, personal-habit and scene signals into one ranking (learned or linear)."""
 
     def __init__(self, signals: Iterable[str | Signal] | str = "auto", weights: dict[str, float] | None = None,
-                 params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto"):
+                 params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto",
+                 stats_resolution_s: float = 3600.0):
         if repeats not in REPEATS:
             raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
         self._extra: list[str | Signal] = []
@@ -67,6 +68,9 @@ class TimeAwareRetriever:
         self.weights = {n: 1.0 for n in self.signals} | (weights or {})
         self._fixed_weights = weights or {}
         self.repeats = repeats
+        # everybody's statistics (trending, time of day, area) are taken at the start of now's slot of this
+        # length: computed once per slot, not per query (0: exactly at now); user histories are always exact
+        self.stats_resolution_s = float(stats_resolution_s)
         self.repeat_rate: float | None = None
         self.allow_repeats = repeats == "allow"
         self.ranker: LearnedBlend | None = None
@@ -77,6 +81,7 @@ class TimeAwareRetriever:
         self.fitted_on: dict[str, Any] = {}
         self.release_ns: np.ndarray | None = None
         self.available_from_first_event = False
+        self._fit_inputs: tuple[Interactions, Any] | None = None
 
     def _build_signals(self, signals: Iterable[str | Signal]) -> None:
         self.signals = {}
@@ -94,6 +99,7 @@ class TimeAwareRetriever:
         """Learn the signals' statistics from ``train``; ``log`` (default ``train``) is the event log whose
         past (before each ``now``) feeds user histories and time-dependent global statistics."""
         self.catalog = catalog
+        self._fit_inputs = (train, index)  # for refits on earlier windows when tuning (not saved)
         known = train.frame["item_id"].isin(catalog.frame.index).to_numpy()
         frame = train.frame.loc[known]
         coords = catalog.coordinates()
@@ -134,10 +140,10 @@ class TimeAwareRetriever:
     def use_log(self, log: Interactions) -> None:
         """Set the event log that histories and global statistics are read from (always cut before ``now``)."""
         self.events = log
-        self.log = TimeIndexedLog(log, self.catalog)
+        self.log = TimeIndexedLog(log, self.catalog, resolution_ns=int(self.stats_resolution_s * 1e9))
         self._row_codes = self.catalog.frame.index.get_indexer(log.frame["item_id"].to_numpy())  # -1: unknown
         self._row_hour, self._row_dow = local_hour_dow(log._ts, log.timezone)
-        self.live = LiveHistories()
+        self.live = LiveHistories(self.catalog.ids)
         self.features = FeatureBuilder(self.signals, self.log)
 
     # -- live events ------------------------------------------------------------------
@@ -169,7 +175,7 @@ class TimeAwareRetriever:
                            "items can be added as events.")
         times = epoch_ns(frame["timestamp"])
         self.log.extend(times, codes, frame["weight"].to_numpy())
-        self.live.add(frame.to_dict("records"), times, codes)
+        self.live.add(frame, times, codes)
 
     def has_user(self, user_id: Any) -> bool:
         """Whether the user has any event, fitted or live."""
@@ -406,14 +412,51 @@ class TimeAwareRetriever:
                 "objective": objective, "validation_targets": len(targets), "weights": weights,
                 "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"], "trace": trace}
 
+    def _rows(self, targets: Sequence[HeldOut], history: Any, top_n: int, progress: bool, desc: str) -> list:
+        return [self.features.rows(queries, exclude, true_cols, top_n)
+                for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc)]
+
     def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
                       progress: bool) -> LearnedBlend:
-        parts = {}
-        for name, targets in (("fit", fit), ("stop", stop)):
-            chunks = [self.features.rows(queries, exclude, true_cols, cfg.top_n)
-                      for _, queries, exclude, true_cols in self._batches(targets, history, progress, f"features ({name})")]
-            parts[name] = self.features.concat(chunks)
-        return LearnedBlend.train(parts["fit"], parts["stop"], self.features.names, self.features.signal_of, cfg)
+        earlier = self._earlier_window_rows(fit[0].now if fit else None, fit[-1].now if fit else None, cfg, progress) \
+            if cfg.earlier_windows else []
+        parts = {name: self.features.concat(self._rows(targets, history, cfg.top_n, progress, f"features ({name})"))
+                 for name, targets in (("fit", fit), ("stop", stop))}
+        return LearnedBlend.train(self.features.concat([parts["fit"], *earlier]), parts["stop"], self.features.names,
+                                  self.features.signal_of, cfg)
+
+    def _earlier_window_rows(self, start: Any, end: Any, cfg: RankerConfig, progress: bool) -> list:
+        """Training rows from the windows before the validation targets' (each as long as [start, end]): for
+        each, a copy of this retriever fitted on the training events before the window scores the targets in
+        it, so every row sees only what was known before its window, as the validation rows do."""
+        from promptrec.data.splits import temporal_split
+
+        if self._fit_inputs is None or any(isinstance(s, Signal) for s in
+                                           ([] if self._requested == "auto" else self._requested) + self._extra):
+            raise ValueError("earlier_windows refits the retriever on earlier events: call fit() in this process "
+                             "first, with signals given by name (not Signal objects), or set earlier_windows=0.")
+        train, index = self._fit_inputs
+        span = pd.Timestamp(end) - pd.Timestamp(start)
+        rows = []
+        for w in range(1, cfg.earlier_windows + 1):
+            a, b = pd.Timestamp(start) - w * span, pd.Timestamp(start) - (w - 1) * span
+            earlier = train.before(a)
+            if span <= pd.Timedelta(0) or not len(earlier):
+                break
+            targets = temporal_split(self.events, valid_start=a, test_start=b).validation
+            if len(targets) < 20:
+                break
+            clone = TimeAwareRetriever(
+                signals=["auto", *self._extra] if self._requested == "auto" else self._requested, params=self._params,
+                weights=self._fixed_weights or None, repeats="allow" if self.allow_repeats else "exclude",
+                stats_resolution_s=self.stats_resolution_s)
+            clone.fit(earlier, self.catalog, index, log=self.events)
+            if list(clone.signals) != list(self.signals):
+                break  # the earlier events lack what a signal needs (e.g. devices): not the same features
+            found = clone.features.concat(clone._rows(targets, None, cfg.top_n, progress, f"features (window -{w})"))
+            found.earlier_queries = len(found.groups)
+            rows.append(found)
+        return rows
 
     def _objective(self, targets: Sequence[HeldOut], history: Any, objective: str, ranker: LearnedBlend | None) -> float:
         """The objective on ``targets`` with ``ranker`` (None: the current linear weights), full ranking."""
@@ -450,6 +493,7 @@ class TimeAwareRetriever:
         config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__,
                   "signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
                   "repeats": self.repeats, "repeat_rate": self.repeat_rate, "allow_repeats": self.allow_repeats,
+                  "stats_resolution_s": self.stats_resolution_s,
                   "items_from_events": self.available_from_first_event,
                   "learned_blend": None if self.ranker is None else self.ranker.save(path),
                   "tuning": self.tuning, "fitted_on": self.fitted_on,
@@ -467,7 +511,7 @@ class TimeAwareRetriever:
             raise ValueError(f"{path} was saved in retriever format {config.get('format_version')}, this promptrec "
                              f"reads {FORMAT_VERSION}; fit and save it again (promptrec retriever fit).")
         out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"],
-                  repeats=config["repeats"])
+                  repeats=config["repeats"], stats_resolution_s=config.get("stats_resolution_s", 0.0))
         out.repeat_rate, out.allow_repeats = config["repeat_rate"], config["allow_repeats"]
         out.available_from_first_event = config["items_from_events"]
         cat = pd.read_parquet(path / "catalog.parquet")

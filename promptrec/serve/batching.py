@@ -31,16 +31,22 @@ class BatchQueue:
     not finish within the caller's deadline: such callers get an answer at once, not after the deadline,
     and the worker spends its time on requests it can finish. For the same reason, a request taken
     into a batch that would end after its deadline fails at once with :class:`QueueFull` instead of
-    being processed for nobody.
+    being processed for nobody. The estimate comes only from batches that ran, so one that says
+    "too slow for any deadline" would refuse everything forever; when the worker has been idle for
+    ``probe_after_s`` while refusing, one request goes through without a deadline (its caller still
+    gets its answer at the deadline, from the fallback) to measure again.
     """
 
     def __init__(self, process: Callable[[list], list], *, name: str = "batch", max_batch: int = 16,
-                 max_wait_s: float = 0.01, max_pending: int = 64):
+                 max_wait_s: float = 0.01, max_pending: int = 64, probe_after_s: float = 30.0):
         self.process, self.name = process, name
+        self.probe_after_s = probe_after_s
+        self._idle_since = time.monotonic()  # when the last batch ended (or the queue started)
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
         self._queue: queue.Queue = queue.Queue(maxsize=max_pending)
         self.stats = {"batches": 0, "processed": 0, "abandoned": 0, "errors": 0, "last_error": None,
-                      "largest_batch": 0, "seconds_per_request": None, "refused_busy": 0, "expired": 0}
+                      "largest_batch": 0, "seconds_per_request": None, "refused_busy": 0, "expired": 0,
+                      "probes": 0}
         self._running = 0
         self._thread = threading.Thread(target=self._work, name=f"promptrec-{name}", daemon=True)
         self._thread.start()
@@ -51,16 +57,25 @@ class BatchQueue:
         return 0.0 if per is None else (self._queue.qsize() + self._running + 1) * per
 
     def submit(self, request: Any, deadline_s: float | None = None) -> Future:
+        expires = None if deadline_s is None else time.monotonic() + deadline_s
         if deadline_s is not None and (wait := self.estimated_wait()) > deadline_s:
-            self.stats["refused_busy"] += 1
-            raise QueueFull(f"{self.name} busy (about {wait:.1f} s of work ahead, deadline {deadline_s:g} s)")
+            if not self._probe_due():
+                self.stats["refused_busy"] += 1
+                raise QueueFull(f"{self.name} busy (about {wait:.1f} s of work ahead, deadline {deadline_s:g} s)")
+            self.stats["probes"] += 1
+            self._idle_since = time.monotonic()  # one probe at a time
+            expires = None  # runs even if it ends late: the point is a fresh estimate
         fut: Future = Future()
         try:
-            expires = None if deadline_s is None else time.monotonic() + deadline_s
             self._queue.put_nowait((request, fut, expires))
         except queue.Full:
             raise QueueFull(f"{self.name} queue full ({self._queue.maxsize} requests waiting)") from None
         return fut
+
+    def _probe_due(self) -> bool:
+        """Nothing queued or running, and nothing has run for ``probe_after_s``: the estimate may be stale."""
+        return (self._queue.qsize() == 0 and self._running == 0
+                and time.monotonic() - self._idle_since > self.probe_after_s)
 
     @property
     def pending(self) -> int:
@@ -126,6 +141,7 @@ class BatchQueue:
                 continue
             finally:
                 self._running = 0
+                self._idle_since = time.monotonic()
             per, seen = (time.perf_counter() - started) / len(live), self.stats["seconds_per_request"]
             self.stats["seconds_per_request"] = per if seen is None else 0.7 * seen + 0.3 * per
             self.stats["batches"] += 1

@@ -50,6 +50,7 @@ class SoakResult:
     seconds: float
     reranked: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
+    llm_queue: dict[str, Any] = field(default_factory=dict)  # the server's LLM queue statistics at the end (/health)
 
 
 def tree_rss(pid: int) -> float:
@@ -128,7 +129,11 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     rss.append((round(seconds, 1), round(tree_rss(server_pid), 1)))
     with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as client:
         missing = len(set(acked) - stored_event_ids(client, list(acked.values())))
-    return _summarize(config, log, errors, acked, missing, rss, seconds)
+        llm = client.get("/health").json().get("llm", {})
+    result = _summarize(config, log, errors, acked, missing, rss, seconds)
+    result.llm_queue = {k: llm[k] for k in ("batches", "processed", "largest_batch", "seconds_per_request",
+                                            "refused_busy", "expired", "abandoned", "probes", "errors") if k in llm}
+    return result
 
 
 def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) -> SoakResult:

@@ -36,10 +36,14 @@ class ContentSignal(Signal):
         scores = profiles @ self.vectors.T
         m = int(p["recent_queries"])
         if m > 0 and p["recent_weight"] > 0:
-            recent = np.full_like(scores, -1.0)
+            # the last m items of every query in one product: (queries x m slots) x items, max over the slots
+            last = np.full((len(queries), m), -1, dtype=np.int64)
             for i, q in enumerate(queries):
-                if len(q.codes):
-                    recent[i] = (self.vectors[q.codes[-m:]] @ self.vectors.T).max(axis=0)
+                tail = q.codes[-m:]
+                last[i, m - len(tail):] = tail
+            sims = (self.vectors[last.ravel()] @ self.vectors.T).reshape(len(queries), m, -1)
+            sims[last < 0] = -1.0  # empty slots (short histories): no interest vector
+            recent = sims.max(axis=1)
             scores = (1 - p["recent_weight"]) * scores + p["recent_weight"] * recent
         return scores
 

@@ -26,13 +26,14 @@ class HabitSignal(Signal):
                  user_prior: float = 5.0):
         super().__init__("habit", {"half_life_days": half_life_days, "hour_bandwidth": hour_bandwidth,
                                    "hour_prior": hour_prior, "user_prior": user_prior})
-        self.item_cat: sp.csr_matrix | None = None
+        self.item_cat: sp.csr_matrix | None = None  # items x categories
+        self.cat_item: sp.csr_matrix | None = None  # its transpose
 
     def fit(self, data: FitData) -> None:
-        self.item_cat = category_matrix(data.item_categories, data.n_items)
+        self.load_state({"item_cat": category_matrix(data.item_categories, data.n_items)})
 
     def _global_at_hour(self, log: Any, now_ns: int, hour: int, cache: dict) -> np.ndarray:
-        key = (log.position(now_ns), hour)
+        key = (log.slot(now_ns), hour)
         if key not in cache:
             hours, _ = log.calendar_counts(now_ns)
             at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
@@ -60,8 +61,8 @@ class HabitSignal(Signal):
         since = np.log1p((q.now_ns - last_seen) / HOUR_NS)
         user = (recent + p["user_prior"] * prior) / (recent.sum() + p["user_prior"])
         score = np.log((at_hour + p["hour_prior"] * user) / (at_hour.sum() + p["hour_prior"]))
-        cat_hour = self.item_cat.T @ at_hour
-        cat_all = self.item_cat.T @ recent
+        cat_hour = self.cat_item @ at_hour
+        cat_all = self.cat_item @ recent
         return {"score": score, "visits": np.log1p(visits), "recent": recent, "hour": at_hour,
                 "hour_share": at_hour / max(at_hour.sum(), 1e-9), "hour_daytype": at_hour_daytype, "since": since,
                 "category_hour": self.item_cat @ (cat_hour / max(cat_hour.sum(), 1e-9)),
@@ -81,3 +82,4 @@ class HabitSignal(Signal):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.item_cat = state["item_cat"]
+        self.cat_item = self.item_cat.T.tocsr()  # built once: a transpose per query cost more than the product

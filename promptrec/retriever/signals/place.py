@@ -73,11 +73,10 @@ class PlaceSignal(Signal):
             return tuple(self.coords[q.codes[-1]])
         return None
 
-    def _distances(self, q: Query) -> np.ndarray:
-        origin = self._origin(q)
-        if origin is None:
-            return np.full(len(self.coords), np.nan)
-        return haversine_km(origin[0], origin[1], self.coords[:, 0], self.coords[:, 1])
+    def _distances(self, queries: list[Query]) -> np.ndarray:
+        """(batch x items) km from each query's origin (NaN rows where there is none), in one pass."""
+        origins = np.array([self._origin(q) or (np.nan, np.nan) for q in queries], dtype=np.float64).reshape(-1, 2)
+        return haversine_km(origins[:, :1], origins[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
 
     def _closeness(self, dist: np.ndarray) -> np.ndarray:
         """-log(1 + d / d0); items without coordinates rank below every located item (0 where no origin)."""
@@ -87,24 +86,25 @@ class PlaceSignal(Signal):
         return out
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return self._closeness(np.stack([self._distances(q) for q in queries]))
+        return self._closeness(self._distances(queries))
 
     def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
         n = len(self.coords)
-        dist = np.stack([self._distances(q) for q in queries])
-        centroid = np.full((len(queries), n), np.nan)
+        dist = self._distances(queries)
+        centres = np.full((len(queries), 2), np.nan)
         area = np.zeros((len(queries), n))
         cache: dict[int, np.ndarray] = {}
         for i, q in enumerate(queries):
             known = np.isfinite(self.coords[q.codes]).all(axis=1) if len(q.codes) else np.zeros(0, bool)
             if known.any():
                 w = recency_weights(q.times[known], q.now_ns, self.params["half_life_days"])
-                lat, lon = (w @ self.coords[q.codes[known]]) / w.sum()
-                centroid[i] = haversine_km(lat, lon, self.coords[:, 0], self.coords[:, 1])
+                centres[i] = (w @ self.coords[q.codes[known]]) / w.sum()
             if self.neighbours is not None:
-                if q.now_ns not in cache:
-                    cache[q.now_ns] = np.log1p(self.neighbours @ log.decayed_counts(q.now_ns, FOREVER_NS, FOREVER_NS))
-                area[i] = cache[q.now_ns]
+                slot = log.slot(q.now_ns)
+                if slot not in cache:
+                    cache[slot] = np.log1p(self.neighbours @ log.decayed_counts(q.now_ns, FOREVER_NS, FOREVER_NS))
+                area[i] = cache[slot]
+        centroid = haversine_km(centres[:, :1], centres[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
         return {"place": self._closeness(dist),
                 "place_km": np.log1p(dist), "place_centroid_km": np.log1p(centroid), "place_area_events": area}
 

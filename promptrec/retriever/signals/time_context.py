@@ -17,10 +17,11 @@ class TimeContextSignal(Signal):
 
     def __init__(self, smoothing: float = 20.0, hour_bandwidth: float = 1.0):
         super().__init__("time_context", {"smoothing": smoothing, "hour_bandwidth": hour_bandwidth})
-        self.item_cat: sp.csr_matrix | None = None
+        self.item_cat: sp.csr_matrix | None = None  # items x categories
+        self.cat_item: sp.csr_matrix | None = None  # its transpose
 
     def fit(self, data: FitData) -> None:
-        self.item_cat = category_matrix(data.item_categories, data.n_items)
+        self.load_state({"item_cat": category_matrix(data.item_categories, data.n_items)})
 
     def _lift(self, counts: np.ndarray, col: int, kernel: np.ndarray | None = None) -> np.ndarray:
         """log P(bin | item) / P(bin) for one bin, the counts smoothed over neighbouring bins by ``kernel``
@@ -33,8 +34,8 @@ class TimeContextSignal(Signal):
             column, bin_totals = counts @ kernel[:, col], counts.sum(axis=0) @ kernel
             row_sums = counts.sum(axis=1) * kernel[:, 0].sum()
         p_global = (bin_totals + 1.0) / (bin_totals.sum() + 1e-9 + counts.shape[1])
-        cat_column = self.item_cat.T @ column
-        p_cat = (cat_column + a * p_global[col]) / (self.item_cat.T @ row_sums + a)
+        cat_column = self.cat_item @ column
+        p_cat = (cat_column + a * p_global[col]) / (self.cat_item @ row_sums + a)
         prior = self.item_cat @ p_cat  # the item's categories' share of this bin
         p_item = (column + a * prior) / (row_sums + a)
         return np.log(p_item / p_global[col])
@@ -45,7 +46,7 @@ class TimeContextSignal(Signal):
         kernel = np.stack([hour_kernel(np.arange(HOURS), h, self.params["hour_bandwidth"]) for h in range(HOURS)])
         for i, q in enumerate(queries):
             hour, dow = log.local_calendar(q.now_ns)
-            key = (log.position(q.now_ns), hour, dow)
+            key = (log.slot(q.now_ns), hour, dow)
             if key not in cache:
                 hours, days = log.calendar_counts(q.now_ns)
                 cache[key] = self._lift(hours, hour, kernel) + self._lift(days, dow)
@@ -57,3 +58,4 @@ class TimeContextSignal(Signal):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.item_cat = state["item_cat"]
+        self.cat_item = self.item_cat.T.tocsr()  # built once: a transpose per query cost more than the product

@@ -20,8 +20,9 @@ class TrendingSignal(Signal):
         out = np.empty((len(queries), log.n_items))
         cache: dict[int, np.ndarray] = {}
         for i, q in enumerate(queries):
-            if q.now_ns not in cache:
-                cache[q.now_ns] = np.log1p(log.decayed_counts(q.now_ns, p["half_life_days"] * DAY_NS,
-                                                              p["window_days"] * DAY_NS))
-            out[i] = cache[q.now_ns]
+            slot = log.slot(q.now_ns)
+            if slot not in cache:
+                cache[slot] = np.log1p(log.decayed_counts(q.now_ns, p["half_life_days"] * DAY_NS,
+                                                          p["window_days"] * DAY_NS))
+            out[i] = cache[slot]
         return out
