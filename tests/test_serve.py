@@ -231,3 +231,4 @@ def test_in_process_vllm_reranks_and_batches_concurrent_users(fitted, tmp_path, 
         assert report["ok"] == 16 and report["reranked"] == 16, report
         llm = client.get("/health").json()["llm"]
         assert llm["largest_batch"] >= 2 and llm["batches"] < llm["processed"], llm
+        assert llm["kv_cache_prefaulted_bytes"] > 2**28  # the server reserved its KV cache at start

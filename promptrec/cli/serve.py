@@ -83,7 +83,9 @@ def serve(
                 prepare_default_model()
             reranker = make_reranker(llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
                                      fusion=fusion, adapter=adapter, base_url=llm_url, backend_options=(
-                                         {"gpu_memory_utilization": gpu_memory_utilization} if llm == "vllm" else None))
+                                         # a server reserves its KV cache at start: memory flat while it runs
+                                         {"gpu_memory_utilization": gpu_memory_utilization, "prefault_kv_cache": True}
+                                         if llm == "vllm" else None))
         service = RecommendationService(retriever, store, reranker, ServeConfig(
             candidates=candidates, llm_deadline_s=llm_deadline, max_batch=max_batch, max_pending=max_pending))
     access = (f"{len(keyring.keys)} API key(s)" if keyring else

@@ -212,6 +212,7 @@ class RecommendationService:
         if self.reranker is not None:
             llm = {"mode": self.reranker.backend.name, "model": self.reranker.model, "strategy": self.reranker.strategy,
                    "adapter": self.reranker.adapter, "deadline_s": self.config.llm_deadline_s,
+                   "kv_cache_prefaulted_bytes": getattr(self.reranker.backend, "kv_cache_prefaulted_bytes", None),
                    "pending": self.queue.pending, **self.queue.stats}
         llm["fallbacks"] = dict(self.fallbacks)
         retrieval = {"pending": self.retrievals.pending, **{k: self.retrievals.stats[k] for k in

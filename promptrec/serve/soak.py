@@ -51,6 +51,9 @@ class SoakResult:
     reranked: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
     llm_queue: dict[str, Any] = field(default_factory=dict)  # the server's LLM queue statistics at the end (/health)
+    # p99_first_last_ratio per kind of answer: "reranked" (waited for the LLM) and "direct" (everything else). With
+    # an LLM, the p99 of a window of all answers jumps with how many reranked answers happen to fall in it.
+    p99_ratio_by_kind: dict[str, float] = field(default_factory=dict)
 
 
 def tree_rss(pid: int) -> float:
@@ -136,8 +139,7 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     return result
 
 
-def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) -> SoakResult:
-    frame = pd.DataFrame(log, columns=["t", "kind", "status", "latency_s", "reranked", "fallback"])
+def _windows(frame: pd.DataFrame, config: SoakConfig, seconds: float) -> list[dict[str, Any]]:
     windows = []
     for w0 in np.arange(0, seconds, config.window_s):
         part = frame[(frame.t >= w0) & (frame.t < w0 + config.window_s) & (frame.status == 200)]
@@ -145,11 +147,24 @@ def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) ->
         windows.append({"start_s": float(w0), "requests": int(((frame.t >= w0) & (frame.t < w0 + config.window_s)).sum()),
                         "ok": len(part), "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
                         "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None})
+    return windows
+
+
+def _p99_ratio(windows: list[dict[str, Any]], config: SoakConfig, seconds: float) -> float:
+    """Median p99 of the last third of the post-warm-up windows over that of the first third."""
     steady = [w for w in windows if w["start_s"] >= config.warmup_s and w["p99_ms"] is not None
               and w["start_s"] + config.window_s <= seconds]
     third = max(1, len(steady) // 3)
     first = np.median([w["p99_ms"] for w in steady[:third]]) if steady else float("nan")
     last = np.median([w["p99_ms"] for w in steady[-third:]]) if steady else float("nan")
+    return round(float(last / first), 3) if first else float("nan")
+
+
+def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) -> SoakResult:
+    frame = pd.DataFrame(log, columns=["t", "kind", "status", "latency_s", "reranked", "fallback"])
+    windows = _windows(frame, config, seconds)
+    by_kind = {kind: _p99_ratio(_windows(part, config, seconds), config, seconds)
+               for kind, part in (("reranked", frame[frame.reranked]), ("direct", frame[~frame.reranked])) if len(part)}
     after = [m for t, m in rss if t >= config.warmup_s]
     bad = frame[(frame.status != 200) & ~frame.status.isin(list(REFUSALS))]
     recs = frame[frame.kind == "recommend"]
@@ -158,6 +173,6 @@ def _summarize(config: SoakConfig, log, errors, acked, missing, rss, seconds) ->
         by_status={str(k): int(v) for k, v in frame.status.value_counts().items()}, errors=len(bad),
         error_examples=errors, acknowledged_events=len(acked), missing_events=missing, rss_mb=rss,
         rss_growth_after_warmup=round(after[-1] / after[0] - 1, 4) if len(after) >= 2 else float("nan"),
-        windows=windows, p99_first_last_ratio=round(float(last / first), 3) if first else float("nan"),
+        windows=windows, p99_first_last_ratio=_p99_ratio(windows, config, seconds), p99_ratio_by_kind=by_kind,
         seconds=round(seconds, 1), reranked=int(recs.reranked.sum()),
         fallbacks={k: int(v) for k, v in recs.fallback.value_counts().items()})

@@ -46,12 +46,32 @@ def cpu_kv_cache_bytes(fraction: float) -> int:
     return int(get_memory_node_info(node).available_memory * fraction)
 
 
+def _touch_kv_cache(worker: Any) -> int:
+    """Write every page of a CPU worker's KV cache once (runs inside the worker); returns the bytes touched.
+
+    vLLM allocates the CPU KV cache untouched and zeroes each block on its first use, so a server's resident
+    memory creeps up for as long as the prefix cache has unused blocks.
+    A long-running server does this at start instead: its memory is then what it reserved, from the start."""
+    import torch
+
+    seen, total = set(), 0
+    for layer in worker.model_runner.compilation_config.static_forward_context.values():
+        caches = getattr(layer, "kv_cache", None)
+        for kv in (caches if isinstance(caches, (list, tuple)) else [caches]):
+            if isinstance(kv, torch.Tensor) and kv.data_ptr() not in seen:
+                seen.add(kv.data_ptr())
+                kv.zero_()
+                total += kv.numel() * kv.element_size()
+    return total
+
+
 class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, model: str, *, dtype: str | None = None, max_model_len: int = 2048,
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
-                 enable_lora: bool = False, seed: int = 0, block_size: int | None = None, **engine_args: Any):
+                 enable_lora: bool = False, seed: int = 0, block_size: int | None = None,
+                 prefault_kv_cache: bool = False, **engine_args: Any):
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine in this process: no fork/spawn surprises
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         try:
@@ -76,6 +96,9 @@ class VLLMBackend(Backend):
             # vLLM skips its own warm-up pass when the KV-cache size is explicit (always on CPU): run one here,
             # so the first user's request does not pay for kernel setup (and skew serving's time estimates)
             self.llm.generate(["Warm up."], self._params(max_tokens=1), use_tqdm=False)
+        self.kv_cache_prefaulted_bytes = None
+        if prefault_kv_cache and _on_cpu():
+            self.kv_cache_prefaulted_bytes = sum(self.llm.collective_rpc(_touch_kv_cache))
         self.enable_lora = enable_lora
         self.lora_request = None
         self._lora_ids: dict[str, int] = {}
