@@ -83,7 +83,7 @@ def serve(
                 prepare_default_model()
             reranker = make_reranker(llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
                                      fusion=fusion, adapter=adapter, base_url=llm_url, backend_options=(
-                                         # a server reserves its KV cache at start: memory flat while it runs
+                                         # a server reserves its KV cache at start, not as the prefix cache fills
                                          {"gpu_memory_utilization": gpu_memory_utilization, "prefault_kv_cache": True}
                                          if llm == "vllm" else None))
         service = RecommendationService(retriever, store, reranker, ServeConfig(
