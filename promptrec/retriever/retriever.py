@@ -438,10 +438,10 @@ class TimeAwareRetriever:
         train, index = self._fit_inputs
         span = pd.Timestamp(end) - pd.Timestamp(start)
         rows = []
-        for w in range(1, cfg.earlier_windows + 1):
+        for w in range(1, cfg.earlier_windows + 1 if span > pd.Timedelta(0) else 1):
             a, b = pd.Timestamp(start) - w * span, pd.Timestamp(start) - (w - 1) * span
             earlier = train.before(a)
-            if span <= pd.Timedelta(0) or not len(earlier):
+            if not len(earlier):
                 break
             targets = temporal_split(self.events, valid_start=a, test_start=b).validation
             if len(targets) < 20:
