@@ -190,6 +190,12 @@ def test_demo_eval_writes_tables_plots_and_beats_time_blind(demo_results):
     assert set(res["protocols"]["retrieval"]["all"]["time-aware"]) == {"recall@20", "recall@50", "recall@100"}
     md = (out / "results.md").read_text()
     assert "| time-aware |" in md and "hours since previous event" in md and "| SASRec |" in md
+    # paired leads on the same targets, on both ranking protocols
+    for key, table in (("paired", full), ("paired_sampled", sampled)):
+        lead = res[key]["time-aware"]["random"]["NDCG@10"]
+        assert lead["lead"] == pytest.approx(table["time-aware"]["NDCG@10"] - table["random"]["NDCG@10"])
+        assert lead["beyond"] and lead["ci95"][0] > 0
+    assert "minus each other pipeline (sampled candidates, all test targets)" in md
 
 
 def test_a_different_config_does_not_reuse_cached_results(demo_results):

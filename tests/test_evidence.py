@@ -45,6 +45,9 @@ def test_facts_are_the_users_and_everyones_before_now(world):
     assert (bar.visits, bar.visits_this_time, bar.usual_time) == (2, 0, "weekday evenings")
     assert cafe.visits == 0 and cafe.events == 28 and cafe.events_last_week == 14
     assert park.events == 0  # its only event is after now
+    # popularity: the share of the items used before now with fewer events (gym 38, cafe 28, bar 2)
+    assert (gym.popularity, cafe.popularity, bar.popularity, park.popularity) == (
+        pytest.approx(2 / 3), pytest.approx(1 / 3), 0.0, None)
     assert cafe.busiest_part == "morning" and bar.busiest_day is None  # 2 events: too few to say
     # on the second Friday at 08:30 u1's last event is the gym: u2 and u3 went from it to the cafe 22 times
     friday = T0 + pd.Timedelta(days=11, minutes=30)
@@ -78,6 +81,19 @@ def test_prompt_says_the_evidence_in_words(world, tokenizer):
     assert "A. Gym (visited 10 times, last 30 minutes ago)" in without.text
     with pytest.raises(ValueError, match="evidence entries"):
         b.build("label_scoring", [], [catalog["gym"]], friday, catalog, evidence=facts)
+
+
+def test_popularity_prompts_say_popularity_in_words(world, tokenizer):
+    """eval/prompts/popularity says how popular a candidate is in words instead of counts."""
+    from pathlib import Path
+
+    retriever, catalog, inter = world
+    friday = T0 + pd.Timedelta(days=11, minutes=30)
+    facts = retriever.explain("u2", friday, ["cafe", "bar"])
+    b = PromptBuilder(prompts_dir=Path(__file__).parents[1] / "eval" / "prompts" / "popularity", tokenizer=tokenizer)
+    p = b.build("label_scoring", inter.history("u2", before=friday), [catalog["cafe"], catalog["bar"]], friday,
+                catalog, evidence=facts)
+    assert "B. Bar (6 km; rarely chosen)" in p.text and "visits" not in p.text
 
 
 def test_twenty_candidates_with_evidence_fit_800_tokens_on_the_demo(tokenizer):

@@ -47,6 +47,35 @@ def test_examples_come_from_training_events_and_answer_with_the_true_label(demo,
     assert listwise[0].answer.split(", ")[0] == listwise[0].true_label and len(listwise[0].answer.split(", ")) == 10
 
 
+def test_examples_carry_the_evidence_inference_shows(demo, split, tokenizer):
+    """Random-negative examples (the sampled protocol's shape) say how many events each candidate had before
+    the target's time (everybody's counts are taken at the start of its hour), as the eval's rerank prompts do;
+    without evidence the candidates are the same."""
+    from promptrec.prompt.builder import PromptBuilder
+
+    ds = demo.dataset
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.train)
+    builder = PromptBuilder(tokenizer=tokenizer, timezone=ds.interactions.timezone)
+    targets = training_targets(split.train, 6, seed=5)
+    kw = dict(hard_negatives=0, random_negatives=9, seed=5, progress=False)
+    shown = build_examples(targets, split.train, retriever, ds.catalog, builder, evidence=True, **kw)
+    bare = build_examples(targets, split.train, retriever, ds.catalog, builder, evidence=False, **kw)
+    f = split.train.frame
+    said = 0
+    for t, ex, plain in zip(targets, shown, bare):
+        assert ex.candidate_ids == plain.candidate_ids and ex.answer == plain.answer
+        lines = {ln.split(". ", 1)[0]: ln for ln in ex.prompt.splitlines() if ". " in ln}
+        for item, label in zip(ex.candidate_ids, ex.labels):
+            before = (f["item_id"] == item) & (f["timestamp"] < t.now.floor("h"))
+            everyone = int(before.sum())
+            mine = int(((f["item_id"] == item) & (f["timestamp"] < t.now) & (f["user_id"] == t.user_id)).sum())
+            if everyone > max(mine, 1):
+                assert f"{everyone} visits" in lines[label]
+                said += 1
+        assert " visits" not in plain.prompt
+    assert said > 10
+
+
 def test_retrieved_examples_show_the_retrievers_order_as_inference_does(demo, split, tokenizer):
     from promptrec.finetune.examples import build_retrieved_examples
     from promptrec.prompt.builder import PromptBuilder

@@ -75,6 +75,26 @@ def test_sasrec_learns_a_planted_order():
     assert np.array_equal(predicted, [(s.codes[-1] + 1) % 12 for s in probe])
 
 
+def test_final_epochs_learn_the_held_out_last_events():
+    """Each user's last event (item 12, seen nowhere else) is held out for early stopping; only with
+    final_epochs does the kept model train on it."""
+    events = _cycle_events()
+    last = {}
+    for u, t, _ in events:
+        last[u] = max(last.get(u, 0), t)
+    users, codes, times = _arrays([(u, t, 12 if t == last[u] else c) for u, t, c in events])
+    seqs = user_sequences(users, codes, times, "UTC")
+    cfg = dict(FAST, epochs=15, patience=15)
+    plain = train_sasrec(seqs, 13, SASRecConfig(**cfg), progress=False)
+    final = train_sasrec(seqs, 13, SASRecConfig(**cfg, final_epochs=5), progress=False)
+    assert sum(bool(h.get("on_all_events")) for h in final.history) == 5
+    probe = [type(s)(s.codes[:-1], s.times[:-1], s.hours[:-1], s.dows[:-1]) for s in seqs[:20]]
+    batch = query_batch(probe, 12, np.array([s.times[-1] for s in seqs[:20]]), np.zeros(20, int), np.zeros(20, int))
+    share = [np.exp(m.model.score_last(batch)) for m in (plain, final)]
+    share = [(p[:, 12] / p.sum(axis=1)).mean() for p in share]
+    assert share[1] > 1.5 * share[0]
+
+
 def test_time_aware_variant_learns_what_the_clock_says_and_plain_sasrec_cannot():
     users, codes, times = _arrays(_clock_events())
     seqs = user_sequences(users, codes, times, "UTC")

@@ -35,7 +35,8 @@ def finetune(
     config: Optional[str] = typer.Option(None, help="An eval config: train on its data and split, with its "
                                          "retriever's top --candidates and their evidence (PATH replaces its data)."),
     candidates: int = typer.Option(20, help="With --config: candidates per example (the retriever's top N)."),
-    evidence: bool = typer.Option(True, help="With --config: the retriever's evidence in the prompts."),
+    evidence: bool = typer.Option(True, help="The retriever's evidence about each candidate in the prompts "
+                                  "(visits, popularity, what follows the last item...), as inference shows it."),
     order: str = typer.Option("retriever", help="With --config: candidates in the retriever's order, as a "
                               "reranker's first pass shows them (events it missed are left out), or 'shuffled'."),
     init_adapter: Optional[str] = typer.Option(None, help="Continue training this adapter (keeps its rank, "
@@ -60,8 +61,8 @@ def finetune(
         else:
             m = run(path, out=out, format="demo" if path is None else format, model=model, task=task,
                     examples=examples, valid_examples=valid, hard_negatives=hard_negatives,
-                    random_negatives=random_negatives, prompts_dir=prompts_dir, max_prompt_tokens=max_prompt_tokens,
-                    lora=cfg, seed=seed)
+                    random_negatives=random_negatives, evidence=evidence, prompts_dir=prompts_dir,
+                    max_prompt_tokens=max_prompt_tokens, lora=cfg, seed=seed)
     before, best = m["validation"]["before_training"] or {}, m["validation"]["best"] or {}
     console.print(kv_table(f"adapter written to {out}", {
         "base model": m["base_model"]["name"], "examples": m["data"]["train_examples"],

@@ -108,12 +108,15 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
             name: {f"recall@{n}": hit_rate(np.array([r["rank"] for r in run.records[(name, "full")]]), n)
                    for n in cfg.retrieval_ns}
             for name in names if (name, "full") in run.records and len(run.records[(name, "full")]) == len(all_idx)}}
-    res["paired"] = {}
-    for p in cfg.pipelines:
-        if p.kind == "retriever" and (p.name, "full") in run.records:
-            ranks = {n: np.array([r["rank"] for r in run.records[(n, "full")]]) for n in names
-                     if (n, "full") in run.records and len(run.records[(n, "full")]) == len(all_idx)}
-            res["paired"][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
+    # paired differences of each retriever pipeline against the others on the same targets: "paired" on full
+    # ranking, "paired_sampled" on the sampled candidates (score pipelines that ran on every test target)
+    for key, proto in (("paired", "full"), ("paired_sampled", "sampled")):
+        res[key] = {}
+        for p in cfg.pipelines:
+            if p.kind == "retriever" and (p.name, proto) in run.records:
+                ranks = {n: np.array([r["rank"] for r in run.records[(n, proto)]]) for n in names
+                         if (n, proto) in run.records and len(run.records[(n, proto)]) == len(all_idx)}
+                res[key][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
     res["retrievers"] = {name: m.describe() | {"tuning": _tuning_summary(m.tuning)}
                          for name, m in run.models.items() if m.tuning}
     res["sequential"] = {f"{name} / {sig}": {k: v for k, v in s.training.items() if k != "history"}
@@ -306,11 +309,13 @@ def _table(table: dict[str, dict[str, Any]], ks: list[int], h: int, beyond: bool
 
 def _paired_md(res: dict[str, Any]) -> list[str]:
     lines = []
-    for ref, others in res.get("paired", {}).items():
+    blocks = [("full ranking", ref, others) for ref, others in res.get("paired", {}).items()]
+    blocks += [("sampled candidates", ref, others) for ref, others in res.get("paired_sampled", {}).items()]
+    for protocol, ref, others in blocks:
         if not others:
             continue
         metrics = list(next(iter(others.values())))
-        lines += [f"## Paired differences: *{ref}* minus each other pipeline (full ranking, all test targets)", "",
+        lines += [f"## Paired differences: *{ref}* minus each other pipeline ({protocol}, all test targets)", "",
                   "Lead on the same targets with a 95% paired bootstrap interval; **bold**: beyond the interval "
                   "(it excludes 0).", "", "| pipeline | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for name, row in others.items():

@@ -25,9 +25,9 @@ SHARED_TEMPLATES = ["history.j2", "candidates.j2", "evidence.j2", "item_prompt.j
 
 def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "auto", model: str | None = None,
              task: str = "label_scoring", examples: int = 1500, valid_examples: int = 200, hard_negatives: int = 10,
-             random_negatives: int = 9, split: str = "leave-last-out", prompts_dir: str | Path | None = None,
-             max_prompt_tokens: int = 800, labels: str = "letters", lora: LoraConfig | None = None, seed: int = 0,
-             progress: bool = True) -> dict[str, Any]:
+             random_negatives: int = 9, evidence: bool = True, split: str = "leave-last-out",
+             prompts_dir: str | Path | None = None, max_prompt_tokens: int = 800, labels: str = "letters",
+             lora: LoraConfig | None = None, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Build examples, train a LoRA adapter, write it to ``out`` with its manifest; returns the manifest."""
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import make_split
@@ -45,14 +45,16 @@ def finetune(data: str | Path | None = None, *, out: str | Path, format: str = "
     tokenizer = load_tokenizer(model)
     builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=tokenizer, max_prompt_tokens=max_prompt_tokens,
                             labels=labels, timezone=ds.interactions.timezone)
-    kw = dict(task=task, hard_negatives=hard_negatives, random_negatives=random_negatives, progress=progress)
+    kw = dict(task=task, hard_negatives=hard_negatives, random_negatives=random_negatives, evidence=evidence,
+              progress=progress)
     train = build_examples(training_targets(sp.train, examples, seed=seed), sp.train, retriever, ds.catalog, builder,
                            seed=seed, **kw)
     valid_targets = [sp.validation[i] for i in _sample(len(sp.validation), valid_examples, seed)]
     valid = build_examples(valid_targets, sp.train, retriever, ds.catalog, builder, seed=seed + 1, **kw)
     n = 1 + hard_negatives + random_negatives
     data_info = {"dataset": ds.name, "split": sp.describe(), "candidates": n, "hard_negatives": hard_negatives,
-                 "random_negatives": random_negatives, "seed": seed, "max_prompt_tokens": max_prompt_tokens}
+                 "random_negatives": random_negatives, "evidence": evidence, "seed": seed,
+                 "max_prompt_tokens": max_prompt_tokens}
     return _train_and_write(model, builder, train, valid, out, lora, task=task, candidates=n, data_info=data_info,
                             progress=progress)
 

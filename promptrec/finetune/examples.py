@@ -2,8 +2,9 @@
 
 For a target event at time ``t``: the user's history strictly before ``t`` (from the
 training log), candidates = the true item + the retriever's top hard negatives + random
-items (seeded), shuffled, rendered with the same templates as inference. Negatives are
-items the user never interacts with in the training log, before or after ``t``. The answer
+items (seeded), shuffled, rendered with the same templates as inference (with the retriever's
+evidence about each candidate, as the eval's rerank pipelines show it, unless turned off).
+Negatives are items the user never interacts with in the training log, before or after ``t``. The answer
 is the true item's label (label scoring) or an ordered list of labels, true item first,
 then the hard negatives in retriever order, then the random ones (listwise).
 """
@@ -50,8 +51,10 @@ def training_targets(log: Interactions, n: int, *, seed: int = 0, min_history: i
 
 def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
                    builder: PromptBuilder, *, task: str = "label_scoring", hard_negatives: int = 10,
-                   random_negatives: int = 9, seed: int = 0, progress: bool = True) -> list[TrainingExample]:
-    """Render one example per target; ``retriever`` must be fitted with ``log`` as its event log."""
+                   random_negatives: int = 9, evidence: bool = True, seed: int = 0, progress: bool = True,
+                   ) -> list[TrainingExample]:
+    """Render one example per target; ``retriever`` must be fitted with ``log`` as its event log. With
+    ``evidence`` the prompt carries the retriever's facts about each candidate (all from before ``t``)."""
     if task not in ("label_scoring", "listwise"):
         raise ValueError(f"fine-tuning supports label_scoring and listwise, not {task!r}.")
     ids = np.asarray(catalog.ids, dtype=object)
@@ -70,7 +73,8 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
         rand = list(rng.choice(pool, min(random_negatives, len(pool)), replace=False)) if len(pool) else []
         ordered = [t.item_id] + hard + [str(x) for x in rand]  # the answer's order for listwise
         shown = [ordered[i] for i in rng.permutation(len(ordered))]
-        prompt = builder.build(task, history, [catalog[i] for i in shown], t.now, catalog)
+        facts = retriever.explain(t.user_id, t.now, shown) if evidence else None
+        prompt = builder.build(task, history, [catalog[i] for i in shown], t.now, catalog, evidence=facts)
         label_of = dict(zip(shown, prompt.labels))
         answer = label_of[t.item_id] if task == "label_scoring" else ", ".join(label_of[i] for i in ordered)
         out.append(TrainingExample(prompt.text, prompt.label_prefix + answer, prompt.labels, label_of[t.item_id],

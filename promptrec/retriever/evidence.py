@@ -6,8 +6,9 @@
 Every fact is computed from events strictly before ``now``: the user's own history (how often
 and when they used the item, how often at this time of day, their visits to its category), the
 item's place relative to the request (or to the user's last place), and everyone's behaviour
-(how many events it had, in the last week, at this time of day, its busiest weekday and part of
-day, and how often people went to it straight after the item the user had last). Templates turn
+(how many events it had, how that ranks among the items used so far, in the last week, at this
+time of day, its busiest weekday and part of day, and how often people went to it straight after
+the item the user had last). Templates turn
 these into words (``prompts/evidence.j2``).
 
 Transition counts are read from the log the retriever was fitted with (``use_log``); events added
@@ -53,6 +54,7 @@ class CandidateEvidence:
     busiest_day: str | None  # "Fridays" when clearly above the other days (>= 8 events)
     busiest_part: str | None  # "evening" when clearly above the other parts of the day (>= 8 events)
     follows_last: int  # times anyone went to this item next after the user's last item
+    popularity: float | None = None  # share of the items used before now with fewer events (None: nobody had it)
 
 
 class PairCounts:
@@ -95,6 +97,8 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
     now_hour, _ = log.local_calendar(now_ns)
     hour_counts, dow_counts = log.calendar_counts(now_ns)
     week = np.bincount(log.codes[log.position(now_ns - 7 * DAY_NS):log.position(now_ns)], minlength=log.n_items)
+    totals = dow_counts.sum(axis=1)
+    used = np.sort(totals[totals > 0])
     first_cat, coords = _item_table(retriever)
     user_cats = Counter(first_cat[query.codes].tolist())
     here = None
@@ -128,7 +132,8 @@ def explain(retriever: Any, query: Query, item_ids: Sequence[str]) -> list[Candi
             share_this_time=float(hour_counts[c][_near_hour(np.arange(24), now_hour)].sum() / total)
             if total >= MIN_EVENTS_FOR_PROFILE else None,
             busiest_day=_clear_peak(dow_counts[c], WEEKDAYS), busiest_part=_clear_peak(by_part, PARTS),
-            follows_last=int(follows[j])))
+            follows_last=int(follows[j]),
+            popularity=float(np.searchsorted(used, total, side="left") / len(used)) if total > 0 else None))
     return out
 
 

@@ -16,7 +16,8 @@ class SASRecConfig:
     for each batch (sampled softmax; 0 = all items, exact but several times slower on CPU for
     thousands of items) and stops when the validation NDCG@10
     (each user's last training event) has not improved for ``patience`` epochs, or after
-    ``max_minutes``.
+    ``max_minutes``; the best epoch's model then trains ``final_epochs`` more epochs on every
+    event, the held-out last ones included (they are each user's most recent).
     """
 
     max_len: int = 50
@@ -31,6 +32,7 @@ class SASRecConfig:
     epochs: int = 200
     patience: int = 10
     max_minutes: float = 4.0
+    final_epochs: int = 0  # after early stopping: epochs on every event, validation ones included, at lr / 10
     time_aware: bool = False
     seed: int = 0
 

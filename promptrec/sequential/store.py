@@ -21,6 +21,7 @@ from promptrec.sequential.config import SASRecConfig
 from promptrec.sequential.model import SASRec
 
 MANIFEST = "manifest.json"
+LATER_SETTINGS = {"final_epochs": 0}  # setting -> the value that trains as before it existed
 WEIGHTS = "model.pt"
 
 
@@ -31,8 +32,10 @@ def cache_root() -> Path:
 
 def fingerprint(config: SASRecConfig, n_items: int, users: np.ndarray, codes: np.ndarray, times: np.ndarray,
                 timezone: str) -> str:
-    """Hash of everything a trained model depends on: settings, catalogue size, training events."""
-    h = hashlib.sha256(json.dumps([config.to_dict(), n_items, timezone, __version__], sort_keys=True).encode())
+    """Hash of everything a trained model depends on: settings, catalogue size, training events. Settings
+    added later are left out at their neutral value, so models trained before them stay cached."""
+    settings = {k: v for k, v in config.to_dict().items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+    h = hashlib.sha256(json.dumps([settings, n_items, timezone, __version__], sort_keys=True).encode())
     for a in (np.asarray(users).astype(str), codes, times):
         h.update(np.ascontiguousarray(a).tobytes() if a.dtype != object else "\0".join(a).encode())
     return h.hexdigest()[:20]

@@ -17,7 +17,7 @@ from promptrec.data.repeats import REPEAT_THRESHOLD
 from promptrec.eval.metrics import hit_rate, ndcg, true_ranks
 from promptrec.sequential.config import SASRecConfig
 from promptrec.sequential.model import SASRec, to_tensors
-from promptrec.sequential.sequences import Sequence, query_batch, training_windows
+from promptrec.sequential.sequences import Batch, Sequence, query_batch, training_windows
 
 MIN_VALID_EVENTS = 3  # users with fewer training events keep them all for training
 
@@ -93,6 +93,23 @@ def batch_loss(model: SASRec, hidden: torch.Tensor, truth: torch.Tensor, negativ
     return F.cross_entropy(logits, torch.zeros(len(truth), dtype=torch.long))
 
 
+def train_epoch(model: SASRec, optimiser: torch.optim.Optimizer, windows: Batch, rng: np.random.Generator,
+                generator: torch.Generator, config: SASRecConfig, n_items: int) -> float:
+    """One pass over the training windows in a random order; the mean batch loss."""
+    model.train()
+    order = rng.permutation(len(windows.items))
+    total, batches = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        t = to_tensors(windows, order[start:start + config.batch_size])
+        mask = t["targets"] > 0
+        loss = batch_loss(model, model.hidden(t)[mask], t["targets"][mask] - 1, config.negatives, n_items, generator)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        total, batches = total + loss.item(), batches + 1
+    return total / max(batches, 1)
+
+
 def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progress: bool = True) -> TrainResult:
     """Train on ``seqs`` (training-period events only) and keep the epoch best on validation."""
     started = time.perf_counter()
@@ -116,25 +133,14 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
     bar = tqdm(range(1, config.epochs + 1), desc="training SASRec" + (" (time-aware)" if config.time_aware else ""),
                unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
-        order = rng.permutation(len(windows.items))
-        total, batches = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            t = to_tensors(windows, order[start:start + config.batch_size])
-            mask = t["targets"] > 0
-            loss = batch_loss(model, model.hidden(t)[mask], t["targets"][mask] - 1, config.negatives, n_items,
-                              generator)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total, batches = total + loss.item(), batches + 1
+        loss = train_epoch(model, optimiser, windows, rng, generator, config, n_items)
         if valid_batch is not None:
             scores = model.score_last(valid_batch)
             ndcg, hr = ranking_quality(mask_seen(scores, prefixes, truth) if exclude_seen else scores, truth)
         else:
-            ndcg, hr = -total / batches, 0.0  # no validation users: keep the lowest loss
-        history.append({"epoch": epoch, "loss": round(total / batches, 4), "valid_ndcg10": round(ndcg, 4)})
-        bar.set_postfix(loss=f"{total / batches:.3f}", ndcg10=f"{ndcg:.4f}")
+            ndcg, hr = -loss, 0.0  # no validation users: keep the lowest loss
+        history.append({"epoch": epoch, "loss": round(loss, 4), "valid_ndcg10": round(ndcg, 4)})
+        bar.set_postfix(loss=f"{loss:.3f}", ndcg10=f"{ndcg:.4f}")
         if ndcg > best[0]:
             best = (ndcg, hr, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[2] >= config.patience:
@@ -145,6 +151,14 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
             break
     bar.close()
     model.load_state_dict(best[3])
+    if config.final_epochs and prefixes:
+        # the validation events are each user's latest: the kept model also learns from them, briefly and gently
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr * 0.1, betas=(0.9, 0.98),
+                                     weight_decay=config.weight_decay)
+        every = training_windows(seqs, config.max_len)
+        for _ in range(config.final_epochs):
+            loss = train_epoch(model, optimiser, every, rng, generator, config, n_items)
+            history.append({"epoch": len(history) + 1, "loss": round(loss, 4), "on_all_events": True})
     model.eval()
     return TrainResult(model, config, best[2], epoch, round(best[0], 4), round(best[1], 4),
                        round(time.perf_counter() - started, 1), len(windows.items), len(valid_users), stopped_by,
