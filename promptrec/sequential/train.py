@@ -93,6 +93,11 @@ def batch_loss(model: SASRec, hidden: torch.Tensor, truth: torch.Tensor, negativ
     return F.cross_entropy(logits, torch.zeros(len(truth), dtype=torch.long))
 
 
+def adam(model: SASRec, config: SASRecConfig, lr: float) -> torch.optim.Adam:
+    """The paper's optimiser: Adam with betas (0.9, 0.98)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+
+
 def train_epoch(model: SASRec, optimiser: torch.optim.Optimizer, windows: Batch, rng: np.random.Generator,
                 generator: torch.Generator, config: SASRecConfig, n_items: int) -> float:
     """One pass over the training windows in a random order; the mean batch loss."""
@@ -125,7 +130,7 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
         truth = np.array([s.codes[-1] for s in last])
     exclude_seen = repeat_share(seqs) < REPEAT_THRESHOLD  # rank as the retriever will: seen items out
     model = SASRec(n_items, config)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+    optimiser = adam(model, config, config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     best = (-1.0, 0.0, 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
@@ -153,8 +158,7 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
     model.load_state_dict(best[3])
     if config.final_epochs and prefixes:
         # the validation events are each user's latest: the kept model also learns from them, briefly and gently
-        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr * 0.1, betas=(0.9, 0.98),
-                                     weight_decay=config.weight_decay)
+        optimiser = adam(model, config, config.lr * 0.1)
         every = training_windows(seqs, config.max_len)
         for _ in range(config.final_epochs):
             loss = train_epoch(model, optimiser, every, rng, generator, config, n_items)
