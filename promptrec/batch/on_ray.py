@@ -12,6 +12,10 @@ import pandas as pd
 from promptrec.batch.types import BatchConfig
 from promptrec.batch.worker import BatchOutcome, BatchWorker
 
+# every worker loads the retriever (and maybe an LLM engine) before batches are dispatched, so the work is
+# shared by the whole pool; a pool the cluster cannot place in this time fails instead of running on fewer
+ACTOR_START_TIMEOUT_S = 900
+
 
 def ray_available() -> bool:
     try:
@@ -44,10 +48,12 @@ def _stream(batches: pd.DataFrame, retriever_path: str, config: BatchConfig, wor
     ctx.enable_progress_bars = False  # the driver shows one bar over batches
     ctx.verbose_progress = False
     ctx.execution_options.preserve_order = False
+    ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     dataset = ray.data.from_items(batches.to_dict("records"), override_num_blocks=len(batches))
     outcomes = dataset.map_batches(
         BatchWorker, fn_constructor_kwargs={"retriever_path": retriever_path, "config": config},
-        batch_size=1, batch_format="pandas", compute=ray.data.ActorPoolStrategy(size=workers),
+        batch_size=1, batch_format="pandas",
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
         num_cpus=cpus_per_worker)
     # a worker's exceptions come back as failed outcomes, after its own retries
     for frame in outcomes.iter_batches(batch_size=1, batch_format="pandas", prefetch_batches=0):
