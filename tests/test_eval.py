@@ -105,6 +105,63 @@ def test_adapter_reports_say_how_its_candidates_were_drawn():
     assert _negatives({"candidates": 20, "order": "retriever", "evidence": True}) == (
         "the retriever's top 20, in its order, with evidence")
     assert _negatives({"candidates": 20, "evidence": False}) == "the retriever's top 20, shuffled"
+    assert _negatives({"candidates": 20, "protocol": "sampled", "order": "retriever", "evidence": True}) == (
+        "the true item + 19 random ones, in the retriever's order, with evidence")
+
+
+def test_sampled_rerank_requests_follow_the_retrievers_order_when_asked(demo_split):
+    """``order: retriever`` shows a sampled target's candidates sorted by the retriever's score (as the full
+    protocol's top N are); the default shows them as drawn. A config with another order is refused."""
+    from promptrec.eval.pipelines import rerank_requests
+    from promptrec.eval.targets import build_targets
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    ds, split = demo_split
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.full)
+    targets = build_targets(split, ds.catalog, negatives=9, seed=0)[:8]
+
+    class Collect:  # the reranker's request() is the boundary: keep what it is given
+        def request(self, history, candidates, now, user_id, evidence=None):
+            return candidates
+
+    drawn = rerank_requests(Collect(), retriever, split, targets, "sampled", 20, evidence=False)
+    ranked = rerank_requests(Collect(), retriever, split, targets, "sampled", 20, evidence=False, order="retriever")
+    for t, a, b in zip(targets, drawn, ranked):
+        assert [c.item_id for c in a] == t.sampled
+        assert sorted(c.item_id for c in b) == sorted(t.sampled) and [c.rank for c in b] == list(range(1, 11))
+        finite = [c.score for c in b if np.isfinite(c.score)]
+        assert finite == sorted(finite, reverse=True) and all(np.isfinite(c.score) for c in b[:len(finite)])
+    assert any([c.item_id for c in a] != [c.item_id for c in b] for a, b in zip(drawn, ranked))
+    base = {"dataset": "demo", "pipelines": [{"name": "r", "kind": "retriever"}]}
+    with pytest.raises(ConfigError, match="order is 'drawn'"):
+        parse_config({**base, "pipelines": base["pipelines"] + [{"name": "l", "kind": "rerank", "order": "best"}]})
+
+
+def test_tuned_and_fused_llm_pipelines_get_paired_leads_on_the_llm_sample():
+    """A tuned pipeline is compared with the zero-shot one and the retriever on the targets they all ran on
+    (the LLM sample), with paired intervals; a zero-shot pipeline without fusion is not a reference."""
+    from types import SimpleNamespace
+
+    from promptrec.eval.report import _paired_on_llm_sample
+
+    cfg = parse_config({"dataset": "demo", "bootstrap_samples": 200, "pipelines": [
+        {"name": "r", "kind": "retriever"}, {"name": "zs", "kind": "rerank"},
+        {"name": "tuned", "kind": "rerank", "adapter": "some/adapter", "fusion": "tune"}]})
+    rng = np.random.default_rng(0)
+    sample = list(range(0, 400, 2))  # the LLM ran on every other target
+    retriever = rng.integers(0, 20, 400)
+    zero_shot = rng.integers(0, 20, len(sample))
+    tuned = np.minimum(retriever[sample], zero_shot)  # never worse than either, often better than the zero-shot
+    records = {("r", "sampled"): [{"i": i, "rank": int(r)} for i, r in enumerate(retriever)],
+               ("zs", "sampled"): [{"i": i, "rank": int(r)} for i, r in zip(sample, zero_shot)],
+               ("tuned", "sampled"): [{"i": i, "rank": int(r)} for i, r in zip(sample, tuned)],
+               ("tuned + fusion", "sampled"): [{"i": i, "rank": int(retriever[i])} for i in sample]}
+    run = SimpleNamespace(cfg=cfg, records=records, ranking_protocols=["sampled"])
+    out = _paired_on_llm_sample(run, ["r", "zs", "tuned", "tuned + fusion"], sample)["sampled"]
+    assert set(out) == {"tuned", "tuned + fusion"}
+    lead = out["tuned"]["zs"]["NDCG@10"]
+    assert lead["beyond"] and lead["lead"] > 0 and lead["ci95"][0] > 0
+    assert out["tuned + fusion"]["r"]["NDCG@10"]["lead"] == 0 and not out["tuned + fusion"]["r"]["NDCG@10"]["beyond"]
 
 
 def test_shipped_configs_parse():

@@ -76,6 +76,32 @@ def test_examples_carry_the_evidence_inference_shows(demo, split, tokenizer):
     assert said > 10
 
 
+def test_sampled_examples_in_the_retrievers_order_are_sorted_by_its_score(demo, split, tokenizer):
+    """The sampled protocol's shape (true item + random negatives) with ``order="retriever"``: the same candidates
+    as shuffled, shown best-scored first, so the adapter learns what a pipeline with ``order: retriever`` shows."""
+    from promptrec.data.splits import HeldOut
+    from promptrec.prompt.builder import PromptBuilder
+
+    ds = demo.dataset
+    retriever = TimeAwareRetriever(signals=["transition", "trending"]).fit(split.train, ds.catalog, log=split.train)
+    builder = PromptBuilder(tokenizer=tokenizer, timezone=ds.interactions.timezone)
+    targets = training_targets(split.train, 10, seed=6)
+    kw = dict(hard_negatives=0, random_negatives=9, evidence=False, seed=6, progress=False)
+    shuffled = build_examples(targets, split.train, retriever, ds.catalog, builder, **kw)
+    ordered = build_examples(targets, split.train, retriever, ds.catalog, builder, order="retriever", **kw)
+    moved = 0
+    for t, a, b in zip(targets, shuffled, ordered):
+        assert sorted(a.candidate_ids) == sorted(b.candidate_ids) and b.answer == b.labels[b.candidate_ids.index(t.item_id)]
+        one = retriever.score_targets([HeldOut(t.user_id, t.item_id, t.now)], columns=[b.candidate_ids])[0]
+        scores = one[ds.catalog.codes(b.candidate_ids)]
+        finite = scores[np.isfinite(scores)]
+        assert (np.diff(finite) <= 1e-9).all() and np.isfinite(scores[:len(finite)]).all()  # best first, -inf last
+        moved += a.candidate_ids != b.candidate_ids
+    assert moved > 5
+    with pytest.raises(ValueError, match="unknown order"):
+        build_examples(targets, split.train, retriever, ds.catalog, builder, order="best", **kw)
+
+
 def test_retrieved_examples_show_the_retrievers_order_as_inference_does(demo, split, tokenizer):
     from promptrec.finetune.examples import build_retrieved_examples
     from promptrec.prompt.builder import PromptBuilder

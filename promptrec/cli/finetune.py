@@ -39,6 +39,9 @@ def finetune(
                                   "(visits, popularity, what follows the last item...), as inference shows it."),
     order: str = typer.Option("retriever", help="With --config: candidates in the retriever's order, as a "
                               "reranker's first pass shows them (events it missed are left out), or 'shuffled'."),
+    protocol: Optional[str] = typer.Option(None, help="With --config: examples shaped like its 'full' protocol "
+                                           "(the retriever's top N) or 'sampled' (true item + the config's random "
+                                           "negatives); default: full when the config runs it."),
     init_adapter: Optional[str] = typer.Option(None, help="Continue training this adapter (keeps its rank, "
                                                "modules and layers)."),
 ) -> None:
@@ -56,7 +59,8 @@ def finetune(
             from promptrec.finetune import finetune_on_config
 
             m = finetune_on_config(config, out=out, data=path, model=model, examples=examples, valid_examples=valid,
-                                   candidates=candidates, evidence=evidence, order=order, prompts_dir=prompts_dir,
+                                   candidates=candidates, evidence=evidence, order=order, protocol=protocol,
+                                   prompts_dir=prompts_dir,
                                    max_prompt_tokens=max_prompt_tokens, lora=cfg)
         else:
             m = run(path, out=out, format="demo" if path is None else format, model=model, task=task,

@@ -29,6 +29,7 @@ PROTOCOLS = ("full", "sampled", "retrieval")
 SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
                "user_frequency_hour", "retriever", "sasrec", "sasrec_time")
 KINDS = SCORE_KINDS + ("rerank",)
+CANDIDATE_ORDERS = ("drawn", "retriever")  # a rerank pipeline's sampled candidates: as drawn, or retriever-sorted
 
 
 class ConfigError(ValueError):
@@ -176,6 +177,9 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
             elif ref is None or ref not in retrievers:
                 raise fail("pipelines", f"rerank pipeline '{p.name}' needs 'retriever:' naming a retriever "
                                         f"pipeline of this config (have: {retrievers}).")
+            if p.options.get("order", "drawn") not in CANDIDATE_ORDERS:
+                raise fail("pipelines", f"rerank pipeline '{p.name}': order is 'drawn' (the sampled candidates "
+                                        "as drawn, shuffled) or 'retriever' (sorted by the retriever's score).")
     cfg.ks = sorted({int(k) for k in cfg.ks})
     return cfg
 

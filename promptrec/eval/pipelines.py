@@ -19,7 +19,7 @@ import numpy as np
 
 from promptrec.data.catalog import Catalog
 from promptrec.data.splits import Split
-from promptrec.eval.config import PipelineConfig
+from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.retriever.candidate import Candidate
@@ -121,15 +121,23 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
 
 
 def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targets: list[EvalTarget], protocol: str,
-                    n_candidates: int, evidence: bool = True) -> list:
+                    n_candidates: int, evidence: bool = True, order: str = "drawn") -> list:
     """The reranker's requests: retriever top-N (full) or the sampled candidates with retriever scores (sampled);
-    with ``evidence``, each carries the retriever's facts about its candidates for the prompt."""
+    with ``evidence``, each carries the retriever's facts about its candidates for the prompt. The sampled
+    candidates are shown as drawn (shuffled), or with ``order="retriever"`` sorted by the retriever's score, as
+    the full protocol's are (LlamaRec style: the LLM reranks the retriever's ranking)."""
+    if order not in CANDIDATE_ORDERS:
+        raise ValueError(f"unknown candidate order {order!r}; choose one of {', '.join(CANDIDATE_ORDERS)}.")
     if protocol == "full":
         cands = retriever.retrieve_many([(t.user_id, t.held.context or t.now) for t in targets], k=n_candidates)
     else:
         scores = retriever.score_targets([t.held for t in targets], columns=[t.sampled for t in targets])
         cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
                   enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
+        if order == "retriever":
+            cands = [[Candidate(c.item_id, c.score, pos + 1) for pos, c in
+                      enumerate(sorted(row, key=lambda c: -c.score if np.isfinite(c.score) else np.inf))]
+                     for row in cands]
     out = []
     for t, c in zip(targets, cands):
         when = t.held.context or t.now

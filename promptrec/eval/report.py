@@ -57,6 +57,25 @@ def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[in
     return out
 
 
+def _paired_on_llm_sample(run, names: list[str], sample_idx: list[int]) -> dict[str, dict[str, Any]]:
+    """Per protocol: each tuned (adapter) or fused LLM pipeline's lead over every other pipeline on the LLM
+    sample's targets (where they all ran), with paired bootstrap intervals: tuned vs zero-shot, fused vs the
+    retriever."""
+    cfg = run.cfg
+    tuned = {p.name for p in cfg.pipelines if p.uses_llm and p.options.get("adapter")}
+    out: dict[str, dict[str, Any]] = {}
+    for proto in run.ranking_protocols:
+        ranks = {}
+        for name in names:
+            recs = {r["i"]: r["rank"] for r in run.records.get((name, proto), [])}
+            if recs and all(i in recs for i in sample_idx):
+                ranks[name] = np.array([recs[i] for i in sample_idx])
+        refs = [n for n in ranks if n in tuned or n.endswith(" + fusion")]
+        if refs and len(ranks) > 1:
+            out[proto] = {ref: paired_differences(ranks, ref, cfg.ks, cfg.bootstrap_samples, cfg.seed) for ref in refs}
+    return out
+
+
 def _pipeline_names(run) -> list[str]:
     names = []
     for p in run.cfg.pipelines:
@@ -117,6 +136,7 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
                 ranks = {n: np.array([r["rank"] for r in run.records[(n, proto)]]) for n in names
                          if (n, proto) in run.records and len(run.records[(n, proto)]) == len(all_idx)}
                 res[key][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
+    res["paired_llm"] = _paired_on_llm_sample(run, names, sample_idx)
     res["retrievers"] = {name: m.describe() | {"tuning": _tuning_summary(m.tuning)}
                          for name, m in run.models.items() if m.tuning}
     res["sequential"] = {f"{name} / {sig}": {k: v for k, v in s.training.items() if k != "history"}
@@ -144,8 +164,12 @@ def _negatives(data: dict[str, Any]) -> str:
         return (f"{data['candidates']} candidates: {data['hard_negatives']} retriever hard negatives + "
                 f"{data['random_negatives']} random")
     order = data.get("order", "shuffled")  # adapters from before the option were shuffled
-    return (f"the retriever's top {data['candidates']}, {'in its order' if order == 'retriever' else 'shuffled'}"
-            f"{', with evidence' if data.get('evidence') else ''}")
+    if data.get("protocol") == "sampled":
+        shown = "in the retriever's order" if order == "retriever" else "shuffled"
+        drawn = f"the true item + {data['candidates'] - 1} random ones, {shown}"
+    else:
+        drawn = f"the retriever's top {data['candidates']}, {'in its order' if order == 'retriever' else 'shuffled'}"
+    return drawn + (", with evidence" if data.get("evidence") else "")
 
 
 def adapter_summaries(run) -> dict[str, dict[str, Any]]:
@@ -311,11 +335,15 @@ def _paired_md(res: dict[str, Any]) -> list[str]:
     lines = []
     blocks = [("full ranking", ref, others) for ref, others in res.get("paired", {}).items()]
     blocks += [("sampled candidates", ref, others) for ref, others in res.get("paired_sampled", {}).items()]
-    for protocol, ref, others in blocks:
+    blocks = [(f"{protocol}, all test targets", ref, others) for protocol, ref, others in blocks]
+    names = {"full": "full ranking", "sampled": "sampled candidates"}
+    blocks += [(f"{names.get(proto, proto)}, LLM sample", ref, others)
+               for proto, refs in res.get("paired_llm", {}).items() for ref, others in refs.items()]
+    for where, ref, others in blocks:
         if not others:
             continue
         metrics = list(next(iter(others.values())))
-        lines += [f"## Paired differences: *{ref}* minus each other pipeline ({protocol}, all test targets)", "",
+        lines += [f"## Paired differences: *{ref}* minus each other pipeline ({where})", "",
                   "Lead on the same targets with a 95% paired bootstrap interval; **bold**: beyond the interval "
                   "(it excludes 0).", "", "| pipeline | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for name, row in others.items():

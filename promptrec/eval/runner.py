@@ -36,7 +36,7 @@ from promptrec.reranker.reranker import choose_fusion
 
 RERANK_BATCH = 32
 FUSION_GRID = tuple(float(a) for a in np.round(np.linspace(0, 1, 11), 2))
-EVAL_ONLY_OPTIONS = ("retriever", "fusion", "evidence")
+EVAL_ONLY_OPTIONS = ("retriever", "fusion", "evidence", "order")
 
 
 class EvalRun:
@@ -181,7 +181,8 @@ class EvalRun:
             for start in range(0, len(todo), RERANK_BATCH):
                 batch = todo[start:start + RERANK_BATCH]
                 reqs = rerank_requests(reranker, retriever, self.split, batch, proto, self.cfg.full_candidates,
-                                       evidence=bool(p.options.get("evidence", True)))
+                                       evidence=bool(p.options.get("evidence", True)),
+                                       order=p.options.get("order", "drawn"))
                 recs = rerank_records(reranker, reqs, batch)
                 self.cache.append(key, recs)
                 done.update({r["i"]: r for r in recs})

@@ -51,19 +51,22 @@ def training_targets(log: Interactions, n: int, *, seed: int = 0, min_history: i
 
 def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
                    builder: PromptBuilder, *, task: str = "label_scoring", hard_negatives: int = 10,
-                   random_negatives: int = 9, evidence: bool = True, seed: int = 0, progress: bool = True,
-                   ) -> list[TrainingExample]:
+                   random_negatives: int = 9, evidence: bool = True, order: str = "shuffled", seed: int = 0,
+                   progress: bool = True) -> list[TrainingExample]:
     """Render one example per target; ``retriever`` must be fitted with ``log`` as its event log. With
-    ``evidence`` the prompt carries the retriever's facts about each candidate (all from before ``t``)."""
+    ``evidence`` the prompt carries the retriever's facts about each candidate (all from before ``t``).
+    ``order="retriever"`` shows the candidates sorted by the retriever's score at ``t`` (as a sampled-protocol
+    rerank pipeline with ``order: retriever`` does, LlamaRec style) instead of shuffled."""
     if task not in ("label_scoring", "listwise"):
         raise ValueError(f"fine-tuning supports label_scoring and listwise, not {task!r}.")
+    if order not in ("shuffled", "retriever"):
+        raise ValueError(f"unknown order {order!r}; choose 'shuffled' or 'retriever'.")
     ids = np.asarray(catalog.ids, dtype=object)
-    out = []
     pool_k = 4 * hard_negatives + 50  # room for the items the user touches later
     retrieved = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=pool_k)
-    for j, (t, cands) in enumerate(tqdm(list(zip(targets, retrieved)), desc="building examples", disable=not progress)):
+    drawn = []  # (candidates in the answer's order, the order shown)
+    for j, (t, cands) in enumerate(zip(targets, retrieved)):
         rng = np.random.default_rng([seed, 13, j])
-        history = log.history(t.user_id, before=t.now)
         # negatives are items the user never touches in the log, before or after t: an item they
         # watch a week later is not a wrong answer, and teaching that it is inverts the ranking
         touched = set(log.history(t.user_id)["item_id"]) | {t.item_id}
@@ -72,13 +75,34 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
         pool = ids[~np.isin(ids, list(taken))]
         rand = list(rng.choice(pool, min(random_negatives, len(pool)), replace=False)) if len(pool) else []
         ordered = [t.item_id] + hard + [str(x) for x in rand]  # the answer's order for listwise
-        shown = [ordered[i] for i in rng.permutation(len(ordered))]
+        drawn.append((ordered, [ordered[i] for i in rng.permutation(len(ordered))]))
+    if order == "retriever":
+        drawn = [(ordered, shown) for (ordered, _), shown in
+                 zip(drawn, retriever_order(retriever, targets, [s for _, s in drawn]))]
+    out = []
+    for t, (ordered, shown) in tqdm(list(zip(targets, drawn)), desc="building examples", disable=not progress):
+        history = log.history(t.user_id, before=t.now)
         facts = retriever.explain(t.user_id, t.now, shown) if evidence else None
         prompt = builder.build(task, history, [catalog[i] for i in shown], t.now, catalog, evidence=facts)
         label_of = dict(zip(shown, prompt.labels))
         answer = label_of[t.item_id] if task == "label_scoring" else ", ".join(label_of[i] for i in ordered)
         out.append(TrainingExample(prompt.text, prompt.label_prefix + answer, prompt.labels, label_of[t.item_id],
                                    t.user_id, t.now, shown))
+    return out
+
+
+def retriever_order(retriever: Any, targets: Sequence[HeldOut], candidates: Sequence[Sequence[str]], *,
+                    chunk: int = 256) -> list[list[str]]:
+    """Each target's candidates sorted by the retriever's score at the target's time, best first (stable:
+    ties and items it cannot recommend keep their given order, the latter last)."""
+    out: list[list[str]] = []
+    for start in range(0, len(targets), chunk):
+        part, cols = list(targets[start:start + chunk]), [list(c) for c in candidates[start:start + chunk]]
+        scores = retriever.score_targets(part, columns=cols)
+        for row, items in zip(scores, cols):
+            s = row[retriever.catalog.codes(items)]
+            s = np.where(np.isfinite(s), s, -np.inf)
+            out.append([items[i] for i in np.argsort(-s, kind="stable")])
     return out
 
 

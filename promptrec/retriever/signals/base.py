@@ -80,6 +80,24 @@ class Signal:
         pass
 
 
+class CategorySignal(Signal):
+    """A signal that backs items off to their categories: keeps the items x categories matrix (and its
+    transpose, built once: a transpose per query cost more than the product)."""
+
+    item_cat: Any = None  # items x categories (scipy sparse)
+    cat_item: Any = None  # its transpose
+
+    def fit(self, data: FitData) -> None:
+        self.load_state({"item_cat": category_matrix(data.item_categories, data.n_items)})
+
+    def state(self) -> dict[str, Any]:
+        return {"item_cat": self.item_cat}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.item_cat = state["item_cat"]
+        self.cat_item = self.item_cat.T.tocsr()
+
+
 def recency_weights(times: np.ndarray, now_ns: int, half_life_days: float) -> np.ndarray:
     return np.exp2(-(now_ns - times).astype(np.float64) / (half_life_days * DAY_NS))
 

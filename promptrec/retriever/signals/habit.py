@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import (HOUR_NS, FitData, Query, Signal, category_matrix, hour_kernel,
-                                              recency_weights)
+from promptrec.retriever.signals.base import HOUR_NS, CategorySignal, Query, hour_kernel, recency_weights
 
 
-class HabitSignal(Signal):
+class HabitSignal(CategorySignal):
     """log P(item | user, hour of ``now``) with back-off: user at this hour -> user overall -> all users at
     this hour. ``hour_prior`` and ``user_prior`` are the pseudo-counts of each back-off step."""
 
@@ -26,11 +24,6 @@ class HabitSignal(Signal):
                  user_prior: float = 5.0):
         super().__init__("habit", {"half_life_days": half_life_days, "hour_bandwidth": hour_bandwidth,
                                    "hour_prior": hour_prior, "user_prior": user_prior})
-        self.item_cat: sp.csr_matrix | None = None  # items x categories
-        self.cat_item: sp.csr_matrix | None = None  # its transpose
-
-    def fit(self, data: FitData) -> None:
-        self.load_state({"item_cat": category_matrix(data.item_categories, data.n_items)})
 
     def _global_at_hour(self, log: Any, now_ns: int, hour: int, cache: dict) -> np.ndarray:
         key = (log.slot(now_ns), hour)
@@ -76,10 +69,3 @@ class HabitSignal(Signal):
         cache: dict = {}
         parts = [self._parts(q, log, cache) for q in queries]
         return {("habit" if k == "score" else f"habit_{k}"): np.stack([pp[k] for pp in parts]) for k in parts[0]}
-
-    def state(self) -> dict[str, Any]:
-        return {"item_cat": self.item_cat}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.item_cat = state["item_cat"]
-        self.cat_item = self.item_cat.T.tocsr()  # built once: a transpose per query cost more than the product

@@ -5,23 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import FitData, Query, Signal, category_matrix, hour_kernel
+from promptrec.retriever.signals.base import CategorySignal, Query, hour_kernel
 
 
-class TimeContextSignal(Signal):
+class TimeContextSignal(CategorySignal):
     """Each item's affinity to the local hour and weekday of ``now``: log-lift of P(hour | item) over P(hour),
     smoothed toward the item's categories (and the catalogue) for items with few events."""
 
     def __init__(self, smoothing: float = 20.0, hour_bandwidth: float = 1.0):
         super().__init__("time_context", {"smoothing": smoothing, "hour_bandwidth": hour_bandwidth})
-        self.item_cat: sp.csr_matrix | None = None  # items x categories
-        self.cat_item: sp.csr_matrix | None = None  # its transpose
-
-    def fit(self, data: FitData) -> None:
-        self.load_state({"item_cat": category_matrix(data.item_categories, data.n_items)})
 
     def _lift(self, counts: np.ndarray, col: int, kernel: np.ndarray | None = None) -> np.ndarray:
         """log P(bin | item) / P(bin) for one bin, the counts smoothed over neighbouring bins by ``kernel``
@@ -52,10 +46,3 @@ class TimeContextSignal(Signal):
                 cache[key] = self._lift(hours, hour, kernel) + self._lift(days, dow)
             out[i] = cache[key]
         return out
-
-    def state(self) -> dict[str, Any]:
-        return {"item_cat": self.item_cat}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.item_cat = state["item_cat"]
-        self.cat_item = self.item_cat.T.tocsr()  # built once: a transpose per query cost more than the product
