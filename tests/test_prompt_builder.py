@@ -101,6 +101,11 @@ def test_letter_labels_are_single_tokens_and_numbers_past_nine_are_not(tokenizer
     ids = label_token_ids(tokenizer, LabelScheme("letters").labels(20))
     assert len(set(ids.values())) == 20
     assert label_token_ids(tokenizer, ["A", "B"], prefix="Answer:") .keys() == {"A", "B"}
+    # after a space (prompts without a chat template end with "Answer:"), " B" is one token: the one the
+    # model writes in context
+    spaced = label_token_ids(tokenizer, LabelScheme("letters").labels(20), prefix=" ")
+    assert len(set(spaced.values())) == 20 and set(spaced.values()).isdisjoint(ids.values())
+    assert spaced["B"] == tokenizer.encode("Answer: B", add_special_tokens=False)[-1]
     with pytest.raises(LabelError, match=r"'10' -> \['1', '0'\]"):
         label_token_ids(tokenizer, LabelScheme("numbers").labels(12))
     with pytest.raises(LabelError, match="only 26 labels"):

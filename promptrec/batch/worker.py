@@ -114,11 +114,10 @@ def _worker_name() -> str:
 
 
 def _reranker(spec: RerankSpec, retriever: Any, candidates: int) -> Any:
-    from promptrec.models import DEFAULT_LLM, prepare_default_model
+    from promptrec.models import prepare_if_packaged
     from promptrec.reranker.reranker import reranker_for
 
-    if spec.model == DEFAULT_LLM:
-        prepare_default_model()
+    prepare_if_packaged(spec.model)
     options: dict[str, Any] = {"base_url": spec.base_url} if spec.backend == "openai" else {}
     if spec.backend == "vllm":
         options["gpu_memory_utilization"] = spec.gpu_memory_utilization

