@@ -57,6 +57,23 @@ def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[in
     return out
 
 
+PAIRED_KEYS = (("paired", "full"), ("paired_sampled", "sampled"))  # results.json key -> its protocol
+
+
+def _records_on(run, name: str, proto: str, idx: list[int]) -> list[dict[str, Any]] | None:
+    """A pipeline's records for the targets ``idx``, in that order; None when it did not run on all of them."""
+    recs = {r["i"]: r for r in run.records.get((name, proto), [])}
+    if not recs or any(i not in recs for i in idx):
+        return None
+    return [recs[i] for i in idx]
+
+
+def _ranks_on(run, names: list[str], proto: str, idx: list[int]) -> dict[str, np.ndarray]:
+    """The true item's rank per target ``idx`` for each pipeline that ran on all of them."""
+    chosen = {name: _records_on(run, name, proto, idx) for name in names}
+    return {name: np.array([r["rank"] for r in recs]) for name, recs in chosen.items() if recs is not None}
+
+
 def _paired_on_llm_sample(run, names: list[str], sample_idx: list[int]) -> dict[str, dict[str, Any]]:
     """Per protocol: each tuned (adapter) or fused LLM pipeline's lead over every other pipeline on the LLM
     sample's targets (where they all ran), with paired bootstrap intervals: tuned vs zero-shot, fused vs the
@@ -65,11 +82,7 @@ def _paired_on_llm_sample(run, names: list[str], sample_idx: list[int]) -> dict[
     tuned = {p.name for p in cfg.pipelines if p.uses_llm and p.options.get("adapter")}
     out: dict[str, dict[str, Any]] = {}
     for proto in run.ranking_protocols:
-        ranks = {}
-        for name in names:
-            recs = {r["i"]: r["rank"] for r in run.records.get((name, proto), [])}
-            if recs and all(i in recs for i in sample_idx):
-                ranks[name] = np.array([recs[i] for i in sample_idx])
+        ranks = _ranks_on(run, names, proto, sample_idx)
         refs = [n for n in ranks if n in tuned or n.endswith(" + fusion")]
         if refs and len(ranks) > 1:
             out[proto] = {ref: paired_differences(ranks, ref, cfg.ks, cfg.bootstrap_samples, cfg.seed) for ref in refs}
@@ -107,10 +120,9 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
         for pop, idx in populations:
             table, slices = {}, {}
             for name in names:
-                recs = {r["i"]: r for r in run.records.get((name, proto), [])}
-                if not recs or any(i not in recs for i in idx):
+                chosen = _records_on(run, name, proto, idx)
+                if chosen is None:
                     continue  # this pipeline did not run on this population
-                chosen = [recs[i] for i in idx]
                 ranks = np.array([r["rank"] for r in chosen])
                 row = accuracy(ranks, cfg.ks, cfg.bootstrap_samples, cfg.seed)
                 if proto == "full":
@@ -129,13 +141,12 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
             for name in names if (name, "full") in run.records and len(run.records[(name, "full")]) == len(all_idx)}}
     # paired differences of each retriever pipeline against the others on the same targets: "paired" on full
     # ranking, "paired_sampled" on the sampled candidates (score pipelines that ran on every test target)
-    for key, proto in (("paired", "full"), ("paired_sampled", "sampled")):
+    for key, proto in PAIRED_KEYS:
         res[key] = {}
         for p in cfg.pipelines:
             if p.kind == "retriever" and (p.name, proto) in run.records:
-                ranks = {n: np.array([r["rank"] for r in run.records[(n, proto)]]) for n in names
-                         if (n, proto) in run.records and len(run.records[(n, proto)]) == len(all_idx)}
-                res[key][p.name] = paired_differences(ranks, p.name, cfg.ks, cfg.bootstrap_samples, cfg.seed)
+                res[key][p.name] = paired_differences(_ranks_on(run, names, proto, all_idx), p.name, cfg.ks,
+                                                      cfg.bootstrap_samples, cfg.seed)
     res["paired_llm"] = _paired_on_llm_sample(run, names, sample_idx)
     res["retrievers"] = {name: m.describe() | {"tuning": _tuning_summary(m.tuning)}
                          for name, m in run.models.items() if m.tuning}
@@ -333,11 +344,10 @@ def _table(table: dict[str, dict[str, Any]], ks: list[int], h: int, beyond: bool
 
 def _paired_md(res: dict[str, Any]) -> list[str]:
     lines = []
-    blocks = [("full ranking", ref, others) for ref, others in res.get("paired", {}).items()]
-    blocks += [("sampled candidates", ref, others) for ref, others in res.get("paired_sampled", {}).items()]
-    blocks = [(f"{protocol}, all test targets", ref, others) for protocol, ref, others in blocks]
     names = {"full": "full ranking", "sampled": "sampled candidates"}
-    blocks += [(f"{names.get(proto, proto)}, LLM sample", ref, others)
+    blocks = [(f"{names[proto]}, all test targets", ref, others) for key, proto in PAIRED_KEYS
+              for ref, others in res.get(key, {}).items()]
+    blocks += [(f"{names[proto]}, LLM sample", ref, others)
                for proto, refs in res.get("paired_llm", {}).items() for ref, others in refs.items()]
     for where, ref, others in blocks:
         if not others:

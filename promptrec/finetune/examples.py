@@ -63,7 +63,8 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
         raise ValueError(f"unknown order {order!r}; choose 'shuffled' or 'retriever'.")
     ids = np.asarray(catalog.ids, dtype=object)
     pool_k = 4 * hard_negatives + 50  # room for the items the user touches later
-    retrieved = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=pool_k)
+    retrieved = (retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=pool_k) if hard_negatives
+                 else [[] for _ in targets])  # random negatives only (the sampled protocol's shape): none to retrieve
     drawn = []  # (candidates in the answer's order, the order shown)
     for j, (t, cands) in enumerate(zip(targets, retrieved)):
         rng = np.random.default_rng([seed, 13, j])
