@@ -156,6 +156,32 @@ def test_learned_blend_trains_explains_and_persists(checkins, tmp_path):
         [(c.item_id, round(c.score, 5)) for c in cands]
 
 
+def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(checkins, tmp_path):
+    """A signal of pure noise must not make the blend; the habit signal, which carries this data, must."""
+    from promptrec.eval.pipelines import RandomSignal
+
+    _, ds, split = checkins
+    r = TimeAwareRetriever(signals=["transition", "place", "habit", RandomSignal(seed=3)]).fit(
+        split.train, ds.catalog, log=split.full)
+    report = r.tune(split.validation, optional=["random"])
+    verdict = report["optional_signals"]
+    assert not verdict["kept"] and verdict["stop_objective_without"] >= verdict["stop_objective_with"]
+    assert "random" not in r.signals and "random" not in r.weights
+    t = split.test[0]
+    cands = r.retrieve(t.user_id, t.now, k=5)
+    assert "random" not in cands[0].components
+    back = TimeAwareRetriever.load(r.save(tmp_path / "ret"))
+    assert [c.item_id for c in back.retrieve(t.user_id, t.now, k=5)] == [c.item_id for c in cands]
+    kept = fit(ds, split, signals=["transition", "place", "habit"])
+    verdict = kept.tune(split.validation, optional=["habit"])["optional_signals"]
+    assert verdict["kept"] and verdict["stop_objective_with"] > verdict["stop_objective_without"] + 0.05
+    assert "habit" in kept.signals
+    with pytest.raises(ValueError, match="not in this retriever"):
+        kept.tune(split.validation, optional=["sasrec"])
+    with pytest.raises(ValueError, match="judged on the later validation targets"):
+        kept.tune(split.validation, method="coordinate", optional=["habit"])
+
+
 def test_learned_blend_beats_user_frequency_by_hour(checkins):
     from promptrec.eval.metrics import hit_rate
 

@@ -173,3 +173,32 @@ def test_train_sequential_command_saves_a_model(tmp_path):
     model, manifest = load_model(out)
     assert manifest["dataset"] == "demo" and manifest["training"]["epochs_run"] == 2
     assert len(manifest["item_ids"]) == model.n_items
+
+
+def test_seed_ensemble_averages_cached_members_and_survives_save_and_load(tmp_path):
+    """seeds=2 reuses the seed-0 model the cache already holds, trains seed 1, and scores the mean of
+    both models' log-probabilities; a retriever saved with it loads the ensemble back."""
+    import torch
+
+    catalog, split = _toy_dataset()
+    settings = FAST | {"progress": False}
+    single = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    r = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings | {"seeds": 2}}).fit(split.train, catalog)
+    signal = r.signals["sasrec"]
+    assert signal.training["members"] == 2 and signal.training["from_cache"] == "1 of 2 models"
+    first, second = signal.model.members
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 single.signals["sasrec"].model.state_dict().values()))
+    assert not torch.equal(first.item.weight, second.item.weight)  # another seed, another model
+    seqs = user_sequences(*_arrays(_cycle_events(n_users=5)), "UTC")
+    batch = query_batch(seqs, 12, np.array([s.times[-1] + HOUR for s in seqs]), np.zeros(5, int), np.zeros(5, int))
+    log_probs = [torch.log_softmax(torch.from_numpy(m.score_last(batch)), 1).numpy() for m in (first, second)]
+    assert np.allclose(signal.model.score_last(batch), (log_probs[0] + log_probs[1]) / 2, atol=1e-5)
+    targets = split.test[:20]
+    loaded = TimeAwareRetriever.load(r.save(tmp_path / "saved"))
+    assert loaded.signals["sasrec"].model.config.seeds == 2
+    assert np.allclose(loaded.score_targets(targets), r.score_targets(targets))
+    model, manifest = load_model(save_model(signal.model, tmp_path / "ensemble", signal.training))
+    assert len(model.members) == 2 and manifest["config"]["seeds"] == 2
+    with pytest.raises(ValueError, match="seeds must be at least 1"):
+        SASRecConfig(seeds=0)

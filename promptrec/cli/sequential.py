@@ -22,28 +22,32 @@ def train_sequential(
     epochs: int = typer.Option(200, help="Most epochs (early stopping usually ends sooner)."),
     max_minutes: float = typer.Option(4.0, help="Time budget for training."),
     seed: int = typer.Option(0, help="Random seed."),
+    seeds: int = typer.Option(1, help="Models to train (seeds SEED, SEED+1, ...), scored as one by averaging "
+                                      "their log-probabilities."),
 ) -> None:
     """Train SASRec on the training events of a split and save it (use it as the `sasrec` /
     `sasrec_time` retriever signal with params {model: FOLDER})."""
     from promptrec.data.splits import make_split
     from promptrec.sequential import SASRecConfig, save_model, train_sasrec, user_sequences
+    from promptrec.sequential.ensemble import assemble
     from promptrec.data.interactions import epoch_ns
 
     with user_errors():
         ds = load(path, format)
         config = SASRecConfig(max_len=max_len, dropout=dropout, epochs=epochs, max_minutes=max_minutes,
-                              time_aware=time_aware, seed=seed)
+                              time_aware=time_aware, seed=seed, seeds=seeds)
         train = make_split(ds.interactions, split).train.frame
         train = train.loc[train["item_id"].isin(ds.catalog.frame.index)]
         seqs = user_sequences(train["user_id"].to_numpy(), ds.catalog.codes(train["item_id"].to_numpy()),
                               epoch_ns(train["timestamp"]), ds.interactions.timezone)
         console.print(f"{len(train):,} training events of {len(seqs):,} users, {len(ds.catalog):,} items")
-        result = train_sasrec(seqs, len(ds.catalog), config)
+        results = [train_sasrec(seqs, len(ds.catalog), member) for member in config.members()]
+        model, summary = assemble([r.model for r in results], [r.summary() for r in results])
         target = out or Path("indexes") / f"{ds.name}-sasrec{'-time' if time_aware else ''}"
-        save_model(result.model, target, result.summary(), {"dataset": ds.name, "split": split,
-                                                            "item_ids": [str(i) for i in ds.catalog.ids]})
-    console.print(kv_table("trained SASRec", {
-        "saved to": str(target), "epochs": f"{result.epochs_run} (best {result.best_epoch}, stopped by "
-                                          f"{result.stopped_by})",
-        "validation NDCG@10": f"{result.valid_ndcg10:.4f} ({result.valid_users:,} users' last training event)",
-        "seconds": f"{result.seconds:.1f}"}))
+        save_model(model, target, summary, {"dataset": ds.name, "split": split,
+                                            "item_ids": [str(i) for i in ds.catalog.ids]})
+    console.print(kv_table("trained SASRec" + (f" ({seeds} seeds)" if seeds > 1 else ""), {
+        "saved to": str(target), "epochs": f"{summary['epochs_run']} (best {summary['best_epoch']}, stopped by "
+                                          f"{summary['stopped_by']})",
+        "validation NDCG@10": f"{summary['valid_ndcg10']} ({results[0].valid_users:,} users' last training event)",
+        "seconds": f"{summary['seconds']}"}))

@@ -80,14 +80,16 @@ def _score_model_spec(p: PipelineConfig, seed: int) -> tuple[list, dict[str, Any
 def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int,
                     repeats: str = "auto") -> TimeAwareRetriever:
     """A fitted (and, for retriever pipelines, tuned) model. ``tune``: true / "auto" (learned blend or
-    linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false."""
+    linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false;
+    ``optional``: signals kept only if the blend with them is better on the later validation targets."""
     signals, params, tune = _score_model_spec(p, seed)
     model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats)
     uses_content = signals == "auto" or "auto" in signals or "content" in signals
     model.fit(split.train, catalog, index if uses_content else None, log=split.full)
     if tune and len(model.signals) > 1 and split.validation:
         method = "auto" if tune is True else str(tune)
-        model.tune(split.validation, method=method, ranker=p.options.get("ranker"))
+        model.tune(split.validation, method=method, ranker=p.options.get("ranker"),
+                   optional=list(p.options.get("optional", ())))
     return model
 
 

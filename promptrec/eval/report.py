@@ -162,7 +162,7 @@ def _tuning_summary(tuning: dict[str, Any] | None) -> dict[str, Any] | None:
     if not tuning:
         return None
     keep = ("method", "objective", "validation_targets", "fit_targets", "stop_targets", "learned_stop_objective",
-            "linear_stop_objective", "weights", "seconds")
+            "linear_stop_objective", "weights", "optional_signals", "seconds")
     out = {k: tuning[k] for k in keep if k in tuning}
     if "learned" in tuning:
         out["learned"] = {k: v for k, v in tuning["learned"].items() if k != "stop_ndcg@10_curve"}
@@ -376,9 +376,14 @@ def _sequential_md(res: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for name, t in seq.items():
         lines.append(f"| {name} | {t.get('epochs_run')} ({t.get('best_epoch')}) | {t.get('stopped_by')} | "
-                     f"{t.get('valid_ndcg10')} | {t.get('seconds')} | {'yes' if t.get('from_cache') else 'no'} |")
+                     f"{t.get('valid_ndcg10')} | {t.get('seconds')} | {_cached_cell(t.get('from_cache'))} |")
     return lines + ["", "Validation: each user's last training event, history before it (early stopping only)."
                     " Times of cached models are those of their first training.", ""]
+
+
+def _cached_cell(from_cache: Any) -> str:
+    """'no', 'yes' (one model, from the cache folder) or an ensemble's 'k of n models'."""
+    return "no" if not from_cache else str(from_cache) if str(from_cache).endswith(" models") else "yes"
 
 
 def _retrievers_md(res: dict[str, Any]) -> list[str]:
@@ -393,6 +398,11 @@ def _retrievers_md(res: dict[str, Any]) -> list[str]:
                          f"{t['learned_stop_objective']:.4f}" + (f", linear {t['linear_stop_objective']:.4f}"
                                                                  if "linear_stop_objective" in t else "") + ".")
             lines.append("")
+        opt = t.get("optional_signals")
+        if opt and "stop_objective_without" in opt:
+            lines += [f"Optional signal(s) {', '.join(opt['signals'])}: **{'kept' if opt['kept'] else 'dropped'}** "
+                      f"(later validation targets: {opt['stop_objective_with']:.4f} with, "
+                      f"{opt['stop_objective_without']:.4f} without).", ""]
         imp = (t.get("learned") or {}).get("importance_gain_share")
         if imp and d["blend"].startswith("learned"):
             lines += ["| feature | share of gain |", "|---|---|"]

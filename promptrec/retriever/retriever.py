@@ -343,16 +343,59 @@ class TimeAwareRetriever:
 
     # -- tuning -----------------------------------------------------------------------
     def tune(self, targets: Sequence[HeldOut], history: Any = None, *, objective: str = "ndcg@10",
-             method: str = "auto", ranker: RankerConfig | dict | None = None, progress: bool = False) -> dict[str, Any]:
+             method: str = "auto", ranker: RankerConfig | dict | None = None, progress: bool = False,
+             optional: Sequence[str] = ()) -> dict[str, Any]:
         """Learn the blend on validation ``targets`` (held out in time).
 
         ``lightgbm``: a lambdarank model over the signals' features (promptrec.retriever.learned), trained on
         the earlier targets and stopped early on the later ones. ``coordinate``: linear weights by coordinate
         ascent (promptrec.retriever.blend). ``auto``: both are fitted on the earlier targets and compared on
-        the later ones; the better one is kept (the linear weights are then re-tuned on all targets)."""
+        the later ones; the better one is kept (the linear weights are then re-tuned on all targets).
+
+        ``optional``: signals that must earn their place: the blend is also tuned without them, and they are
+        dropped from the retriever unless the blend with them is better on the later validation targets."""
         self._require_fitted()
         if method not in TUNE_METHODS:
             raise ValueError(f"method={method!r}; choose one of {TUNE_METHODS}.")
+        unknown = sorted(set(optional) - set(self.signals))
+        if unknown:
+            raise ValueError(f"optional signal(s) {unknown} are not in this retriever ({sorted(self.signals)}).")
+        if optional and not set(self.signals) - set(optional):
+            raise ValueError("every signal is optional: leave at least one signal out of `optional`.")
+        if optional and method == "coordinate":
+            raise ValueError("optional signals are judged on the later validation targets, which coordinate ascent "
+                             "tunes on: use method='auto' or 'lightgbm'.")
+        tuning = self._tune_blend(targets, history, objective, method, ranker, progress)
+        if optional:
+            self._judge_optional(list(optional), tuning, targets, history, objective, method, ranker, progress)
+        return self.tuning
+
+    def _judge_optional(self, optional: list[str], with_them: dict[str, Any], targets: Sequence[HeldOut],
+                        history: Any, objective: str, method: str, ranker: Any, progress: bool) -> None:
+        """Tune again without ``optional`` and keep whichever blend is better on the later validation targets."""
+        score_with = _stop_objective(with_them)
+        if score_with is None:  # too few targets for a later part: nothing to judge on, keep every signal
+            self.tuning = with_them | {"optional_signals": {"signals": optional, "kept": True,
+                                                            "reason": "too few validation targets to judge"}}
+            return
+        kept = (self.signals, self._extra, self._requested, self.weights, self.ranker, self.features)
+        self.signals = {n: s for n, s in self.signals.items() if n not in optional}
+        self._extra = [s for s in self._extra if s not in optional]
+        if self._requested != "auto":  # refits on earlier windows build the same signals
+            self._requested = [s for s in self._requested if (s.name if isinstance(s, Signal) else s) not in optional]
+        self.features = FeatureBuilder(self.signals, self.log)
+        without = self._tune_blend(targets, history, objective, method, ranker, progress)
+        score_without = _stop_objective(without)
+        verdict = {"signals": optional, "stop_objective_with": score_with, "stop_objective_without": score_without,
+                   "kept": score_without is None or score_with > score_without}
+        if verdict["kept"]:
+            self.signals, self._extra, self._requested, self.weights, self.ranker, self.features = kept
+            self.tuning = with_them | {"optional_signals": verdict}
+        else:
+            self.tuning = without | {"optional_signals": verdict}
+
+    def _tune_blend(self, targets: Sequence[HeldOut], history: Any, objective: str, method: str,
+                    ranker: RankerConfig | dict | None, progress: bool) -> dict[str, Any]:
         started = time.perf_counter()
         self.ranker = None
         cfg = ranker if isinstance(ranker, RankerConfig) else RankerConfig.from_dict(ranker)
@@ -548,3 +591,8 @@ class TimeAwareRetriever:
                             "allowed": self.allow_repeats},
                 "fitted_on": self.fitted_on, "tuned": None if self.tuning is None else
                 {k: self.tuning[k] for k in ("method", "objective", "validation_targets") if k in self.tuning}}
+
+
+def _stop_objective(tuning: dict[str, Any]) -> float | None:
+    """The kept blend's objective on the later validation targets (None when tuned on all of them)."""
+    return tuning["objective_end"] if "learned_stop_objective" in tuning else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
@@ -17,7 +17,8 @@ class SASRecConfig:
     thousands of items) and stops when the validation NDCG@10
     (each user's last training event) has not improved for ``patience`` epochs, or after
     ``max_minutes``; the best epoch's model then trains ``final_epochs`` more epochs on every
-    event, the held-out last ones included (they are each user's most recent).
+    event, the held-out last ones included (they are each user's most recent). ``seeds`` > 1 trains
+    that many models (seeds ``seed``, ``seed`` + 1, ...) and averages their log-probabilities.
     """
 
     max_len: int = 50
@@ -35,14 +36,21 @@ class SASRecConfig:
     final_epochs: int = 0  # after early stopping: epochs on every event, validation ones included, at lr / 10
     time_aware: bool = False
     seed: int = 0
+    seeds: int = 1  # models in the ensemble, each trained alone with its own seed
 
     def __post_init__(self):
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1 (models in the ensemble), got {self.seeds}.")
         if self.dim % self.heads:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads}).")
         if self.max_len < 2:
             raise ValueError("max_len must be at least 2 (one item in, one to predict).")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+
+    def members(self) -> list["SASRecConfig"]:
+        """The settings of each model of the ensemble (one model when ``seeds`` is 1)."""
+        return [replace(self, seed=self.seed + i, seeds=1) for i in range(self.seeds)]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

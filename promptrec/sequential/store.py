@@ -18,10 +18,11 @@ import torch
 
 from promptrec import __version__
 from promptrec.sequential.config import SASRecConfig
+from promptrec.sequential.ensemble import SASRecEnsemble, build_model
 from promptrec.sequential.model import SASRec
 
 MANIFEST = "manifest.json"
-LATER_SETTINGS = {"final_epochs": 0}  # setting -> the value that trains as before it existed
+LATER_SETTINGS = {"final_epochs": 0, "seeds": 1}  # setting -> the value that trains as before it existed
 WEIGHTS = "model.pt"
 
 
@@ -41,8 +42,8 @@ def fingerprint(config: SASRecConfig, n_items: int, users: np.ndarray, codes: np
     return h.hexdigest()[:20]
 
 
-def save_model(model: SASRec, folder: str | Path, summary: dict[str, Any], extra: dict[str, Any] | None = None
-               ) -> Path:
+def save_model(model: SASRec | SASRecEnsemble, folder: str | Path, summary: dict[str, Any],
+               extra: dict[str, Any] | None = None) -> Path:
     """Write weights and manifest atomically (a temporary folder renamed into place)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -58,14 +59,14 @@ def save_model(model: SASRec, folder: str | Path, summary: dict[str, Any], extra
     return folder
 
 
-def load_model(folder: str | Path) -> tuple[SASRec, dict[str, Any]]:
+def load_model(folder: str | Path) -> tuple[SASRec | SASRecEnsemble, dict[str, Any]]:
     """A saved model (in eval mode) and its manifest."""
     folder = Path(folder)
     if not (folder / MANIFEST).exists():
         raise FileNotFoundError(f"no trained sequential model at {folder}; train one with "
                                 "`promptrec train-sequential DATA --out FOLDER`.")
     manifest = json.loads((folder / MANIFEST).read_text())
-    model = SASRec(manifest["n_items"], SASRecConfig.from_dict(manifest["config"]))
+    model = build_model(manifest["n_items"], SASRecConfig.from_dict(manifest["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
     model.eval()
     return model, manifest

@@ -8,6 +8,7 @@ trained before) and saved with the retriever.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -29,26 +30,34 @@ class SASRecSignal(Signal):
 
     def fit(self, data: FitData) -> None:
         from promptrec.sequential import store
-        from promptrec.sequential.sequences import user_sequences
-        from promptrec.sequential.train import train_sasrec
+        from promptrec.sequential.ensemble import assemble
 
         if self.params["model"]:
             self.model, manifest = store.load_model(self.params["model"])
             self._check_items(data.n_items)
+            self.config = self.model.config  # queries are cut to the loaded model's history length
             self.training = manifest.get("training", {})
             return
-        key = store.fingerprint(self.config, data.n_items, data.train_users, data.train_codes, data.train_times,
+        trained = [self._fit_one(config, data) for config in self.config.members()]
+        self.model, self.training = assemble([m for m, _ in trained], [s for _, s in trained])
+
+    def _fit_one(self, config: Any, data: FitData) -> tuple[Any, dict[str, Any]]:
+        """One model of the ensemble: from the cache when these settings were trained on these events."""
+        from promptrec.sequential import store
+        from promptrec.sequential.sequences import user_sequences
+        from promptrec.sequential.train import train_sasrec
+
+        key = store.fingerprint(config, data.n_items, data.train_users, data.train_codes, data.train_times,
                                 data.timezone)
         cached = store.cache_root() / key
         if self.params["cache"] and (cached / store.MANIFEST).exists():
-            self.model, manifest = store.load_model(cached)
-            self.training = manifest["training"] | {"from_cache": str(cached)}
-            return
+            model, manifest = store.load_model(cached)
+            return model, manifest["training"] | {"from_cache": str(cached)}
         seqs = user_sequences(data.train_users, data.train_codes, data.train_times, data.timezone)
-        result = train_sasrec(seqs, data.n_items, self.config, progress=self.params["progress"])
-        self.model, self.training = result.model, result.summary()
+        result = train_sasrec(seqs, data.n_items, config, progress=self.params["progress"])
         if self.params["cache"]:
-            store.save_model(self.model, cached, self.training, {"fingerprint": key})
+            store.save_model(result.model, cached, result.summary(), {"fingerprint": key})
+        return result.model, result.summary()
 
     def _check_items(self, n_items: int) -> None:
         if self.model.n_items != n_items:
@@ -68,15 +77,20 @@ class SASRecSignal(Signal):
         return scores
 
     def state(self) -> dict[str, Any]:
-        return {f"weights.{k}": v.detach().numpy() for k, v in self.model.state_dict().items()}
+        weights = {f"weights.{k}": v.detach().numpy() for k, v in self.model.state_dict().items()}
+        return weights | {"config": np.array(json.dumps(self.model.config.to_dict()))}
 
     def load_state(self, state: dict[str, Any]) -> None:
         import torch
 
-        from promptrec.sequential.model import SASRec
+        from promptrec.sequential.config import SASRecConfig
+        from promptrec.sequential.ensemble import model_for
 
-        weights = {k.removeprefix("weights."): torch.from_numpy(np.asarray(v)) for k, v in state.items()}
-        self.model = SASRec(int(weights["item.weight"].shape[0]) - 1, self.config)
+        if "config" in state:  # retrievers saved before the config was kept use the signal's settings
+            self.config = SASRecConfig.from_dict(json.loads(str(state["config"])))
+        weights = {k.removeprefix("weights."): torch.from_numpy(np.asarray(v)) for k, v in state.items()
+                   if k.startswith("weights.")}
+        self.model = model_for(weights, self.config)
         self.model.load_state_dict(weights)
         self.model.eval()
 
