@@ -173,6 +173,11 @@ def test_train_sequential_command_saves_a_model(tmp_path):
     model, manifest = load_model(out)
     assert manifest["dataset"] == "demo" and manifest["training"]["epochs_run"] == 2
     assert len(manifest["item_ids"]) == model.n_items
+    res = CliRunner().invoke(app, ["train-sequential", "--out", str(out), "--epochs", "2", "--max-len", "20",
+                                   "--seeds", "2"])
+    assert res.exit_code == 0, res.output
+    model, manifest = load_model(out)
+    assert len(model.members) == 2 and manifest["training"]["epochs_run"] == "2 / 2"
 
 
 def test_seed_ensemble_averages_cached_members_and_survives_save_and_load(tmp_path):

@@ -86,6 +86,8 @@ def finetune_sanity(
     targets: str = typer.Option("q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", help="LoRA modules."),
     eval_every: int = typer.Option(25, help="Validate every N steps."),
     seed: int = typer.Option(0, help="Seed."),
+    model: Optional[str] = typer.Option(None, help="Base model: a packaged name (SmolLM2-135M-Instruct, gemma-3-270m) or a "
+                                                   "folder (default: SmolLM2-135M-Instruct)."),
 ) -> None:
     """The sanity task: the answer is written in the evidence; a correct pipeline reaches HR@1 near 1."""
     import json
@@ -97,7 +99,8 @@ def finetune_sanity(
     with user_errors():
         cfg = LoraConfig(learning_rate=lr, layers=layers, target_modules=[t.strip() for t in targets.split(",")],
                          eval_every=eval_every, patience=100, seed=seed)
-        record = run_sanity(out, candidates=candidates, examples=examples, valid_examples=valid, lora=cfg, seed=seed)
+        record = run_sanity(out, model=model, candidates=candidates, examples=examples, valid_examples=valid,
+                            lora=cfg, seed=seed)
         Path(out, "sanity.json").write_text(json.dumps(record, indent=2, default=str))
         from promptrec.finetune.curves import plot_training
 
