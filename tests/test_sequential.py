@@ -164,7 +164,7 @@ def test_ranking_quality_counts_ties_against_the_truth():
     assert hr == 0.5 and ndcg == 0.5
 
 
-def test_train_sequential_command_saves_a_model(tmp_path):
+def test_train_sequential_command_saves_a_model(tmp_path, demo):
     from promptrec.cli.main import app
 
     out = tmp_path / "demo-sasrec"
@@ -173,6 +173,15 @@ def test_train_sequential_command_saves_a_model(tmp_path):
     model, manifest = load_model(out)
     assert manifest["dataset"] == "demo" and manifest["training"]["epochs_run"] == 2
     assert len(manifest["item_ids"]) == model.n_items
+    # as a signal: queries are cut to the saved model's 20 items, and a saved retriever loads it back
+    ds = demo.dataset
+    r = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": {"model": str(out)}}).fit(ds.interactions, ds.catalog)
+    assert r.signals["sasrec"].config.max_len == 20
+    users = list(ds.interactions.frame["user_id"].unique()[:3])
+    now = ds.interactions.frame["timestamp"].max()
+    before = [[c.item_id for c in r.retrieve(u, now, k=5)] for u in users]
+    back = TimeAwareRetriever.load(r.save(tmp_path / "ret"))
+    assert [[c.item_id for c in back.retrieve(u, now, k=5)] for u in users] == before
     res = CliRunner().invoke(app, ["train-sequential", "--out", str(out), "--epochs", "2", "--max-len", "20",
                                    "--seeds", "2"])
     assert res.exit_code == 0, res.output
