@@ -96,10 +96,6 @@ def model_dir(name: str = DEFAULT_LLM) -> Path:
     return cache_dir() / name
 
 
-def default_model_dir() -> Path:
-    return model_dir(DEFAULT_LLM)
-
-
 def is_prepared(path: Path) -> bool:
     return (path / "config.json").exists() and (path / "tokenizer_config.json").exists() and \
         any(path.glob("*.safetensors"))

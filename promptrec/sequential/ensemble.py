@@ -43,11 +43,9 @@ def build_model(n_items: int, config: SASRecConfig) -> SASRec | SASRecEnsemble:
     return SASRecEnsemble([SASRec(n_items, c) for c in config.members()])
 
 
-def model_for(weights: dict[str, torch.Tensor], config: SASRecConfig) -> SASRec | SASRecEnsemble:
-    """An untrained model shaped like these saved weights: one SASRec, or an ensemble of as many as they hold."""
-    members = {k.split(".")[1] for k in weights if k.startswith("members.")}
-    n_items = int(weights["members.0.item.weight" if members else "item.weight"].shape[0]) - 1
-    return build_model(n_items, replace(config, seeds=max(len(members), 1)))
+def items_in(weights: dict[str, torch.Tensor]) -> int:
+    """Catalogue size of saved weights, of one model or of an ensemble's members."""
+    return int(weights.get("members.0.item.weight", weights.get("item.weight")).shape[0]) - 1
 
 
 def assemble(models: list[SASRec], summaries: list[dict[str, Any]]) -> tuple[SASRec | SASRecEnsemble, dict[str, Any]]:

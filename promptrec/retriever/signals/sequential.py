@@ -84,13 +84,13 @@ class SASRecSignal(Signal):
         import torch
 
         from promptrec.sequential.config import SASRecConfig
-        from promptrec.sequential.ensemble import model_for
+        from promptrec.sequential.ensemble import build_model, items_in
 
         if "config" in state:  # retrievers saved before the config was kept use the signal's settings
             self.config = SASRecConfig.from_dict(json.loads(str(state["config"])))
         weights = {k.removeprefix("weights."): torch.from_numpy(np.asarray(v)) for k, v in state.items()
                    if k.startswith("weights.")}
-        self.model = model_for(weights, self.config)
+        self.model = build_model(items_in(weights), self.config)
         self.model.load_state_dict(weights)
         self.model.eval()
 
