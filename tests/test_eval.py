@@ -97,6 +97,27 @@ def test_cached_results_are_kept_per_pipeline():
     assert parse_config({**base, "seed": 1}).shared_fingerprint() != a.shared_fingerprint()
 
 
+def test_fresh_pipeline_discards_its_records_and_its_rerankers(tmp_path):
+    """`promptrec eval --fresh-pipeline NAME`: after a code change the cache (keyed by settings) would hand back
+    old records; the named pipeline and the rerank pipelines over it are recomputed, nothing else."""
+    from promptrec.eval.config import parse_config
+    from promptrec.eval.runner import EvalRun
+
+    cfg = parse_config({"dataset": "demo", "pipelines": [
+        {"name": "r", "kind": "retriever"}, {"name": "r 2", "kind": "retriever"},
+        {"name": "llm", "kind": "rerank", "retriever": "r"}, {"name": "pop", "kind": "popularity"}]})
+    run = EvalRun(cfg, tmp_path)
+    for p in cfg.pipelines:
+        run.cache.append((p.name, "full", "test", cfg.pipeline_fingerprint(p)), [{"i": 0}])
+    assert EvalRun(cfg, tmp_path).refreshed == []
+    again = EvalRun(cfg, tmp_path, fresh_pipelines=["r"])
+    assert again.refreshed == ["r", "llm"]
+    left = {p.name: bool(again.cache.load(p.name, "full", "test", cfg.pipeline_fingerprint(p))) for p in cfg.pipelines}
+    assert left == {"r": False, "r 2": True, "llm": False, "pop": True}
+    with pytest.raises(ConfigError, match="no such pipeline"):
+        EvalRun(cfg, tmp_path, fresh_pipelines=["retriever"])
+
+
 def test_adapter_reports_say_how_its_candidates_were_drawn():
     from promptrec.eval.report import _negatives
 

@@ -271,3 +271,41 @@ def test_edited_templates_are_reported(adapter, tmp_path):
     assert template_drift(manifest, TemplateLibrary()) == []
     (tmp_path / "history.j2").write_text("{{ history | length }} events\n")
     assert template_drift(manifest, TemplateLibrary(tmp_path)) == ["history.j2"]
+
+
+def test_departures_can_weigh_more_in_the_loss(default_model_dir):
+    """``depart_weight``: examples whose answer is not the first label shown count that much more; a row with
+    weight 0 drops out of the batch's loss exactly, and equal weights give the plain mean."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from promptrec.finetune.examples import TrainingExample
+    from promptrec.finetune.train import _collate, answer_loss, encode, example_weights
+    from promptrec.models import resolve_model
+
+    path = str(resolve_model("SmolLM2-135M-Instruct"))
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    labels = ["A", "B", "C"]
+    kept, departs = (TrainingExample(f"Pick one of {', '.join(labels)}: ", f"{a}", labels, a, "u", None, [])
+                     for a in ("A", "C"))
+    assert example_weights([kept, departs], 4.0).tolist() == [1.0, 4.0]
+    data = encode(tok, [kept, departs], None)
+    with torch.no_grad():
+        both = _collate(data, tok.eos_token_id)
+        alone = [answer_loss(model, *_collate([d], tok.eos_token_id)) for d in data]
+        assert float(answer_loss(model, *both, torch.tensor([0.0, 1.0]))) == pytest.approx(float(alone[1]), rel=1e-3)
+        assert float(answer_loss(model, *both, torch.tensor([1.0, 1.0]))) == pytest.approx(float(answer_loss(model, *both)))
+        heavy = float(answer_loss(model, *both, torch.tensor([1.0, 4.0])))
+    assert heavy == pytest.approx((float(alone[0]) + 4 * float(alone[1])) / 5, rel=1e-3)
+
+
+def test_fused_validation_scores_the_model_with_the_shown_order():
+    """'fused NDCG@10' is what the tuned fusion would make of the model's scores and the retriever's order: a model
+    that only knows the answers the order misses is worth something fused, nothing alone."""
+    from promptrec.finetune.train import _fused_ndcg
+
+    order_right = [(np.array([0.0, 1.0, 2.0]), 0)] * 3  # the model reverses the order, which was right
+    assert _fused_ndcg(order_right) == (1.0, 1.0)
+    model_right = [(np.array([0.0, 0.0, 5.0]), 2)] * 3
+    assert _fused_ndcg(model_right) == (1.0, 0.4)  # the largest weight at which its opinion still wins (z-scores)
+    assert _fused_ndcg([]) == (pytest.approx(float("nan"), nan_ok=True), 1.0)

@@ -18,6 +18,9 @@ def evaluate(
     data: Optional[str] = typer.Option(None, help="Dataset folder, replacing the config's dataset path."),
     llm_users: Optional[int] = typer.Option(None, help="Test targets sampled for LLM pipelines (replaces the config's)."),
     fresh: bool = typer.Option(False, help="Discard cached per-target results in the results folder first."),
+    fresh_pipeline: Optional[list[str]] = typer.Option(None, help="Recompute this pipeline (repeatable), and the "
+                                                       "rerank pipelines over it, instead of reading its cached "
+                                                       "records: the cache knows settings, not code."),
 ) -> None:
     """Run every pipeline of CONFIG on its protocols; write results.json, results.md and PNG plots.
 
@@ -35,7 +38,7 @@ def evaluate(
         cfg.name = cfg.name if cfg.name != "eval" else config.stem
         target = out or Path("eval") / "results" / cfg.name
         command = "promptrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        res = run_eval(cfg, target, resume=not fresh, command=command)
+        res = run_eval(cfg, target, resume=not fresh, command=command, fresh_pipelines=fresh_pipeline or ())
     for line in res["reading"]:
         console.print(f"- {line}")
     console.print(f"[green]results written to {target}[/]: results.md (tables), results.json, "

@@ -44,6 +44,10 @@ def finetune(
                                            "negatives); default: full when the config runs it."),
     init_adapter: Optional[str] = typer.Option(None, help="Continue training this adapter (keeps its rank, "
                                                "modules and layers)."),
+    depart_weight: float = typer.Option(1.0, help="Loss weight of examples whose answer is not the first candidate "
+                                        "(with candidates in the retriever's order: where it must be departed from)."),
+    select: str = typer.Option("NDCG@10", help="Validation metric that picks the kept adapter: 'NDCG@10' (the model "
+                               "alone) or 'fused NDCG@10' (fused with the order shown, at the best weight)."),
 ) -> None:
     """Train a LoRA adapter on the ranking task; serve it with `promptrec rerank --adapter OUT` or
     Reranker(adapter=OUT)."""
@@ -54,7 +58,7 @@ def finetune(
         cfg = LoraConfig(rank=rank, alpha=alpha, target_modules=[t.strip() for t in targets.split(",")],
                          learning_rate=lr, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
                          patience=patience, max_minutes=max_minutes, seed=seed, layers=layers,
-                         init_adapter=init_adapter)
+                         init_adapter=init_adapter, depart_weight=depart_weight, select=select)
         if config is not None:
             from promptrec.finetune import finetune_on_config
 

@@ -34,8 +34,14 @@ class RecordCache:
         stamp.write_text(fingerprint + "\n")
 
     def path(self, *key: str) -> Path:
-        slug = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "-", k).strip("-") for k in key)
-        return self.folder / f"{slug}.jsonl"
+        return self.folder / f"{'__'.join(_slug(k) for k in key)}.jsonl"
+
+    def discard(self, pipeline: str) -> int:
+        """Delete every record file of ``pipeline`` (all protocols, parts and settings); returns how many."""
+        files = list(self.folder.glob(f"{_slug(pipeline)}__*.jsonl"))
+        for f in files:
+            f.unlink()
+        return len(files)
 
     def load(self, *key: str) -> dict[int, dict[str, Any]]:
         """Records by target index (later lines win)."""
@@ -58,3 +64,7 @@ class RecordCache:
                 text = "\n" + text  # never glue a record to a cut-short line
             f.write(text)
             f.flush()
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-")

@@ -19,7 +19,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import yaml
@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from promptrec import __version__
 from promptrec.eval.cache import RecordCache
-from promptrec.eval.config import EvalConfig, PipelineConfig
+from promptrec.eval.config import ConfigError, EvalConfig, PipelineConfig
 from promptrec.eval.metrics import ndcg
 from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fused_records, rerank_records,
                                       rerank_requests, score_records)
@@ -42,10 +42,12 @@ EVAL_ONLY_OPTIONS = ("retriever", "fusion", "evidence", "order")
 class EvalRun:
     """One evaluation: data, split, targets, and the records of every pipeline."""
 
-    def __init__(self, cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True):
+    def __init__(self, cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True,
+                 fresh_pipelines: Sequence[str] = ()):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         self.out.mkdir(parents=True, exist_ok=True)
         self.cache = RecordCache(self.out / "cache", cfg.shared_fingerprint(), resume=resume)
+        self.refreshed = self._discard(fresh_pipelines)
         self.records: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (pipeline, protocol) -> records
         self.unavailable: dict[str, str] = {}
         self.fusion: dict[str, dict[str, Any]] = {}
@@ -55,6 +57,21 @@ class EvalRun:
         self._rerankers: dict[str, Any] = {}
         self.llm_targets = {"computed": 0, "from_cache": 0}
         self._validation: list[EvalTarget] | None = None
+
+    def _discard(self, names: Sequence[str]) -> list[str]:
+        """Drop the cached records of the named pipelines and of the rerank pipelines over them (their candidates
+        come from those retrievers): after a code change, cached records of unchanged settings are stale."""
+        known = [p.name for p in self.cfg.pipelines]
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise ConfigError(f"--fresh-pipeline {unknown}: no such pipeline in {self.cfg.name}; its pipelines are "
+                              f"{known}.")
+        chosen = set(names)
+        chosen |= {p.name for p in self.cfg.pipelines if p.options.get("retriever") in chosen and p.uses_llm}
+        refreshed = [n for n in known if n in chosen]
+        for name in refreshed:
+            self.cache.discard(name)
+        return refreshed
 
     # -- setup ----------------------------------------------------------------------
     def load(self) -> "EvalRun":
@@ -249,8 +266,9 @@ def versions() -> dict[str, str]:
 
 
 def run_eval(cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True,
-             command: str | None = None) -> dict[str, Any]:
-    """Load, run every pipeline, write results.json / results.md / plots into ``out``; returns the results."""
-    run = EvalRun(cfg, out, resume=resume, progress=progress).load()
+             command: str | None = None, fresh_pipelines: Sequence[str] = ()) -> dict[str, Any]:
+    """Load, run every pipeline, write results.json / results.md / plots into ``out``; returns the results.
+    ``fresh_pipelines``: recompute these (and the rerank pipelines over them) instead of reading their cache."""
+    run = EvalRun(cfg, out, resume=resume, progress=progress, fresh_pipelines=fresh_pipelines).load()
     run.run()
     return run.write(command)

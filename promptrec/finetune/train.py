@@ -45,6 +45,12 @@ class LoraConfig:
     bf16: bool = True
     seed: int = 0
     init_adapter: str | None = None  # continue from this adapter (its rank, alpha, modules and layers are kept)
+    # loss weight of examples whose answer is not the first candidate shown: where candidates come in the
+    # retriever's order, these are the cases the model must learn to depart from it (1: all weigh the same)
+    depart_weight: float = 1.0
+    # the validation metric that picks the kept adapter: "NDCG@10" of the model alone, or "fused NDCG@10": the
+    # model fused with the order the candidates are shown in (the retriever's, for examples in its order)
+    select: str = "NDCG@10"
 
 
 def _seed_everything(seed: int) -> None:
@@ -83,26 +89,40 @@ def _positions(mask):
     return (mask.cumsum(dim=1) - 1).clamp(min=0)
 
 
-def answer_loss(model, ids, labels, mask):
+def answer_loss(model, ids, labels, mask, weights=None):
     """Cross-entropy on the answer tokens only, computing logits for the last positions only (the vocabulary
-    projection of every prompt position is most of a small model's cost otherwise)."""
+    projection of every prompt position is most of a small model's cost otherwise). With ``weights`` (one per
+    row) each row's mean answer-token loss counts that much: the weighted mean over the batch."""
     import torch
 
     width = int((labels != -100).sum(dim=1).max())
     logits = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), logits_to_keep=width + 1).logits
     target = labels[:, -width:]
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                             target.reshape(-1), ignore_index=-100)
+    token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                                   target.reshape(-1), ignore_index=-100, reduction="none")
+    kept = (target != -100).float()
+    if weights is None:
+        return (token_loss * kept.reshape(-1)).sum() / kept.sum()
+    row_loss = (token_loss.reshape(target.shape) * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1)
+    return (row_loss * weights).sum() / weights.sum()
+
+
+def example_weights(examples: Sequence[TrainingExample], depart_weight: float) -> np.ndarray:
+    """``depart_weight`` for examples whose true label is not the first one shown, 1 for the others."""
+    return np.array([1.0 if ex.true_label == ex.labels[0] else depart_weight for ex in examples])
 
 
 def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: dict[str, int], *, bf16: bool,
              batch_size: int = 8) -> dict[str, float]:
-    """Rank of the true label among the candidate labels at the answer position: NDCG@10, HR@1, MRR."""
+    """Rank of the true label among the candidate labels at the answer position: NDCG@10, HR@1, MRR; how often
+    the model's top label is the first one shown ("first_label_top"; in the retriever's order: keeping its top);
+    and "fused NDCG@10", the best NDCG@10 of the model's scores fused with the shown order (as the reranker's
+    tuned fusion does with the retriever's scores) over fusion weights 0, 0.1, ..., 1, with that weight."""
     import torch
 
     from promptrec.eval.metrics import hit_rate, mrr, ndcg
 
-    ranks = []
+    ranks, first_top, label_scores = [], [], []
     model.eval()
     tokenizer.padding_side = "left"
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -117,14 +137,35 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
                 # ties share the rank (mid-rank): bf16 logits of a model near-uniform over the labels tie
                 # often, and counting every tie against the true label would read as worse than random
                 ranks.append(float((scores > true).sum()) + float((scores == true).sum() - 1) / 2)
+                first_top.append(bool(scores[0] >= scores.max()))
+                label_scores.append((scores.numpy(), ex.labels.index(ex.true_label)))
     r = np.array(ranks)
-    return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r)}
+    fused, weight = _fused_ndcg(label_scores)
+    return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r),
+            "first_label_top": float(np.mean(first_top)) if first_top else float("nan"),
+            "fused NDCG@10": fused, "fused_weight": weight}
+
+
+def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, int]]) -> tuple[float, float]:
+    """Best NDCG@10 over fusion weights of (scores, true position) fused with the shown order, and its weight."""
+    from promptrec.eval.metrics import ndcg
+    from promptrec.reranker.reranker import fused_order
+
+    if not label_scores:
+        return float("nan"), 1.0
+    by_weight = {}
+    for w in np.round(np.linspace(0, 1, 11), 1):
+        ranks = [int(np.flatnonzero(fused_order(s, -np.arange(len(s), dtype=float), w) == true)[0])
+                 for s, true in label_scores]
+        by_weight[float(w)] = ndcg(np.array(ranks, dtype=float), 10)
+    best = max(by_weight, key=lambda w: (by_weight[w], w))  # ties: the weight nearer the shown order
+    return by_weight[best], best
 
 
 def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: Sequence[TrainingExample],
                out: str | Path, cfg: LoraConfig, *, label_ids: dict[str, int], progress: bool = True
                ) -> dict[str, Any]:
-    """Train, keep the best adapter (by validation NDCG@10) in ``out``; returns the training record."""
+    """Train, keep the best adapter (by validation ``cfg.select``) in ``out``; returns the training record."""
     import torch
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -132,6 +173,8 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
 
     if not train:
         raise ValueError("no training examples; raise the number of examples or check the split.")
+    if cfg.select not in ("NDCG@10", "fused NDCG@10"):
+        raise ValueError(f"select must be 'NDCG@10' or 'fused NDCG@10', not {cfg.select!r}.")
     _seed_everything(cfg.seed)
     out = Path(out)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
@@ -153,6 +196,7 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
     listwise = "," in train[0].answer
     end = getattr(tokenizer, "eos_token", None) if listwise else None  # teach a listwise answer to stop
     data = encode(tokenizer, train, end)
+    weights = example_weights(train, cfg.depart_weight)
     steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
     total = max(1, int(round(cfg.epochs * steps_per_epoch)))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
@@ -170,11 +214,12 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
         while step < total:
             if not order:
                 order = list(rng.permutation(len(data)))
-            batch = [data[order.pop()] for _ in range(min(cfg.batch_size, len(order)))]
+            rows = [order.pop() for _ in range(min(cfg.batch_size, len(order)))]
             model.train()
-            ids, labels, mask = _collate(batch, tokenizer.pad_token_id)
+            ids, labels, mask = _collate([data[i] for i in rows], tokenizer.pad_token_id)
+            w = None if cfg.depart_weight == 1.0 else torch.tensor(weights[rows], dtype=torch.float32)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = answer_loss(model, ids, labels, mask)
+                loss = answer_loss(model, ids, labels, mask, w)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -183,13 +228,13 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
             step += 1
             losses.append(float(loss.detach()))
             bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best=f"{best['NDCG@10']:.3f}" if best else "-")
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", best=f"{best[cfg.select]:.3f}" if best else "-")
             out_of_time = cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes
             if valid and (step % cfg.eval_every == 0 or step == total or out_of_time):
                 m = {"step": step, **validate(model, tokenizer, valid, label_ids, bf16=bf16),
                      "loss": float(np.mean(losses[-cfg.eval_every:]))}
                 history.append(m)
-                if m["NDCG@10"] > best["NDCG@10"]:
+                if m[cfg.select] > best[cfg.select]:
                     best, since_best = m, 0
                     model.save_pretrained(out / "best")
                 else:
