@@ -118,6 +118,20 @@ def test_fresh_pipeline_discards_its_records_and_its_rerankers(tmp_path):
         EvalRun(cfg, tmp_path, fresh_pipelines=["retriever"])
 
 
+def test_a_true_item_beyond_the_reranked_candidates_keeps_the_retrievers_rank():
+    """Full ranking: the LLM reorders the retriever's top N and the tail stays in its order, so a fused ranking
+    at weight 1 is the retriever's exactly, MRR included; without the retriever's ranks it is a miss."""
+    from promptrec.eval.pipelines import MISS, fused_records
+
+    recs = [{"i": 0, "cands": ["a", "b"], "retr": [2.0, 1.0], "llm": [0.0, 1.0]},
+            {"i": 1, "cands": ["a", "b"], "retr": [2.0, None], "llm": [1.0, 0.0]}]
+    truths = {0: "b", 1: "z"}
+    llm = fused_records(recs, truths, 0.0, 2, {0: 1, 1: 30})
+    assert [r["rank"] for r in llm] == [0, 30] and llm[0]["top"] == ["b", "a"]
+    assert [r["rank"] for r in fused_records(recs, truths, 1.0, 2, {0: 1, 1: 30})] == [1, 30]
+    assert fused_records(recs, truths, 1.0, 2)[1]["rank"] == MISS
+
+
 def test_adapter_reports_say_how_its_candidates_were_drawn():
     from promptrec.eval.report import _negatives
 

@@ -22,7 +22,7 @@ from promptrec.data.splits import Split
 from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
-from promptrec.retriever.candidate import Candidate
+from promptrec.retriever.candidate import Candidate, order_by_score
 from promptrec.retriever.retriever import BATCH, TimeAwareRetriever
 from promptrec.retriever.signals import Query, Signal
 
@@ -137,9 +137,8 @@ def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targe
         cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
                   enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
         if order == "retriever":
-            cands = [[Candidate(c.item_id, c.score, pos + 1) for pos, c in
-                      enumerate(sorted(row, key=lambda c: -c.score if np.isfinite(c.score) else np.inf))]
-                     for row in cands]
+            cands = [[Candidate(row[i].item_id, row[i].score, pos + 1) for pos, i in
+                      enumerate(order_by_score([c.score for c in row]))] for row in cands]
     out = []
     for t, c in zip(targets, cands):
         when = t.held.context or t.now
@@ -169,9 +168,11 @@ def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None  # JSON has no -inf; None = not recommendable at now
 
 
-def fused_records(records: Iterable[dict[str, Any]], truths: dict[int, str], weight: float, top_k: int
-                  ) -> list[dict[str, Any]]:
-    """Rank and top-k of each rerank record under fusion ``weight`` (0 = the LLM alone)."""
+def fused_records(records: Iterable[dict[str, Any]], truths: dict[int, str], weight: float, top_k: int,
+                  tail_ranks: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """Rank and top-k of each rerank record under fusion ``weight`` (0 = the LLM alone). A true item outside the
+    candidates keeps the rank ``tail_ranks`` gives it (the retriever's, on full ranking: the reranker reorders its
+    top N and leaves the rest in its order), else it is a miss."""
     from promptrec.reranker.reranker import fused_order
 
     out = []
@@ -179,5 +180,6 @@ def fused_records(records: Iterable[dict[str, Any]], truths: dict[int, str], wei
         retr = np.array([-np.inf if v is None else v for v in rec["retr"]], dtype=float)
         order = [rec["cands"][j] for j in fused_order(np.array(rec["llm"]), retr, weight)]
         truth = truths[rec["i"]]
-        out.append({"i": rec["i"], "rank": order.index(truth) if truth in order else MISS, "top": order[:top_k]})
+        rank = order.index(truth) if truth in order else max(len(order), (tail_ranks or {}).get(rec["i"], MISS))
+        out.append({"i": rec["i"], "rank": rank, "top": order[:top_k]})
     return out

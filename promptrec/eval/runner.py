@@ -3,7 +3,8 @@
 Protocols (same-second ties at random, history strictly before ``now``, as in the splits):
 
 * ``full`` - rank among all items the user has not seen (and that exist at ``now``); rerank
-  pipelines order the retriever's top N and a true item outside them is a miss;
+  pipelines order the retriever's top N; a true item outside them keeps the retriever's rank (the
+  reranker leaves the tail in the retriever's order), so only the top N can differ;
 * ``sampled`` - LLMRank style: the true item plus 19 unseen items sampled uniformly (seeded);
 * ``retrieval`` - recall@N of the score pipelines over all unseen items (from the full ranks).
 
@@ -215,7 +216,9 @@ class EvalRun:
         for proto in [x for x in ("full", "sampled") if x in self.cfg.protocols]:
             recs = self._rerank_targets(p, proto, "test", self.llm_sample)
             truths = {t.index: t.item_id for t in self.test}
-            self.records[(p.name, proto)] = fused_records(recs, truths, 0.0, k)
+            # on full ranking the candidates are the retriever's top N: beyond them its ranks stand (MRR compares)
+            tail = {r["i"]: r["rank"] for r in self.records.get((ref, proto), [])} if proto == "full" else None
+            self.records[(p.name, proto)] = fused_records(recs, truths, 0.0, k, tail)
             self.llm_stats.setdefault(p.name, {})[proto] = {
                 "parse_fell_back": float(np.mean([r["fell_back"] for r in recs])),
                 "prompt_tokens_mean": float(np.mean([r["prompt_tokens"] for r in recs])),
@@ -234,7 +237,7 @@ class EvalRun:
             else:
                 weight, info = float(fusion), {"weight": float(fusion), "tuned_on": "fixed in the config"}
             name = f"{p.name} + fusion"
-            self.records[(name, proto)] = fused_records(recs, truths, weight, k)
+            self.records[(name, proto)] = fused_records(recs, truths, weight, k, tail)
             self.fusion.setdefault(name, {})[proto] = info
 
     # -- writing --------------------------------------------------------------------------

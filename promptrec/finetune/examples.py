@@ -22,6 +22,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions
 from promptrec.data.splits import HeldOut
 from promptrec.prompt.builder import PromptBuilder
+from promptrec.retriever.candidate import order_by_score
 
 
 @dataclass
@@ -101,9 +102,7 @@ def retriever_order(retriever: Any, targets: Sequence[HeldOut], candidates: Sequ
         part, cols = list(targets[start:start + chunk]), [list(c) for c in candidates[start:start + chunk]]
         scores = retriever.score_targets(part, columns=cols)
         for row, items in zip(scores, cols):
-            s = row[retriever.catalog.codes(items)]
-            s = np.where(np.isfinite(s), s, -np.inf)
-            out.append([items[i] for i in np.argsort(-s, kind="stable")])
+            out.append([items[i] for i in order_by_score(row[retriever.catalog.codes(items)])])
     return out
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -16,3 +19,10 @@ class Candidate:
     score: float
     rank: int
     components: dict[str, float] = field(default_factory=dict)
+
+
+def order_by_score(scores: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Positions sorted by score, best first; stable (ties keep their given order), scores that are not finite
+    (items not recommendable at that time) last."""
+    s = np.asarray(scores, dtype=float)
+    return np.argsort(-np.where(np.isfinite(s), s, -np.inf), kind="stable")
