@@ -1,5 +1,5 @@
-"""The learning curve of a fine-tuning run: training loss and validation HR@1 / NDCG@10 per step (PNG), and how
-often the model's top label is the first one shown where that was recorded."""
+"""The learning curve of a fine-tuning run: training loss and validation HR@1 / NDCG@10 per step (PNG), with the
+fused NDCG@10 and how often the model's top label is the first one shown where they were recorded."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def plot_training(history: Sequence[dict[str, Any]], path: str | Path, title: st
     left.set(xlabel="step", ylabel="training loss (mean since last validation)", title="loss")
     for key in ("HR@1", "NDCG@10"):
         right.plot(steps, [h[key] for h in history], marker="o", label=key)
-    if all("first_label_top" in h for h in history):  # runs since it was recorded
-        right.plot(steps, [h["first_label_top"] for h in history], marker=".", linestyle="--",
-                   label="top label is the first shown")
+    extra = {"fused NDCG@10": "NDCG@10 fused with the order shown", "first_label_top": "top label is the first shown"}
+    for key, label in extra.items():
+        if all(key in h for h in history):  # runs since it was recorded
+            right.plot(steps, [h[key] for h in history], marker=".", linestyle="--", label=label)
     right.set(xlabel="step", ylabel="validation", title="validation", ylim=(0, 1))
     right.legend()
     fig.suptitle(title)
