@@ -276,7 +276,8 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
         lines += [f"## Protocol {title}", ""]
         if proto == "full":
             lines += [f"Rerank pipelines order the retriever's top {cfg['full_candidates']}; a true item outside "
-                      "them keeps the retriever's rank (the tail stays in its order: MRR compares). Coverage, novelty (mean self-information, bits) and diversity (mean pairwise "
+                      "them keeps the retriever's rank (the tail stays in its order: MRR compares). Coverage, "
+                      "novelty (mean self-information, bits) and diversity (mean pairwise "
                       f"cosine distance) are over the top {BEYOND_K}.", ""]
         for pop, table in res["protocols"][proto].items():
             if not table:
