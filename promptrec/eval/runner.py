@@ -33,10 +33,9 @@ from promptrec.eval.metrics import ndcg
 from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fused_records, rerank_records,
                                       rerank_requests, score_records)
 from promptrec.eval.targets import EvalTarget, build_targets, sample_targets
-from promptrec.reranker.reranker import choose_fusion
+from promptrec.reranker.reranker import FUSION_GRID, choose_fusion
 
 RERANK_BATCH = 32
-FUSION_GRID = tuple(float(a) for a in np.round(np.linspace(0, 1, 11), 2))
 EVAL_ONLY_OPTIONS = ("retriever", "fusion", "evidence", "order")
 
 

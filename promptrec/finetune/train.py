@@ -100,10 +100,10 @@ def answer_loss(model, ids, labels, mask, weights=None):
     target = labels[:, -width:]
     token_loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                                                    target.reshape(-1), ignore_index=-100, reduction="none")
-    kept = (target != -100).float()
+    kept = (target != -100).float()  # the loss is 0 at the other positions
     if weights is None:
-        return (token_loss * kept.reshape(-1)).sum() / kept.sum()
-    row_loss = (token_loss.reshape(target.shape) * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1)
+        return token_loss.sum() / kept.sum()
+    row_loss = token_loss.reshape(target.shape).sum(dim=1) / kept.sum(dim=1).clamp(min=1)
     return (row_loss * weights).sum() / weights.sum()
 
 
@@ -122,7 +122,7 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
 
     from promptrec.eval.metrics import hit_rate, mrr, ndcg
 
-    ranks, first_top, label_scores = [], [], []
+    ranks, label_scores = [], []
     model.eval()
     tokenizer.padding_side = "left"
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -137,27 +137,27 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
                 # ties share the rank (mid-rank): bf16 logits of a model near-uniform over the labels tie
                 # often, and counting every tie against the true label would read as worse than random
                 ranks.append(float((scores > true).sum()) + float((scores == true).sum() - 1) / 2)
-                first_top.append(bool(scores[0] >= scores.max()))
                 label_scores.append((scores.numpy(), ex.labels.index(ex.true_label)))
     r = np.array(ranks)
     fused, weight = _fused_ndcg(label_scores)
     return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r),
-            "first_label_top": float(np.mean(first_top)) if first_top else float("nan"),
+            "first_label_top": float(np.mean([s[0] >= s.max() for s, _ in label_scores])) if label_scores
+            else float("nan"),
             "fused NDCG@10": fused, "fused_weight": weight}
 
 
 def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, int]]) -> tuple[float, float]:
     """Best NDCG@10 over fusion weights of (scores, true position) fused with the shown order, and its weight."""
     from promptrec.eval.metrics import ndcg
-    from promptrec.reranker.reranker import fused_order
+    from promptrec.reranker.reranker import FUSION_GRID, fused_order
 
     if not label_scores:
         return float("nan"), 1.0
     by_weight = {}
-    for w in np.round(np.linspace(0, 1, 11), 1):
+    for w in FUSION_GRID:
         ranks = [int(np.flatnonzero(fused_order(s, -np.arange(len(s), dtype=float), w) == true)[0])
                  for s, true in label_scores]
-        by_weight[float(w)] = ndcg(np.array(ranks, dtype=float), 10)
+        by_weight[w] = ndcg(np.array(ranks, dtype=float), 10)
     best = max(by_weight, key=lambda w: (by_weight[w], w))  # ties: the weight nearer the shown order
     return by_weight[best], best
 

@@ -46,6 +46,7 @@ from promptrec.retriever.candidate import Candidate
 
 STRATEGIES = ("label_scoring", "listwise", "pointwise")
 AGGREGATES = ("mean", "borda")
+FUSION_GRID = tuple(float(a) for a in np.round(np.linspace(0, 1, 11), 2))  # weights of the retriever tried in fusion
 
 
 class Reranker:
@@ -265,7 +266,7 @@ class Reranker:
                                 "adapter_served": self.adapter_served})
 
     def tune_fusion(self, requests: Sequence[RerankRequest], true_items: Sequence[str],
-                    grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2))) -> dict[str, Any]:
+                    grid: Sequence[float] = FUSION_GRID) -> dict[str, Any]:
         """Pick the fusion weight on validation requests (see :func:`choose_fusion`)."""
         saved, self.fusion = self.fusion, 0.0
         ranked = self.rerank_many(requests)
