@@ -227,7 +227,7 @@ def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checki
 
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
-    r = fit(ds, split)
+    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours"))
     r.tune(split.validation, method="lightgbm")
     targets = split.test[:20]
     before = r.score_targets(targets)

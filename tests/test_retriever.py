@@ -233,3 +233,27 @@ def test_movielens_targets(ml100k_path, tmp_path):
                             (["trending"], {"trending": {"half_life_days": forever, "window_days": 7}}),
                             (["content"], {"content": {"half_life_days": forever, "recent_queries": 0}})):
         assert evaluate(signals, params)[1] < ndcg10
+
+
+def test_neighbours_signal_scores_what_similar_users_chose_never_the_users_own_row():
+    from types import SimpleNamespace
+
+    from promptrec.retriever.signals import FitData, NeighboursSignal
+
+    # a and b share items 0-3 (b also 4), c lives apart on 5-7; a alone had item 9
+    train = {"a": [0, 1, 2, 3, 9], "b": [0, 1, 2, 3, 4], "c": [5, 6, 7, 5]}
+    users = np.array([u for u, codes in train.items() for _ in codes])
+    codes = np.array([c for cs in train.values() for c in cs])
+    signal = NeighboursSignal(k=1)
+    signal.fit(FitData(users, codes, 10, None, [()] * 10, np.zeros(10, dtype=np.int64)))
+    log = SimpleNamespace(n_items=10)
+    newcomer = Query("z", 0, np.array([0, 1]), np.array([0, 1]))
+    scores = signal.score([newcomer], log)[0]
+    assert scores[[2, 3]].min() > 0 and scores[[5, 6, 7]].max() == 0  # only the one nearest user counts (k=1)
+    as_a = signal.score([Query("a", 0, np.array([0, 1]), np.array([0, 1]))], log)[0]
+    assert as_a[9] == 0 and as_a[4] > 0  # its own training row is not a neighbour: b is
+    features = signal.features([newcomer], log)
+    assert set(features) == {"neighbours", "neighbours_count"} and features["neighbours_count"][0, 2] == 1
+    restored = NeighboursSignal(k=1)
+    restored.load_state(signal.state())
+    np.testing.assert_allclose(restored.score([newcomer], log), signal.score([newcomer], log))

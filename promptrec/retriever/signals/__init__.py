@@ -11,6 +11,7 @@
 | place | distance from the request's location (or the user's last place), busy areas |
 | device | items people use on the request's device |
 | user_frequency | the user's most visited items (a baseline; optionally at this hour) |
+| neighbours | what the most similar users chose (user-based collaborative filtering) |
 | sasrec | a trained SASRec's next-item scores (trained in ``fit``; torch) |
 | sasrec_time | the same model told each event's gap, hour and weekday and those of ``now`` |
 """
@@ -21,6 +22,7 @@ from promptrec.retriever.signals.content import ContentSignal
 from promptrec.retriever.signals.device import DeviceSignal
 from promptrec.retriever.signals.freshness import FreshnessSignal
 from promptrec.retriever.signals.habit import HabitSignal
+from promptrec.retriever.signals.neighbours import NeighboursSignal
 from promptrec.retriever.signals.place import PlaceSignal, haversine_km
 from promptrec.retriever.signals.sequential import SASRecSignal, TimeSASRecSignal
 from promptrec.retriever.signals.time_context import TimeContextSignal
@@ -31,9 +33,10 @@ from promptrec.retriever.signals.user_frequency import UserFrequencySignal
 SIGNALS = {"content": ContentSignal, "transition": TransitionSignal, "trending": TrendingSignal,
            "time_context": TimeContextSignal, "freshness": FreshnessSignal, "habit": HabitSignal,
            "place": PlaceSignal, "device": DeviceSignal, "user_frequency": UserFrequencySignal,
+           "neighbours": NeighboursSignal,
            "sasrec": SASRecSignal, "sasrec_time": TimeSASRecSignal}
 
 __all__ = ["DAY_NS", "HOUR_NS", "SIGNALS", "FitData", "Query", "Signal", "category_matrix", "hour_kernel",
            "local_hour_dow", "recency_weights", "haversine_km", "ContentSignal", "DeviceSignal", "FreshnessSignal",
-           "HabitSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal", "TimeSASRecSignal", "TransitionSignal",
+           "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal", "TimeSASRecSignal", "TransitionSignal",
            "TrendingSignal", "UserFrequencySignal"]
