@@ -345,3 +345,16 @@ def test_fusion_keeps_the_retriever_unless_the_llm_gain_is_beyond_noise():
     assert choose_fusion(better) == 0.5
     with pytest.raises(ValueError, match="must include 1.0"):
         choose_fusion({0.0: retr})
+
+
+def test_gain_beyond_noise_is_a_one_sided_paired_test_with_bonferroni():
+    from promptrec.eval.metrics import gain_beyond_noise
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, 400)
+    assert not gain_beyond_noise(noise - noise.mean())  # mean exactly 0
+    assert gain_beyond_noise(noise - noise.mean() + 0.2)  # z about 4
+    assert not gain_beyond_noise(noise - noise.mean() - 0.2)  # one-sided: a loss is never a gain
+    borderline = noise - noise.mean() + 0.11  # z about 2.2: beyond 5%, not beyond 5% / 20
+    assert gain_beyond_noise(borderline) and not gain_beyond_noise(borderline, tests=20)
+    assert not gain_beyond_noise(np.array([1.0]))  # one query decides nothing

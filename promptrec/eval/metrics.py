@@ -23,9 +23,26 @@ def hit_rate(ranks: np.ndarray, k: int) -> float:
     return float(np.mean(np.asarray(ranks) < k)) if len(ranks) else 0.0
 
 
+def ndcg_gains(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Each query's NDCG@k (one relevant item: 1 / log2(rank + 2) inside the top k, else 0)."""
+    r = np.asarray(ranks, dtype=float)
+    return np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
+
+
 def ndcg(ranks: np.ndarray, k: int) -> float:
-    r = np.asarray(ranks)
-    return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0))) if len(r) else 0.0
+    return float(np.mean(ndcg_gains(ranks, k))) if len(ranks) else 0.0
+
+
+def gain_beyond_noise(diff: np.ndarray, alpha: float = 0.05, tests: int = 1) -> bool:
+    """Whether per-query differences (candidate minus reference) are positive beyond noise: a
+    one-sided paired z-test at level ``alpha``, Bonferroni-corrected for ``tests`` comparisons."""
+    from statistics import NormalDist
+
+    diff = np.asarray(diff, dtype=float)
+    if len(diff) < 2:
+        return False
+    z = NormalDist().inv_cdf(1 - alpha / max(1, tests))
+    return bool(diff.mean() > z * diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
 def mrr(ranks: np.ndarray, k: int | None = None) -> float:

@@ -35,7 +35,7 @@ import pandas as pd
 
 from promptrec.data.catalog import Catalog
 from promptrec.data.records import Item
-from promptrec.eval.metrics import ndcg
+from promptrec.eval.metrics import gain_beyond_noise, ndcg, ndcg_gains
 from promptrec.models import DEFAULT_LLM
 from promptrec.prompt.builder import Prompt, PromptBuilder
 from promptrec.prompt.labels import LabelError, label_token_ids
@@ -311,19 +311,13 @@ def choose_fusion(ranks_by_weight: dict[float, np.ndarray], alpha: float = 0.05)
     is 1.0, the retriever's order: a weak LLM is not allowed to make the ranking worse on the
     strength of a lucky validation sample.
     """
-    from statistics import NormalDist
-
     if 1.0 not in ranks_by_weight:
         raise ValueError("the fusion grid must include 1.0 (the retriever alone) as the reference.")
-    gain = {a: np.where(r < 10, 1.0 / np.log2(np.asarray(r, dtype=float) + 2.0), 0.0)
-            for a, r in ranks_by_weight.items()}
+    gain = {a: ndcg_gains(r, 10) for a, r in ranks_by_weight.items()}
     best = max(gain, key=lambda a: (gain[a].mean(), -abs(a - 0.5)))
-    diff = gain[best] - gain[1.0]
-    if len(diff) < 2 or best == 1.0:
+    if best == 1.0:
         return 1.0
-    z = NormalDist().inv_cdf(1 - alpha / max(1, len(gain) - 1))
-    se = diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(best) if diff.mean() > z * se else 1.0
+    return float(best) if gain_beyond_noise(gain[best] - gain[1.0], alpha, tests=len(gain) - 1) else 1.0
 
 
 def _z(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from promptrec.eval.metrics import hit_rate, ndcg, true_ranks
+from promptrec.eval.metrics import ndcg_gains, true_ranks
 
 GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
@@ -38,16 +38,21 @@ def blend(z: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
     return total
 
 
-def objective_value(scores: np.ndarray, true_cols: np.ndarray, exclude: np.ndarray, objective: str) -> float:
-    s = np.where(exclude, -np.inf, scores)
-    ranks = true_ranks(s, true_cols)
+def objective_values(scores: np.ndarray, true_cols: np.ndarray, exclude: np.ndarray, objective: str) -> np.ndarray:
+    """Each target's objective (``ndcg@K`` or ``recall@K``) under full ranking of ``scores``."""
+    ranks = true_ranks(np.where(exclude, -np.inf, scores), true_cols)
     kind, _, k = objective.lower().partition("@")
     k = int(k or 10)
     if kind == "ndcg":
-        return ndcg(ranks, k)
+        return ndcg_gains(ranks, k)
     if kind in ("recall", "hr"):
-        return hit_rate(ranks, k)
+        return (ranks < k).astype(float)
     raise ValueError(f"unknown objective {objective!r}; use ndcg@K or recall@K.")
+
+
+def objective_value(scores: np.ndarray, true_cols: np.ndarray, exclude: np.ndarray, objective: str) -> float:
+    values = objective_values(scores, true_cols, exclude, objective)
+    return float(values.mean()) if len(values) else 0.0
 
 
 def tune_weights(z: dict[str, np.ndarray], true_cols: np.ndarray, exclude: np.ndarray, *,

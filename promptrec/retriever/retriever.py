@@ -29,7 +29,8 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions, epoch_ns, to_utc
 from promptrec.data.repeats import REPEAT_THRESHOLD, repeat_rate
 from promptrec.data.splits import HeldOut
-from promptrec.retriever.blend import blend, objective_value, standardize, tune_weights
+from promptrec.eval.metrics import gain_beyond_noise
+from promptrec.retriever.blend import blend, objective_values, standardize, tune_weights
 from promptrec.retriever.candidate import Candidate
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
@@ -350,7 +351,8 @@ class TimeAwareRetriever:
         ``lightgbm``: a lambdarank model over the signals' features (promptrec.retriever.learned), trained on
         the earlier targets and stopped early on the later ones. ``coordinate``: linear weights by coordinate
         ascent (promptrec.retriever.blend). ``auto``: both are fitted on the earlier targets and compared on
-        the later ones; the better one is kept (the linear weights are then re-tuned on all targets).
+        the later ones; the learned blend is kept only if it is better there beyond noise (a one-sided paired
+        test at 5%), else the linear one (its weights then re-tuned on all targets).
 
         ``optional``: signals that must earn their place: the blend is also tuned without them, and they are
         dropped from the retriever unless the blend with them is better on the later validation targets."""
@@ -411,9 +413,10 @@ class TimeAwareRetriever:
             return self.tuning
         early, late = ordered[:cut], ordered[cut:]
         self.weights = {n: 1.0 for n in self.signals}
-        equal_score = self._objective(late, history, objective, None)
+        equal_score = float(self._objective(late, history, objective, None).mean())
         learned = self._train_ranker(early, late, history, cfg, progress)
-        learned_score = self._objective(late, history, objective, learned)
+        learned_each = self._objective(late, history, objective, learned)
+        learned_score = float(learned_each.mean())
         # objective_start / _end: the later validation targets with equal linear weights / the kept blend
         report: dict[str, Any] = {"objective": objective, "validation_targets": len(ordered),
                                   "fit_targets": len(early), "stop_targets": len(late), "objective_start": equal_score,
@@ -421,13 +424,14 @@ class TimeAwareRetriever:
                                   "learned_stop_objective": learned_score}
         if method == "auto":
             linear = self._tune_linear(early, history, objective, progress)
-            linear_score = self._objective(late, history, objective, None)
+            linear_each = self._objective(late, history, objective, None)
+            linear_score = float(linear_each.mean())
             report |= {"linear_stop_objective": linear_score, "linear_weights_on_fit_targets": linear["weights"]}
-            if linear_score >= learned_score:
+            if not gain_beyond_noise(learned_each - linear_each):  # the simpler blend unless the learned one is better
                 self.tuning = report | self._tune_linear(ordered, history, objective, progress) | {
                     "objective_start": equal_score, "objective_end": linear_score,
-                    "method": "coordinate ascent on z-scored signals (promptrec.retriever.blend); chosen over the "
-                              "learned blend on the later validation targets",
+                    "method": "coordinate ascent on z-scored signals (promptrec.retriever.blend); the learned blend "
+                              "was not better beyond noise on the later validation targets",
                     "seconds": round(time.perf_counter() - started, 2)}
                 return self.tuning
         self.ranker = learned
@@ -501,8 +505,9 @@ class TimeAwareRetriever:
             rows.append(found)
         return rows
 
-    def _objective(self, targets: Sequence[HeldOut], history: Any, objective: str, ranker: LearnedBlend | None) -> float:
-        """The objective on ``targets`` with ``ranker`` (None: the current linear weights), full ranking."""
+    def _objective(self, targets: Sequence[HeldOut], history: Any, objective: str,
+                   ranker: LearnedBlend | None) -> np.ndarray:
+        """Each target's objective with ``ranker`` (None: the current linear weights), full ranking."""
         saved, self.ranker = self.ranker, ranker
         try:
             scores, trues = [], []
@@ -510,7 +515,7 @@ class TimeAwareRetriever:
                 scores.append(self._scores(queries, exclude)[0])
                 trues.append(true_cols)
             s = np.concatenate(scores)
-            return objective_value(s, np.concatenate(trues), ~np.isfinite(s), objective)
+            return objective_values(s, np.concatenate(trues), ~np.isfinite(s), objective)
         finally:
             self.ranker = saved
 
@@ -594,5 +599,9 @@ class TimeAwareRetriever:
 
 
 def _stop_objective(tuning: dict[str, Any]) -> float | None:
-    """The kept blend's objective on the later validation targets (None when tuned on all of them)."""
-    return tuning["objective_end"] if "learned_stop_objective" in tuning else None
+    """The best objective a blend of these signals reached on the later validation targets, learned or
+    linear (None when tuned on all of them): what optional signals are judged by, whichever blend
+    ``auto`` then keeps."""
+    if "learned_stop_objective" not in tuning:
+        return None
+    return max(tuning["learned_stop_objective"], tuning.get("linear_stop_objective", float("-inf")))
