@@ -38,5 +38,5 @@ SIGNALS = {"content": ContentSignal, "transition": TransitionSignal, "trending":
 
 __all__ = ["DAY_NS", "HOUR_NS", "SIGNALS", "FitData", "Query", "Signal", "category_matrix", "hour_kernel",
            "local_hour_dow", "recency_weights", "haversine_km", "ContentSignal", "DeviceSignal", "FreshnessSignal",
-           "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal", "TimeSASRecSignal", "TransitionSignal",
-           "TrendingSignal", "UserFrequencySignal"]
+           "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal", "TimeSASRecSignal",
+           "TransitionSignal", "TrendingSignal", "UserFrequencySignal"]

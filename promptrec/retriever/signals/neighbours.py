@@ -61,18 +61,19 @@ class NeighboursSignal(Signal):
         return sp.csr_matrix(np.clip(sims, 0, None) ** float(self.params["sharpness"]))
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        if not queries:
-            return np.zeros((0, log.n_items))
-        return np.asarray((self._similar(queries) @ self.profiles).todense())
+        return self.features(queries, log, count=False)["neighbours"]
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+    def features(self, queries: list[Query], log: Any, count: bool = True) -> dict[str, np.ndarray]:
         if not queries:
-            return {"neighbours": np.zeros((0, log.n_items)), "neighbours_count": np.zeros((0, log.n_items))}
+            empty = np.zeros((0, log.n_items))
+            return {"neighbours": empty} | ({"neighbours_count": empty} if count else {})
         similar = self._similar(queries)
-        chose = self.profiles.copy()
-        chose.data[:] = 1.0
-        return {"neighbours": np.asarray((similar @ self.profiles).todense()),
-                "neighbours_count": np.asarray(((similar > 0).astype(np.float32) @ chose).todense())}
+        out = {"neighbours": np.asarray((similar @ self.profiles).todense())}
+        if count:
+            chose = self.profiles.copy()
+            chose.data[:] = 1.0
+            out["neighbours_count"] = np.asarray(((similar > 0).astype(np.float32) @ chose).todense())
+        return out
 
     def state(self) -> dict[str, Any]:
         users = np.array(sorted(self.user_rows, key=self.user_rows.get))
