@@ -309,3 +309,9 @@ def test_fused_validation_scores_the_model_with_the_shown_order():
     model_right = [(np.array([0.0, 0.0, 5.0]), 2)] * 3
     assert _fused_ndcg(model_right) == (1.0, 0.4)  # the largest weight at which its opinion still wins (z-scores)
     assert _fused_ndcg([]) == (pytest.approx(float("nan"), nan_ok=True), 1.0)
+
+
+def test_an_unknown_select_metric_fails_when_the_config_is_made_not_after_the_examples():
+    assert LoraConfig(select="fused NDCG@10").select == "fused NDCG@10"
+    with pytest.raises(ValueError, match="select must be one of"):
+        LoraConfig(select="HR@1")

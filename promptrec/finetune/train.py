@@ -26,6 +26,9 @@ from promptrec.finetune.examples import TrainingExample
 from promptrec.models import native_bf16
 
 
+SELECT_METRICS = ("NDCG@10", "fused NDCG@10")  # validation metrics that can pick the kept adapter
+
+
 @dataclass
 class LoraConfig:
     """What a LoRA run is made of; saved in the adapter's manifest."""
@@ -51,6 +54,10 @@ class LoraConfig:
     # the validation metric that picks the kept adapter: "NDCG@10" of the model alone, or "fused NDCG@10": the
     # model fused with the order the candidates are shown in (the retriever's, for examples in its order)
     select: str = "NDCG@10"
+
+    def __post_init__(self):
+        if self.select not in SELECT_METRICS:
+            raise ValueError(f"select must be one of {SELECT_METRICS}, not {self.select!r}.")
 
 
 def _seed_everything(seed: int) -> None:
@@ -173,8 +180,6 @@ def train_lora(base_model: str | Path, train: Sequence[TrainingExample], valid: 
 
     if not train:
         raise ValueError("no training examples; raise the number of examples or check the split.")
-    if cfg.select not in ("NDCG@10", "fused NDCG@10"):
-        raise ValueError(f"select must be 'NDCG@10' or 'fused NDCG@10', not {cfg.select!r}.")
     _seed_everything(cfg.seed)
     out = Path(out)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model))
