@@ -187,6 +187,10 @@ def test_train_sequential_command_saves_a_model(tmp_path, demo):
     assert res.exit_code == 0, res.output
     model, manifest = load_model(out)
     assert len(model.members) == 2 and manifest["training"]["epochs_run"] == "2 / 2"
+    res = CliRunner().invoke(app, ["train-sequential", "--out", str(out), "--epochs", "2", "--max-len", "20",
+                                   "--item-init", "text", "--index-root", str(tmp_path / "indexes")])
+    assert res.exit_code == 0, res.output
+    assert load_model(out)[1]["config"]["item_init"] == "text" and (tmp_path / "indexes" / "demo").is_dir()
 
 
 def test_seed_ensemble_averages_cached_members_and_survives_save_and_load(tmp_path):
@@ -216,3 +220,54 @@ def test_seed_ensemble_averages_cached_members_and_survives_save_and_load(tmp_pa
     assert len(model.members) == 2 and manifest["config"]["seeds"] == 2
     with pytest.raises(ValueError, match="seeds must be at least 1"):
         SASRecConfig(seeds=0)
+
+
+def test_text_start_keeps_items_described_alike_close():
+    """item_init='text': each item starts nearest the item whose text vector is nearest its own, with the
+    random start's spread; training with it needs one vector per item."""
+    from promptrec.sequential.model import SASRec, text_start
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 48))
+    vectors = np.repeat(centres, 6, axis=0) + 0.05 * rng.normal(size=(24, 48))  # 4 groups of 6 alike items
+    start = text_start(vectors, 8)
+    assert start.shape == (24, 8) and np.isclose(start.std(), 8 ** -0.5, rtol=1e-3)
+    unit = start / np.linalg.norm(start, axis=1, keepdims=True)
+    nearest = np.argsort(-(unit @ unit.T), axis=1)[:, 1]
+    assert np.array_equal(nearest // 6, np.arange(24) // 6)
+    assert text_start(vectors[:3], 8)[:, 3:].std() == 0  # fewer items than dimensions: the rest stay zero
+    model = SASRec(24, SASRecConfig(dim=8, max_len=4, item_init="text"))
+    model.start_items_from_text(vectors)
+    assert np.allclose(model.item.weight[1:].detach().numpy(), start) and not model.item.weight[0].any()
+    users, codes, times = _arrays(_cycle_events(n_users=4, length=5, n_items=12))
+    seqs = user_sequences(users, codes, times, "UTC")
+    with pytest.raises(ValueError, match="one text vector per item"):
+        train_sasrec(seqs, 12, SASRecConfig(**FAST, item_init="text"), progress=False)
+    with pytest.raises(ValueError, match="item_init"):
+        SASRecConfig(item_init="glove")
+
+
+def test_text_started_signal_reads_the_item_index_and_is_cached_by_its_vectors(tmp_path):
+    """As a retriever signal the text start takes the index's vectors (no index: a clear error), learns the
+    planted order, and the cache tells models started from other vectors apart."""
+    from promptrec.index.item_index import ItemIndex
+    from promptrec.sequential import store
+
+    catalog, split = _toy_dataset()
+    settings = {"sasrec": FAST | {"progress": False, "item_init": "text"}}
+    with pytest.raises(ValueError, match="needs an ItemIndex"):
+        TimeAwareRetriever(signals=["sasrec"], params=settings).fit(split.train, catalog)
+    index = ItemIndex.build(catalog, "toy", root=tmp_path / "indexes")
+    r = TimeAwareRetriever(signals=["sasrec"], params=settings, repeats="allow").fit(split.train, catalog, index,
+                                                                                     log=split.full)
+    assert r.signals["sasrec"].training["valid_hr10"] == 1.0
+    hits = [r.retrieve(t.user_id, t.now, k=1)[0].item_id == t.item_id for t in split.test[:20]]
+    assert np.mean(hits) >= 0.9
+    again = TimeAwareRetriever(signals=["sasrec"], params=settings).fit(split.train, catalog, index)
+    assert "from_cache" in again.signals["sasrec"].training
+    random_start = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": FAST | {"progress": False}})
+    assert "from_cache" not in random_start.fit(split.train, catalog, index).signals["sasrec"].training
+    users, codes, times = _arrays(_cycle_events(n_users=4, length=5))
+    vectors = index.vectors(list(catalog.ids))
+    key = lambda v: store.fingerprint(SASRecConfig(item_init="text"), 12, users, codes, times, "UTC", v)  # noqa
+    assert key(vectors) != key(vectors + 1e-3) and key(vectors) == key(vectors.copy())

@@ -24,6 +24,9 @@ def train_sequential(
     seed: int = typer.Option(0, help="Random seed."),
     seeds: int = typer.Option(1, help="Models to train (seeds SEED, SEED+1, ...), scored as one by averaging "
                                       "their log-probabilities."),
+    item_init: str = typer.Option("random", help="'text': start the item embeddings from the item index's text "
+                                                 "vectors (built or updated under --index-root)."),
+    index_root: Path = typer.Option(Path("indexes"), help="Folder of the item index (for --item-init text)."),
 ) -> None:
     """Train SASRec on the training events of a split and save it (use it as the `sasrec` /
     `sasrec_time` retriever signal with params {model: FOLDER})."""
@@ -35,13 +38,18 @@ def train_sequential(
     with user_errors():
         ds = load(path, format)
         config = SASRecConfig(max_len=max_len, dropout=dropout, epochs=epochs, max_minutes=max_minutes,
-                              time_aware=time_aware, seed=seed, seeds=seeds)
+                              time_aware=time_aware, seed=seed, seeds=seeds, item_init=item_init)
+        vectors = None
+        if item_init == "text":
+            from promptrec.index.item_index import ItemIndex
+
+            vectors = ItemIndex.for_catalog(ds.catalog, ds.name, root=index_root).vectors(list(ds.catalog.ids))
         train = make_split(ds.interactions, split).train.frame
         train = train.loc[train["item_id"].isin(ds.catalog.frame.index)]
         seqs = user_sequences(train["user_id"].to_numpy(), ds.catalog.codes(train["item_id"].to_numpy()),
                               epoch_ns(train["timestamp"]), ds.interactions.timezone)
         console.print(f"{len(train):,} training events of {len(seqs):,} users, {len(ds.catalog):,} items")
-        results = [train_sasrec(seqs, len(ds.catalog), member) for member in config.members()]
+        results = [train_sasrec(seqs, len(ds.catalog), member, item_vectors=vectors) for member in config.members()]
         model, summary = assemble([r.model for r in results], [r.summary() for r in results])
         target = out or Path("indexes") / f"{ds.name}-sasrec{'-time' if time_aware else ''}"
         save_model(model, target, summary, {"dataset": ds.name, "split": split,

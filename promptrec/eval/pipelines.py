@@ -84,8 +84,7 @@ def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: An
     ``optional``: signals kept only if the blend with them is better on the later validation targets."""
     signals, params, tune = _score_model_spec(p, seed)
     model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats)
-    uses_content = signals == "auto" or "auto" in signals or "content" in signals
-    model.fit(split.train, catalog, index if uses_content else None, log=split.full)
+    model.fit(split.train, catalog, index, log=split.full)  # read only by signals that need item vectors
     if tune and len(model.signals) > 1 and split.validation:
         method = "auto" if tune is True else str(tune)
         model.tune(split.validation, method=method, ranker=p.options.get("ranker"),

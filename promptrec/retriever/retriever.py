@@ -111,10 +111,11 @@ class TimeAwareRetriever:
                                      [s for s in DEFAULT_SIGNALS if s != "content"]) + scene + self._extra)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
         vectors = None
-        if "content" in self.signals:
+        readers = [n for n, s in self.signals.items() if s.needs_item_vectors]
+        if readers:
             if index is None:
-                raise ValueError("the content signal needs an ItemIndex (fit(..., index=...)), or leave "
-                                 "'content' out of signals.")
+                raise ValueError(f"signal(s) {readers}: each needs an ItemIndex for its item vectors "
+                                 "(fit(..., index=...)), or leave them out of signals.")
             missing = [i for i in catalog.ids if i not in index]
             if missing:
                 raise ValueError(f"{len(missing)} catalog items are not in the index (e.g. {missing[:3]}); "

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 
+ITEM_INITS = ("random", "text")
+
+
 @dataclass(frozen=True)
 class SASRecConfig:
     """SASRec (Kang & McAuley 2018) settings; ``time_aware`` adds when things happened.
@@ -19,6 +22,8 @@ class SASRecConfig:
     ``max_minutes``; the best epoch's model then trains ``final_epochs`` more epochs on every
     event, the held-out last ones included (they are each user's most recent). ``seeds`` > 1 trains
     that many models (seeds ``seed``, ``seed`` + 1, ...) and averages their log-probabilities.
+    ``item_init="text"`` starts the item embeddings from the item index's text vectors (their top
+    ``dim`` principal components) instead of random ones; they are trained as usual from there.
     """
 
     max_len: int = 50
@@ -37,6 +42,7 @@ class SASRecConfig:
     time_aware: bool = False
     seed: int = 0
     seeds: int = 1  # models in the ensemble, each trained alone with its own seed
+    item_init: str = "random"  # "random" | "text": item embeddings start from the items' text vectors
 
     def __post_init__(self):
         if self.seeds < 1:
@@ -45,6 +51,8 @@ class SASRecConfig:
             raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads}).")
         if self.max_len < 2:
             raise ValueError("max_len must be at least 2 (one item in, one to predict).")
+        if self.item_init not in ITEM_INITS:
+            raise ValueError(f"item_init must be one of {', '.join(ITEM_INITS)}, got {self.item_init!r}.")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
 

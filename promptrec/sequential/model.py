@@ -47,6 +47,12 @@ class SASRec(nn.Module):
         with torch.no_grad():
             self.item.weight[0].zero_()
 
+    @torch.no_grad()
+    def start_items_from_text(self, item_vectors: np.ndarray) -> None:
+        """Item embeddings from the items' text vectors (``item_init="text"``): their top ``dim``
+        principal components, scaled to the random start's spread, so items described alike start close."""
+        self.item.weight[1:] = torch.from_numpy(text_start(item_vectors, self.config.dim))
+
     def _mask(self, items: torch.Tensor) -> torch.Tensor:
         """(B*heads, L, L) additive mask: causal, and no attention to padding (a padding position sees
         only itself, so no row is all -inf)."""
@@ -83,6 +89,19 @@ class SASRec(nn.Module):
             t = to_tensors(batch, slice(start, start + chunk))
             out.append(self.logits(self.hidden(t)[:, -1]).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_items), dtype=np.float32)
+
+
+def text_start(item_vectors: np.ndarray, dim: int) -> np.ndarray:
+    """(items, dim) float32: the centred vectors projected on their top ``dim`` principal components
+    (zero-padded where there are fewer), with the random start's standard deviation ``dim ** -0.5``."""
+    x = np.asarray(item_vectors, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    out = np.zeros((len(x), dim))
+    k = min(dim, len(s))
+    out[:, :k] = u[:, :k] * s[:k]
+    spread = out.std()
+    return (out * (dim ** -0.5 / spread if spread > 0 else 0.0)).astype(np.float32)
 
 
 def to_tensors(batch: Batch, rows: slice | np.ndarray) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ from promptrec.sequential.ensemble import SASRecEnsemble, build_model
 from promptrec.sequential.model import SASRec
 
 MANIFEST = "manifest.json"
-LATER_SETTINGS = {"final_epochs": 0, "seeds": 1}  # setting -> the value that trains as before it existed
+LATER_SETTINGS = {"final_epochs": 0, "seeds": 1, "item_init": "random"}  # setting -> the value that trains as before it existed
 WEIGHTS = "model.pt"
 
 
@@ -32,12 +32,16 @@ def cache_root() -> Path:
 
 
 def fingerprint(config: SASRecConfig, n_items: int, users: np.ndarray, codes: np.ndarray, times: np.ndarray,
-                timezone: str) -> str:
-    """Hash of everything a trained model depends on: settings, catalogue size, training events. Settings
-    added later are left out at their neutral value, so models trained before them stay cached."""
+                timezone: str, item_vectors: np.ndarray | None = None) -> str:
+    """Hash of everything a trained model depends on: settings, catalogue size, training events (and the
+    item vectors it starts from, with ``item_init="text"``). Settings added later are left out at their
+    neutral value, so models trained before them stay cached."""
     settings = {k: v for k, v in config.to_dict().items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
     h = hashlib.sha256(json.dumps([settings, n_items, timezone, __version__], sort_keys=True).encode())
-    for a in (np.asarray(users).astype(str), codes, times):
+    arrays = [np.asarray(users).astype(str), codes, times]
+    if config.item_init == "text" and item_vectors is not None:
+        arrays.append(np.asarray(item_vectors, dtype=np.float32))
+    for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes() if a.dtype != object else "\0".join(a).encode())
     return h.hexdigest()[:20]
 

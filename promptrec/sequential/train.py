@@ -115,8 +115,13 @@ def train_epoch(model: SASRec, optimiser: torch.optim.Optimizer, windows: Batch,
     return total / max(batches, 1)
 
 
-def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progress: bool = True) -> TrainResult:
-    """Train on ``seqs`` (training-period events only) and keep the epoch best on validation."""
+def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progress: bool = True,
+                 item_vectors: np.ndarray | None = None) -> TrainResult:
+    """Train on ``seqs`` (training-period events only) and keep the epoch best on validation;
+    ``item_vectors`` (items x text dimensions) are needed with ``item_init="text"``."""
+    if config.item_init == "text" and (item_vectors is None or len(item_vectors) != n_items):
+        raise ValueError("item_init='text' needs one text vector per item: fit with an item index "
+                         "(promptrec index build), or use item_init='random'.")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -130,6 +135,8 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
         truth = np.array([s.codes[-1] for s in last])
     exclude_seen = repeat_share(seqs) < REPEAT_THRESHOLD  # rank as the retriever will: seen items out
     model = SASRec(n_items, config)
+    if config.item_init == "text":
+        model.start_items_from_text(item_vectors)
     optimiser = adam(model, config, config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     best = (-1.0, 0.0, 0, copy.deepcopy(model.state_dict()))

@@ -62,6 +62,7 @@ class Signal:
 
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    needs_item_vectors = False  # fit reads FitData.item_vectors (the retriever then needs an ItemIndex)
 
     def fit(self, data: FitData) -> None:
         pass

@@ -13,6 +13,8 @@ class ContentSignal(Signal):
     """Cosine similarity to a recency-decayed profile of the history's item embeddings, plus the most
     recent items as separate interest vectors (max-merged)."""
 
+    needs_item_vectors = True
+
     def __init__(self, half_life_days: float = 30.0, recent_queries: int = 3, recent_weight: float = 0.5):
         super().__init__("content", {"half_life_days": half_life_days, "recent_queries": recent_queries,
                                      "recent_weight": recent_weight})

@@ -47,17 +47,22 @@ class SASRecSignal(Signal):
         from promptrec.sequential.sequences import user_sequences
         from promptrec.sequential.train import train_sasrec
 
+        vectors = data.item_vectors if config.item_init == "text" else None
         key = store.fingerprint(config, data.n_items, data.train_users, data.train_codes, data.train_times,
-                                data.timezone)
+                                data.timezone, vectors)
         cached = store.cache_root() / key
         if self.params["cache"] and (cached / store.MANIFEST).exists():
             model, manifest = store.load_model(cached)
             return model, manifest["training"] | {"from_cache": str(cached)}
         seqs = user_sequences(data.train_users, data.train_codes, data.train_times, data.timezone)
-        result = train_sasrec(seqs, data.n_items, config, progress=self.params["progress"])
+        result = train_sasrec(seqs, data.n_items, config, progress=self.params["progress"], item_vectors=vectors)
         if self.params["cache"]:
             store.save_model(result.model, cached, result.summary(), {"fingerprint": key})
         return result.model, result.summary()
+
+    @property
+    def needs_item_vectors(self) -> bool:
+        return self.config.item_init == "text" and not self.params["model"]
 
     def _check_items(self, n_items: int) -> None:
         if self.model.n_items != n_items:
