@@ -22,7 +22,8 @@ from promptrec.sequential.ensemble import SASRecEnsemble, build_model
 from promptrec.sequential.model import SASRec
 
 MANIFEST = "manifest.json"
-LATER_SETTINGS = {"final_epochs": 0, "seeds": 1, "item_init": "random"}  # setting -> the value that trains as before it existed
+# setting -> the value that trains as before it existed
+LATER_SETTINGS = {"final_epochs": 0, "seeds": 1, "item_init": "random"}
 WEIGHTS = "model.pt"
 
 
