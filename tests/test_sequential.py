@@ -75,6 +75,16 @@ def test_sasrec_learns_a_planted_order():
     assert np.array_equal(predicted, [(s.codes[-1] + 1) % 12 for s in probe])
 
 
+def test_a_time_budget_stop_is_reported_and_warned(caplog):
+    """A model cut by max_minutes says so: its quality depends on the machine's speed and load."""
+    users, codes, times = _arrays(_cycle_events(n_users=10, length=10))
+    seqs = user_sequences(users, codes, times, "UTC")
+    with caplog.at_level("WARNING", logger="promptrec.sequential"):
+        result = train_sasrec(seqs, 12, SASRecConfig(**(FAST | {"max_minutes": 1e-6})), progress=False)
+    assert result.stopped_by == "time budget" and result.epochs_run == 1
+    assert "time budget" in caplog.text and "max_minutes" in caplog.text
+
+
 def test_final_epochs_learn_the_held_out_last_events():
     """Each user's last event (item 12, seen nowhere else) is held out for early stopping; only with
     final_epochs does the kept model train on it."""

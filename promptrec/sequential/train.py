@@ -4,6 +4,7 @@ user's last training event, a progress bar and a time budget."""
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from promptrec.sequential.model import SASRec, to_tensors
 from promptrec.sequential.sequences import Batch, Sequence, query_batch, training_windows
 
 MIN_VALID_EVENTS = 3  # users with fewer training events keep them all for training
+log = logging.getLogger("promptrec.sequential")
 
 
 @dataclass
@@ -160,6 +162,10 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
             break
         if time.perf_counter() - started > 60 * config.max_minutes:
             stopped_by = "time budget"
+            log.warning("SASRec stopped by its %.1f-minute time budget at epoch %d, before early stopping: how far "
+                        "it got depends on this machine's speed and load (a model trained while the cores were "
+                        "shared is worse, and is cached as it is). Raise max_minutes for a model that stops by "
+                        "patience.", config.max_minutes, epoch)
             break
     bar.close()
     model.load_state_dict(best[3])
