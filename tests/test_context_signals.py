@@ -167,6 +167,8 @@ def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(che
     verdict = report["optional_signals"]
     assert not verdict["kept"] and verdict["stop_objective_without"] >= verdict["stop_objective_with"]
     assert "random" not in r.signals and "random" not in r.weights
+    # the signal given as an object kept the blend with it from refitting on earlier windows; without it they are used
+    assert r.tuning["learned"]["earlier_windows"] == {"asked": 2, "used": 2}
     t = split.test[0]
     cands = r.retrieve(t.user_id, t.now, k=5)
     assert "random" not in cands[0].components
@@ -184,11 +186,12 @@ def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(che
 
 def test_auto_blend_is_learned_only_when_it_wins_beyond_noise(checkins):
     _, ds, split = checkins
+    alone = {"earlier_windows": 0}  # the validation targets alone: the two cases below are the rule's
     carried = fit(ds, split)  # here the learned blend wins by 0.007 NDCG@10 on 199 later targets, beyond noise
-    report = carried.tune(split.validation)
+    report = carried.tune(split.validation, ranker=alone)
     assert carried.ranker is not None and report["learned_stop_objective"] > report["linear_stop_objective"]
     close = fit(ds, split, signals=["transition", "place", "habit"])  # also ahead (0.819 vs 0.812), within noise
-    report = close.tune(split.validation)
+    report = close.tune(split.validation, ranker=alone)
     assert report["learned_stop_objective"] > report["linear_stop_objective"] and close.ranker is None
     assert "not better beyond noise" in report["method"]
 
@@ -211,8 +214,8 @@ def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checki
     _, ds, split = checkins
     r = fit(ds, split)
     report = r.tune(split.validation, method="lightgbm", ranker={"earlier_windows": 2})["learned"]
-    plain = fit(ds, split).tune(split.validation, method="lightgbm")["learned"]
-    assert report["fit_queries_from_earlier_windows"] > 100
+    plain = fit(ds, split).tune(split.validation, method="lightgbm", ranker={"earlier_windows": 0})["learned"]
+    assert report["fit_queries_from_earlier_windows"] > 100 and plain["fit_queries_from_earlier_windows"] == 0
     assert report["fit_queries"] == plain["fit_queries"] + report["fit_queries_from_earlier_windows"]
     # the second window's rows do not change when everything after that window is replaced
     ordered = sorted(split.validation, key=lambda t: t.now)
@@ -234,6 +237,35 @@ def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checki
     r._fit_inputs = None  # as after TimeAwareRetriever.load: the training events are not saved with it
     with pytest.raises(ValueError, match="earlier_windows refits"):
         r._earlier_window_rows(start, end, RankerConfig(earlier_windows=1), False)
+
+
+def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
+    from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, RankerConfig
+    from promptrec.retriever.signals.habit import HabitSignal
+
+    _, ds, split = checkins
+    auto = fit(ds, split).tune(split.validation, method="lightgbm")["learned"]
+    assert auto["earlier_windows"] == {"asked": AUTO_EARLIER_WINDOWS, "used": AUTO_EARLIER_WINDOWS}
+    assert auto["fit_queries_from_earlier_windows"] > 100
+    # a signal given as an object cannot be rebuilt for a refit: auto trains on the validation targets alone
+    objects = fit(ds, split, signals=["transition", "place", HabitSignal()])
+    assert objects.tune(split.validation, method="lightgbm")["learned"]["earlier_windows"] == {"asked": 0, "used": 0}
+    # a signal that trains a model would be trained again for each window: auto leaves the windows out
+    r = fit(ds, split)
+    type(r.signals["habit"]).trains_model = True
+    try:
+        assert r._ranker_config(None).earlier_windows == 0
+        assert r._ranker_config({"earlier_windows": 1}).earlier_windows == 1  # asked for: done
+        # optional, such a signal is judged against the blend a user gets without it (which has the windows);
+        # here it is kept, and its blend has none
+        verdict = r.tune(split.validation, method="lightgbm", optional=["habit"])["optional_signals"]
+        assert verdict["kept"] and r.tuning["learned"]["earlier_windows"] == {"asked": 0, "used": 0}
+    finally:
+        del type(r.signals["habit"]).trains_model
+    assert r._ranker_config(None).earlier_windows == AUTO_EARLIER_WINDOWS
+    for bad in (-1, "two", 1.5):
+        with pytest.raises(ValueError, match="earlier_windows"):
+            RankerConfig.from_dict({"earlier_windows": bad})
 
 
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):

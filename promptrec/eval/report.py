@@ -398,6 +398,11 @@ def _retrievers_md(res: dict[str, Any]) -> list[str]:
             lines.append(f"On the later {t.get('stop_targets')} validation targets ({t.get('objective')}): learned "
                          f"{t['learned_stop_objective']:.4f}" + (f", linear {t['linear_stop_objective']:.4f}"
                                                                  if "linear_stop_objective" in t else "") + ".")
+            learned = t.get("learned") or {}
+            if learned.get("fit_queries_from_earlier_windows"):
+                used = (learned.get("earlier_windows") or {}).get("used", "?")
+                lines[-1] += (f" The learned blend trained on {learned['fit_queries']:,} queries, "
+                              f"{learned['fit_queries_from_earlier_windows']:,} of them from {used} earlier window(s).")
             lines.append("")
         opt = t.get("optional_signals")
         if opt and "stop_objective_without" in opt:

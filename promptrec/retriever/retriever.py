@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -34,7 +35,7 @@ from promptrec.retriever.blend import blend, objective_values, standardize, tune
 from promptrec.retriever.candidate import Candidate
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
-from promptrec.retriever.learned import LearnedBlend, RankerConfig
+from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, LearnedBlend, RankerConfig
 from promptrec.retriever.live import LiveHistories
 from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
 
@@ -373,6 +374,24 @@ class TimeAwareRetriever:
             self._judge_optional(list(optional), tuning, targets, history, objective, method, ranker, progress)
         return self.tuning
 
+    def _can_refit(self) -> bool:
+        """Whether copies of this retriever can be fitted on earlier events: fitted in this process, with
+        signals given by name."""
+        return self._fit_inputs is not None and not any(
+            isinstance(s, Signal) for s in ([] if self._requested == "auto" else self._requested) + self._extra)
+
+    def _ranker_config(self, ranker: RankerConfig | dict | None) -> RankerConfig:
+        """The learned blend's settings with ``earlier_windows="auto"`` resolved: AUTO_EARLIER_WINDOWS when the
+        retriever can be refitted and no signal trains a model (each window would train it again), else 0.
+        Windows that have no earlier training events are skipped where they are built. Resolved for each blend
+        tuned: without optional signals that train a model, the blend can use the windows that one with them
+        could not, and the verdict compares the two blends a user would get."""
+        cfg = ranker if isinstance(ranker, RankerConfig) else RankerConfig.from_dict(ranker)
+        if cfg.earlier_windows != "auto":
+            return cfg
+        trained = [n for n, s in self.signals.items() if s.trains_model]
+        return replace(cfg, earlier_windows=AUTO_EARLIER_WINDOWS if self._can_refit() and not trained else 0)
+
     def _judge_optional(self, optional: list[str], with_them: dict[str, Any], targets: Sequence[HeldOut],
                         history: Any, objective: str, method: str, ranker: Any, progress: bool) -> None:
         """Tune again without ``optional`` and keep whichever blend is better on the later validation targets."""
@@ -401,7 +420,7 @@ class TimeAwareRetriever:
                     ranker: RankerConfig | dict | None, progress: bool) -> dict[str, Any]:
         started = time.perf_counter()
         self.ranker = None
-        cfg = ranker if isinstance(ranker, RankerConfig) else RankerConfig.from_dict(ranker)
+        cfg = self._ranker_config(ranker)
         ordered = sorted(targets, key=lambda t: t.now)
         cut = int(round(len(ordered) * (1 - cfg.stop_fraction)))
         learnable = len(self.signals) > 1 and cut >= 20 and len(ordered) - cut >= 10
@@ -470,8 +489,10 @@ class TimeAwareRetriever:
             if cfg.earlier_windows else []
         parts = {name: self.features.concat(self._rows(targets, history, cfg.top_n, progress, f"features ({name})"))
                  for name, targets in (("fit", fit), ("stop", stop))}
-        return LearnedBlend.train(self.features.concat([parts["fit"], *earlier]), parts["stop"], self.features.names,
-                                  self.features.signal_of, cfg)
+        learned = LearnedBlend.train(self.features.concat([parts["fit"], *earlier]), parts["stop"],
+                                     self.features.names, self.features.signal_of, cfg)
+        learned.report["earlier_windows"] = {"asked": cfg.earlier_windows, "used": len(earlier)}
+        return learned
 
     def _earlier_window_rows(self, start: Any, end: Any, cfg: RankerConfig, progress: bool) -> list:
         """Training rows from the windows before the validation targets' (each as long as [start, end]): for
@@ -479,8 +500,7 @@ class TimeAwareRetriever:
         it, so every row sees only what was known before its window, as the validation rows do."""
         from promptrec.data.splits import temporal_split
 
-        if self._fit_inputs is None or any(isinstance(s, Signal) for s in
-                                           ([] if self._requested == "auto" else self._requested) + self._extra):
+        if not self._can_refit():
             raise ValueError("earlier_windows refits the retriever on earlier events: call fit() in this process "
                              "first, with signals given by name (not Signal objects), or set earlier_windows=0.")
         train, index = self._fit_inputs

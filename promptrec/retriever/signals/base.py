@@ -63,6 +63,7 @@ class Signal:
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     needs_item_vectors = False  # fit reads FitData.item_vectors (the retriever then needs an ItemIndex)
+    trains_model = False  # fit trains a model (minutes, not a pass over the log): refits on earlier windows cost
 
     def fit(self, data: FitData) -> None:
         pass

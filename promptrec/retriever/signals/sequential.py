@@ -19,6 +19,7 @@ from promptrec.retriever.signals.base import FitData, Query, Signal, local_hour_
 class SASRecSignal(Signal):
     signal_name = "sasrec"
     time_aware = False
+    trains_model = True
 
     def __init__(self, model: str | None = None, cache: bool = True, progress: bool = True, **settings: Any):
         from promptrec.sequential.config import SASRecConfig
