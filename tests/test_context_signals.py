@@ -319,3 +319,15 @@ def test_context_in_prompts_and_the_http_api(checkins, tokenizer):
         assert "p077" in [i["item_id"] for i in answer["items"]]  # just visited, and here
         bad = client.get(f"/recommendations/{t.user_id}", params={"lat": 40.7})
         assert bad.status_code == 422 and "lon" in bad.json()["detail"]
+
+
+def test_targets_scored_in_time_order_come_back_in_their_own_order(checkins):
+    from promptrec.eval.metrics import true_ranks
+
+    _, ds, split = checkins
+    r = fit(ds, split)
+    r.tune(split.validation)
+    targets = list(split.test)[::-1][:300]  # latest first: the retriever batches them earliest first
+    ranks = r.true_item_ranks(targets)
+    alone = [int(true_ranks(r.score_targets([t]), r.catalog.codes([t.item_id]))[0]) for t in targets[:: 15]]
+    assert list(ranks[:: 15]) == alone and len(set(alone)) > 3

@@ -23,7 +23,7 @@ from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.retriever.candidate import Candidate, order_by_score
-from promptrec.retriever.retriever import BATCH, TimeAwareRetriever
+from promptrec.retriever.retriever import BATCH, TimeAwareRetriever, time_order
 from promptrec.retriever.signals import Query, Signal
 
 FOREVER = 1e7  # days: no decay, no window
@@ -99,8 +99,9 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
     cat = model.catalog
     ids = cat.ids
     out = []
-    for start in range(0, len(targets), BATCH):
-        batch = targets[start:start + BATCH]
+    ordered = [targets[i] for i in time_order([t.now for t in targets])]  # records are keyed by target index
+    for start in range(0, len(ordered), BATCH):
+        batch = ordered[start:start + BATCH]
         scores = model.score_targets([t.held for t in batch],
                                      columns=None if protocol == "full" else [t.sampled for t in batch])
         if protocol == "full":

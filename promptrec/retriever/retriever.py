@@ -48,6 +48,13 @@ REPEATS = ("auto", "allow", "exclude")
 TUNE_METHODS = ("auto", "lightgbm", "coordinate")
 
 
+def time_order(nows: Sequence[Any]) -> np.ndarray:
+    """Positions of ``nows`` from earliest to latest. Batches of requests close in time share everybody's
+    statistics, which signals compute once per slot (an hour) per batch: scoring the NYC test targets in
+    time order made about 300 such computations instead of 2,100."""
+    return np.argsort(np.array([pd.Timestamp(n).value for n in nows], dtype=np.int64), kind="stable")
+
+
 class TimeAwareRetriever:
     """Blends time, sequence, personal-habit and scene signals into one ranking (learned or linear)."""
 
@@ -318,12 +325,14 @@ class TimeAwareRetriever:
         from promptrec.eval.metrics import true_ranks
 
         self._require_fitted()
-        ranks = []
+        order = time_order([t.now for t in targets])
+        ranks = np.zeros(len(targets), dtype=int)
         for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="ranking", unit="batch"):
-            batch = targets[start:start + BATCH]
+            at = order[start:start + BATCH]
+            batch = [targets[i] for i in at]
             total = self.score_targets(batch, history, exclude_seen)
-            ranks.append(true_ranks(total, self.catalog.codes([t.item_id for t in batch])))
-        return np.concatenate(ranks) if ranks else np.zeros(0, dtype=int)
+            ranks[at] = true_ranks(total, self.catalog.codes([t.item_id for t in batch]))
+        return ranks
 
     def score_targets(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
                       columns: Sequence[Sequence[str]] | None = None) -> np.ndarray:
