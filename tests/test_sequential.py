@@ -83,6 +83,15 @@ def test_a_time_budget_stop_is_reported_and_warned(caplog):
         result = train_sasrec(seqs, 12, SASRecConfig(**(FAST | {"max_minutes": 1e-6})), progress=False)
     assert result.stopped_by == "time budget" and result.epochs_run == 1
     assert "time budget" in caplog.text and "max_minutes" in caplog.text
+    # the cache keeps such a model; each reuse says so again
+    catalog, split = _toy_dataset()
+    settings = FAST | {"progress": False, "max_minutes": 1e-6, "seed": 7}
+    TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="promptrec.sequential"):
+        again = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    assert "from_cache" in again.signals["sasrec"].training
+    assert "cached SASRec model" in caplog.text and "cache=False" in caplog.text
 
 
 def test_final_epochs_learn_the_held_out_last_events():

@@ -9,11 +9,14 @@ trained before) and saved with the retriever.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import numpy as np
 
 from promptrec.retriever.signals.base import FitData, Query, Signal, local_hour_dow
+
+log = logging.getLogger("promptrec.sequential")
 
 
 class SASRecSignal(Signal):
@@ -54,6 +57,11 @@ class SASRecSignal(Signal):
         cached = store.cache_root() / key
         if self.params["cache"] and (cached / store.MANIFEST).exists():
             model, manifest = store.load_model(cached)
+            if manifest["training"].get("stopped_by") == "time budget":
+                log.warning("the cached SASRec model %s was cut by its %.1f-minute time budget before early "
+                            "stopping, on the machine and load it was trained under: to train it again, delete "
+                            "that folder or fit with cache=False (promptrec eval: --fresh-pipeline).",
+                            cached, config.max_minutes)
             return model, manifest["training"] | {"from_cache": str(cached)}
         seqs = user_sequences(data.train_users, data.train_codes, data.train_times, data.timezone)
         result = train_sasrec(seqs, data.n_items, config, progress=self.params["progress"], item_vectors=vectors)
