@@ -60,7 +60,7 @@ class SASRecSignal(Signal):
             if manifest["training"].get("stopped_by") == "time budget":
                 log.warning("the cached SASRec model %s was cut by its %.1f-minute time budget before early "
                             "stopping, on the machine and load it was trained under: to train it again, delete "
-                            "that folder or fit with cache=False (promptrec eval: --fresh-pipeline).",
+                            "that folder or fit with cache=False (in an eval config: settings: {cache: false}).",
                             cached, config.max_minutes)
             return model, manifest["training"] | {"from_cache": str(cached)}
         seqs = user_sequences(data.train_users, data.train_codes, data.train_times, data.timezone)
