@@ -47,12 +47,13 @@ def test_postgres_store_is_durable_idempotent_and_ordered(postgres):
 
     def poll() -> None:
         last = 2
-        while not done.is_set() or last < 2 + 360 + 1:
+        while True:
+            finished = done.is_set()  # read before the load: a load begun after every writer returned sees all
             new = again.load(last)
             if len(new):
                 seen.extend(new.index)
                 last = int(new.index.max())
-            if done.is_set() and not len(new):
+            elif finished:
                 break
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(3)]
