@@ -49,10 +49,12 @@ class RankerConfig:
         if unknown:
             raise ValueError(f"unknown learned-blend settings {sorted(unknown)}; allowed: "
                              f"{sorted(cls.__dataclass_fields__)}.")
-        windows = d.get("earlier_windows", "auto")
-        if windows != "auto" and not (isinstance(windows, int) and windows >= 0):
-            raise ValueError(f"earlier_windows={windows!r}: use 'auto' or a whole number >= 0.")
         return cls(**d)
+
+    def __post_init__(self):
+        w = self.earlier_windows
+        if w != "auto" and not (isinstance(w, int) and w >= 0):
+            raise ValueError(f"earlier_windows={w!r}: use 'auto' or a whole number >= 0.")
 
 
 @dataclass

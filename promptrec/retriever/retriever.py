@@ -398,7 +398,7 @@ class TimeAwareRetriever:
         cfg = ranker if isinstance(ranker, RankerConfig) else RankerConfig.from_dict(ranker)
         if cfg.earlier_windows != "auto":
             return cfg
-        trained = [n for n, s in self.signals.items() if s.trains_model]
+        trained = any(s.trains_model for s in self.signals.values())
         return replace(cfg, earlier_windows=AUTO_EARLIER_WINDOWS if self._can_refit() and not trained else 0)
 
     def _judge_optional(self, optional: list[str], with_them: dict[str, Any], targets: Sequence[HeldOut],
