@@ -34,6 +34,9 @@ class RankerConfig:
     bagging_fraction: float = 0.8
     max_rounds: int = 1000
     early_stopping_rounds: int = 50
+    # the stop set's NDCG@10 per round is averaged over this many rounds (centred) before its best round is
+    # taken and before "no gain for early_stopping_rounds" is judged: 1 takes the noisy curve's own maximum
+    stop_window: int = 1
     stop_fraction: float = 0.3  # the latest share of the validation targets (in time) stops the boosting
     # more to learn from: targets of this many windows before the validation targets (each as long as the
     # validation period), each with the signals refitted on the events before its window (temporal splits).
@@ -55,6 +58,8 @@ class RankerConfig:
         w = self.earlier_windows
         if w != "auto" and not (isinstance(w, int) and w >= 0):
             raise ValueError(f"earlier_windows={w!r}: use 'auto' or a whole number >= 0.")
+        if not (isinstance(self.stop_window, int) and self.stop_window >= 1 and self.stop_window % 2):
+            raise ValueError(f"stop_window={self.stop_window!r}: use an odd whole number >= 1 (1: no smoothing).")
 
 
 @dataclass
@@ -91,9 +96,9 @@ class LearnedBlend:
         stop_set = lgb.Dataset(stop.features, stop.labels, group=stop.groups, reference=train_set)
         curve: dict[str, Any] = {}
         booster = lgb.train(params, train_set, num_boost_round=config.max_rounds, valid_sets=[stop_set],
-                            valid_names=["stop"], callbacks=[lgb.early_stopping(config.early_stopping_rounds,
-                                                                                verbose=False),
-                                                             lgb.record_evaluation(curve)])
+                            valid_names=["stop"], callbacks=[lgb.record_evaluation(curve),
+                                                             _smoothed_early_stopping(config, curve)])
+        booster.best_iteration = _best_round(curve["stop"]["ndcg@10"], config.stop_window)
         gain = booster.feature_importance("gain")
         importances = {n: round(float(g) / max(float(gain.sum()), 1e-12), 4) for n, g in zip(feature_names, gain)}
         report = {"best_iteration": int(booster.best_iteration), "fit_queries": int(len(fit.groups)),
@@ -139,6 +144,36 @@ class LearnedBlend:
 
     def describe(self) -> dict[str, Any]:
         return json.loads(json.dumps({"config": asdict(self.config), **self.report}, default=str))
+
+
+def _smoothed(values: list[float], window: int) -> np.ndarray:
+    """Centred moving average (shorter at the ends)."""
+    v = np.asarray(values, dtype=float)
+    half = window // 2
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    lo = np.maximum(np.arange(len(v)) - half, 0)
+    hi = np.minimum(np.arange(len(v)) + half + 1, len(v))
+    return (csum[hi] - csum[lo]) / (hi - lo)
+
+
+def _best_round(values: list[float], window: int) -> int:
+    """1-based round with the best smoothed stop-set metric (the first of equals)."""
+    return int(np.argmax(_smoothed(values, window))) + 1
+
+
+def _smoothed_early_stopping(config: RankerConfig, curve: dict[str, Any]):
+    """Stop when the smoothed stop-set NDCG@10 has not improved for ``early_stopping_rounds`` rounds."""
+    lgb = _lightgbm()
+
+    def callback(env):
+        values = curve.get("stop", {}).get("ndcg@10", [])
+        if len(values) > config.early_stopping_rounds + config.stop_window // 2:
+            # rounds whose smoothing window is complete
+            settled = _smoothed(values, config.stop_window)[:len(values) - config.stop_window // 2]
+            if len(settled) - 1 - int(np.argmax(settled)) >= config.early_stopping_rounds:
+                raise lgb.callback.EarlyStopException(_best_round(values, config.stop_window) - 1, [])
+    callback.order = 30  # after record_evaluation (order 20)
+    return callback
 
 
 def _lightgbm():
