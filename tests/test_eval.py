@@ -236,6 +236,38 @@ def test_sampled_candidates_are_seeded_unseen_and_hold_the_truth(demo_split):
     assert set(a[0].slices) == {"hours since previous event", "hour of day", "history length"}
 
 
+def test_cached_score_records_are_reused_only_if_the_refitted_model_reproduces_them(tmp_path):
+    """The cache is keyed by settings, which do not see code changes: a score pipeline's records are reused only
+    if its refitted model gives the same records on the first cached targets; else they (and the rerank
+    pipelines' over it) are recomputed."""
+    from promptrec.eval.config import parse_config
+    from promptrec.eval.runner import EvalRun
+
+    cfg = parse_config({"dataset": "demo", "protocols": ["full"], "index_root": str(tmp_path / "idx"), "pipelines": [
+        {"name": "pop", "kind": "retriever", "signals": ["trending"], "tune": False},
+        {"name": "co", "kind": "cooccurrence"}, {"name": "llm", "kind": "rerank", "retriever": "pop"}]})
+    pop, co, llm = cfg.pipelines
+
+    def scored():
+        run = EvalRun(cfg, tmp_path / "out", progress=False).load()
+        run._run_score(pop)
+        run._run_score(co)
+        return run
+
+    first = scored()
+    assert first.score_cache == {"reused": [], "stale": []}
+    again = scored()
+    assert again.score_cache == {"reused": ["pop", "co"], "stale": []}
+    assert again.records == first.records
+    path = again.cache.path("pop", "full", "test", again._fingerprint(pop))
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "rank": r["rank"] + 1}) + "\n" for r in records))  # as an older model
+    again.cache.append(("llm", "full", "test", again._fingerprint(llm)), [{"i": 0}])
+    third = scored()
+    assert third.score_cache == {"reused": ["co"], "stale": ["pop"]}
+    assert third.records == first.records and not list(third.cache.folder.glob("llm__*"))
+
+
 DEMO_CONFIG = """
 name: test-demo
 dataset: demo

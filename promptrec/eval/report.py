@@ -260,6 +260,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
              + (f"; LLM results of {res['llm_targets']['from_cache']:,} of "
                 f"{res['llm_targets']['from_cache'] + res['llm_targets']['computed']:,} target runs came from the "
                 "cache of an earlier run of this config" if res.get("llm_targets", {}).get("from_cache") else "")
+             + _score_cache_note(res.get("score_cache", {}))
              + "). "
              f"Config fingerprint `{res['fingerprint']}` (resolved config in `config.resolved.yaml`).", "",
              f"Split {res['split']['split']}: {res['test_targets']:,} test targets"
@@ -380,6 +381,17 @@ def _sequential_md(res: dict[str, Any]) -> list[str]:
                      f"{t.get('valid_ndcg10')} | {t.get('seconds')} | {_cached_cell(t.get('from_cache'))} |")
     return lines + ["", "Validation: each user's last training event, history before it (early stopping only)."
                     " Times of cached models are those of their first training.", ""]
+
+
+def _score_cache_note(cache: dict[str, list[str]]) -> str:
+    """Which score pipelines' records came from the cache (each checked against its refitted model first)."""
+    note = ""
+    if cache.get("reused"):
+        note += (f"; records of {len(cache['reused'])} score pipeline(s) came from the cache, after each refitted "
+                 "model reproduced its first cached test targets")
+    if cache.get("stale"):
+        note += f"; cached records of {', '.join(cache['stale'])} were stale (the refitted model differed): recomputed"
+    return note
 
 
 def _cached_cell(from_cache: Any) -> str:

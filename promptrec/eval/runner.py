@@ -16,6 +16,7 @@ Per-target results are cached under ``<out>/cache`` so an interrupted run resume
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 import time
@@ -35,7 +36,11 @@ from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fuse
 from promptrec.eval.targets import EvalTarget, build_targets, sample_targets
 from promptrec.reranker.reranker import FUSION_GRID, choose_fusion
 
+log = logging.getLogger("promptrec.eval")
 RERANK_BATCH = 32
+# cached records of a score pipeline are reused only if the refitted model gives the same records for these
+# many test targets (the first by index): a code or machine change that moves its scores is caught, not reused
+CACHE_PROBE_TARGETS = 32
 EVAL_ONLY_OPTIONS = ("retriever", "fusion", "evidence", "order")
 
 
@@ -56,6 +61,8 @@ class EvalRun:
         self._backends: dict[str, Any] = {}
         self._rerankers: dict[str, Any] = {}
         self.llm_targets = {"computed": 0, "from_cache": 0}
+        # score pipelines whose cached records the refitted model reproduced / contradicted (discarded)
+        self.score_cache: dict[str, list[str]] = {"reused": [], "stale": []}
         self._validation: list[EvalTarget] | None = None
 
     def _discard(self, names: Sequence[str]) -> list[str]:
@@ -145,12 +152,35 @@ class EvalRun:
         for proto in self.ranking_protocols:
             key = (p.name, proto, "test", self._fingerprint(p))
             done = self.cache.load(*key)
+            if done and not self._reproduces(model, proto, done):
+                self._discard_stale(p.name)
+                done = {}
+            elif done and p.name not in self.score_cache["reused"]:
+                self.score_cache["reused"].append(p.name)
             if len(done) < len(self.test):
                 with tqdm(total=len(self.test), desc=f"{p.name} [{proto}]", disable=not self.progress) as bar:
                     recs = score_records(model, self.test, proto, self.cfg.max_k, progress=bar.update)
                 self.cache.append(key, recs)
                 done = {r["i"]: r for r in recs}
             self.records[(p.name, proto)] = [done[t.index] for t in self.test]
+
+    def _reproduces(self, model: Any, proto: str, done: dict[int, dict[str, Any]]) -> bool:
+        """Whether ``model`` gives the cached records on the first cached test targets (the settings that key the
+        cache do not see code changes, and a learned blend can differ between machines)."""
+        probe = [t for t in self.test if t.index in done][:CACHE_PROBE_TARGETS]
+        return all(r == done[r["i"]] for r in score_records(model, probe, proto, self.cfg.max_k))
+
+    def _discard_stale(self, name: str) -> None:
+        """Drop the records of a score pipeline whose refitted model scores differently, and of the rerank
+        pipelines over it (their candidates came from the old model)."""
+        over = [q.name for q in self.cfg.pipelines if q.uses_llm and q.options.get("retriever") == name]
+        for n in [name, *over]:
+            self.cache.discard(n)
+        self.score_cache["stale"].append(name)
+        if name in self.score_cache["reused"]:
+            self.score_cache["reused"].remove(name)
+        log.warning("%s: the refitted model does not reproduce its cached records (code or machine changed); "
+                    "they and those of %s are recomputed.", name, over or "no rerank pipeline")
 
     def _reranker(self, p: PipelineConfig):
         from promptrec.finetune.adapter import max_lora_rank, read_manifest
@@ -248,7 +278,8 @@ class EvalRun:
                 "test_targets": len(self.test), "llm_sample": len(self.llm_sample),
                 "catalog_items": len(self.ds.catalog), "versions": versions(),
                 "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
-                "seconds": round(getattr(self, "seconds", 0.0), 1), "llm_targets": dict(self.llm_targets)}
+                "seconds": round(getattr(self, "seconds", 0.0), 1), "llm_targets": dict(self.llm_targets),
+                "score_cache": self.score_cache}
         results = build_results(self, meta)
         (self.out / "config.resolved.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
         write_report(results, self.out)

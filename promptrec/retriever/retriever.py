@@ -84,6 +84,8 @@ class TimeAwareRetriever:
         self.allow_repeats = repeats == "allow"
         self.ranker: LearnedBlend | None = None
         self.tuning: dict[str, Any] | None = None
+        # per later validation target, the objective of the better (by mean) blend the last tuning compared
+        self._stop_each: np.ndarray | None = None
         self.catalog: Catalog | None = None
         self.events: Interactions | None = None
         self.log: TimeIndexedLog | None = None
@@ -403,8 +405,11 @@ class TimeAwareRetriever:
 
     def _judge_optional(self, optional: list[str], with_them: dict[str, Any], targets: Sequence[HeldOut],
                         history: Any, objective: str, method: str, ranker: Any, progress: bool) -> None:
-        """Tune again without ``optional`` and keep whichever blend is better on the later validation targets."""
-        score_with = _stop_objective(with_them)
+        """Tune again without ``optional`` and keep them only if the blend with them is better on the later
+        validation targets beyond noise (a one-sided paired test at 5%, the rule that picks the learned blend
+        over the linear one): a lead as small as a LightGBM seed moves the score is not a reason to keep a
+        signal, least of all one that trains a model."""
+        score_with, each_with = _stop_objective(with_them), self._stop_each
         if score_with is None:  # too few targets for a later part: nothing to judge on, keep every signal
             self.tuning = with_them | {"optional_signals": {"signals": optional, "kept": True,
                                                             "reason": "too few validation targets to judge"}}
@@ -416,9 +421,12 @@ class TimeAwareRetriever:
             self._requested = [s for s in self._requested if (s.name if isinstance(s, Signal) else s) not in optional]
         self.features = FeatureBuilder(self.signals, self.log)
         without = self._tune_blend(targets, history, objective, method, ranker, progress)
-        score_without = _stop_objective(without)
+        score_without, each_without = _stop_objective(without), self._stop_each
         verdict = {"signals": optional, "stop_objective_with": score_with, "stop_objective_without": score_without,
-                   "kept": score_without is None or score_with > score_without}
+                   "rule": "kept only if better beyond noise (one-sided paired test at 5%)",
+                   "earlier_windows_used": {"with": with_them["learned"]["earlier_windows"]["used"],
+                                            "without": without.get("learned", {}).get("earlier_windows", {}).get("used")},
+                   "kept": score_without is None or gain_beyond_noise(each_with - each_without)}
         if verdict["kept"]:
             self.signals, self._extra, self._requested, self.weights, self.ranker, self.features = kept
             self.tuning = with_them | {"optional_signals": verdict}
@@ -436,6 +444,7 @@ class TimeAwareRetriever:
         if method == "lightgbm" and not learnable:
             raise ValueError(f"the learned blend needs at least 30 validation targets and two signals "
                              f"(have {len(ordered)} and {len(self.signals)}); use method='coordinate'.")
+        self._stop_each = None
         if method == "coordinate" or not learnable:
             self.tuning = self._tune_linear(ordered, history, objective, progress) | {
                 "seconds": round(time.perf_counter() - started, 2)}
@@ -446,6 +455,7 @@ class TimeAwareRetriever:
         learned = self._train_ranker(early, late, history, cfg, progress)
         learned_each = self._objective(late, history, objective, learned)
         learned_score = float(learned_each.mean())
+        self._stop_each = learned_each
         # objective_start / _end: the later validation targets with equal linear weights / the kept blend
         report: dict[str, Any] = {"objective": objective, "validation_targets": len(ordered),
                                   "fit_targets": len(early), "stop_targets": len(late), "objective_start": equal_score,
@@ -456,6 +466,8 @@ class TimeAwareRetriever:
             linear_each = self._objective(late, history, objective, None)
             linear_score = float(linear_each.mean())
             report |= {"linear_stop_objective": linear_score, "linear_weights_on_fit_targets": linear["weights"]}
+            if linear_score > learned_score:
+                self._stop_each = linear_each
             if not gain_beyond_noise(learned_each - linear_each):  # the simpler blend unless the learned one is better
                 self.tuning = report | self._tune_linear(ordered, history, objective, progress) | {
                     "objective_start": equal_score, "objective_end": linear_score,
