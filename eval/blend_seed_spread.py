@@ -48,20 +48,15 @@ def metrics(ranks: np.ndarray) -> dict[str, float]:
 
 def period_runs(config: str, pipeline: str, seeds: int, arms: list[dict], bar) -> list[dict]:
     """Every (arm, seed) run of one config's pipeline."""
-    from promptrec.data.loaders import load_dataset
-    from promptrec.data.splits import make_split
     from promptrec.eval.config import load_config
     from promptrec.eval.pipelines import fit_score_model
-    from promptrec.index.item_index import ItemIndex
+    from promptrec.eval.runner import load_data
 
     cfg = load_config(config)
     chosen = [p for p in cfg.pipelines if p.name == pipeline]
     if not chosen:
         raise SystemExit(f"{config} has no pipeline named {pipeline!r}; it has {[p.name for p in cfg.pipelines]}.")
-    d = cfg.dataset
-    ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed, **d.options)
-    split = make_split(ds.interactions, cfg.split.name, **cfg.split.options)
-    index = ItemIndex.for_catalog(ds.catalog, ds.name, root=cfg.index_root)
+    ds, split, index = load_data(cfg)
     rows = []
     for arm in arms:
         for seed in range(seeds):

@@ -29,13 +29,8 @@ def test_window_one_stops_where_lightgbms_own_early_stopping_does():
     names = [f"f{i}" for i in range(fit.features.shape[1])]
     config = RankerConfig(early_stopping_rounds=10, max_rounds=400, min_data_in_leaf=20)
     ours = LearnedBlend.train(fit, stop, names, {n: n for n in names}, config)
-    params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": config.learning_rate,
-              "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
-              "feature_fraction": config.feature_fraction, "bagging_fraction": config.bagging_fraction,
-              "bagging_freq": 1, "seed": config.seed, "deterministic": True, "num_threads": config.threads,
-              "verbose": -1}
     train_set = lgb.Dataset(fit.features, fit.labels, group=fit.groups, feature_name=names)
-    theirs = lgb.train(params, train_set, num_boost_round=config.max_rounds,
+    theirs = lgb.train(config.lightgbm_params(), train_set, num_boost_round=config.max_rounds,
                        valid_sets=[lgb.Dataset(stop.features, stop.labels, group=stop.groups, reference=train_set)],
                        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
     assert ours.report["best_iteration"] == theirs.best_iteration < config.max_rounds

@@ -82,15 +82,7 @@ class EvalRun:
 
     # -- setup ----------------------------------------------------------------------
     def load(self) -> "EvalRun":
-        from promptrec.data.loaders import load_dataset
-        from promptrec.data.splits import make_split
-        from promptrec.index.item_index import ItemIndex
-
-        d = self.cfg.dataset
-        self.ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed,
-                                                                     **d.options)
-        self.split = make_split(self.ds.interactions, self.cfg.split.name, **self.cfg.split.options)
-        self.index = ItemIndex.for_catalog(self.ds.catalog, self.ds.name, root=self.cfg.index_root)
+        self.ds, self.split, self.index = load_data(self.cfg)
         self.timezone = self.ds.interactions.timezone
         self.test = build_targets(self.split, self.ds.catalog, "test", negatives=self.cfg.sampled_negatives,
                                   seed=self.cfg.seed, timezone=self.timezone)
@@ -296,6 +288,18 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             pass
     return out
+
+
+def load_data(cfg: EvalConfig) -> tuple[Any, Any, Any]:
+    """The config's dataset, its split and the item index (built once per catalogue under ``index_root``)."""
+    from promptrec.data.loaders import load_dataset
+    from promptrec.data.splits import make_split
+    from promptrec.index.item_index import ItemIndex
+
+    d = cfg.dataset
+    ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed, **d.options)
+    split = make_split(ds.interactions, cfg.split.name, **cfg.split.options)
+    return ds, split, ItemIndex.for_catalog(ds.catalog, ds.name, root=cfg.index_root)
 
 
 def run_eval(cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress: bool = True,

@@ -61,6 +61,14 @@ class RankerConfig:
         if not (isinstance(self.stop_window, int) and self.stop_window >= 1 and self.stop_window % 2):
             raise ValueError(f"stop_window={self.stop_window!r}: use an odd whole number >= 1 (1: no smoothing).")
 
+    def lightgbm_params(self) -> dict[str, Any]:
+        """The parameters lightgbm.train gets (early stopping is done by a callback, see LearnedBlend.train)."""
+        return {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": self.learning_rate,
+                "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_data_in_leaf,
+                "feature_fraction": self.feature_fraction, "bagging_fraction": self.bagging_fraction,
+                "bagging_freq": 1, "seed": self.seed, "deterministic": True, "num_threads": self.threads,
+                "verbose": -1}
+
 
 @dataclass
 class RankingRows:
@@ -87,11 +95,7 @@ class LearnedBlend:
     def train(cls, fit: RankingRows, stop: RankingRows, feature_names: list[str], feature_signal: dict[str, str],
               config: RankerConfig) -> "LearnedBlend":
         lgb = _lightgbm()
-        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": config.learning_rate,
-                  "num_leaves": config.num_leaves, "min_data_in_leaf": config.min_data_in_leaf,
-                  "feature_fraction": config.feature_fraction, "bagging_fraction": config.bagging_fraction,
-                  "bagging_freq": 1, "seed": config.seed, "deterministic": True, "num_threads": config.threads,
-                  "verbose": -1}
+        params = config.lightgbm_params()
         train_set = lgb.Dataset(fit.features, fit.labels, group=fit.groups, feature_name=feature_names)
         stop_set = lgb.Dataset(stop.features, stop.labels, group=stop.groups, reference=train_set)
         curve: dict[str, Any] = {}

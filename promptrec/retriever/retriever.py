@@ -84,7 +84,8 @@ class TimeAwareRetriever:
         self.allow_repeats = repeats == "allow"
         self.ranker: LearnedBlend | None = None
         self.tuning: dict[str, Any] | None = None
-        # per later validation target, the objective of the better (by mean) blend the last tuning compared
+        # per later validation target, the objective of the better (by mean) of the blends the last tuning
+        # compared there, learned or linear (None when it tuned on all targets): what optional signals are judged by
         self._stop_each: np.ndarray | None = None
         self.catalog: Catalog | None = None
         self.events: Interactions | None = None
@@ -409,8 +410,8 @@ class TimeAwareRetriever:
         validation targets beyond noise (a one-sided paired test at 5%, the rule that picks the learned blend
         over the linear one): a lead as small as a LightGBM seed moves the score is not a reason to keep a
         signal, least of all one that trains a model."""
-        score_with, each_with = _stop_objective(with_them), self._stop_each
-        if score_with is None:  # too few targets for a later part: nothing to judge on, keep every signal
+        each_with = self._stop_each
+        if each_with is None:  # too few targets for a later part: nothing to judge on, keep every signal
             self.tuning = with_them | {"optional_signals": {"signals": optional, "kept": True,
                                                             "reason": "too few validation targets to judge"}}
             return
@@ -421,8 +422,10 @@ class TimeAwareRetriever:
             self._requested = [s for s in self._requested if (s.name if isinstance(s, Signal) else s) not in optional]
         self.features = FeatureBuilder(self.signals, self.log)
         without = self._tune_blend(targets, history, objective, method, ranker, progress)
-        score_without, each_without = _stop_objective(without), self._stop_each
-        verdict = {"signals": optional, "stop_objective_with": score_with, "stop_objective_without": score_without,
+        each_without = self._stop_each
+        score_without = None if each_without is None else float(each_without.mean())
+        verdict = {"signals": optional, "stop_objective_with": float(each_with.mean()),
+                   "stop_objective_without": score_without,
                    "rule": "kept only if better beyond noise (one-sided paired test at 5%)",
                    "earlier_windows_used": {"with": with_them["learned"]["earlier_windows"]["used"],
                                             "without": without.get("learned", {}).get("earlier_windows", {}).get("used")},
@@ -638,12 +641,3 @@ class TimeAwareRetriever:
                             "allowed": self.allow_repeats},
                 "fitted_on": self.fitted_on, "tuned": None if self.tuning is None else
                 {k: self.tuning[k] for k in ("method", "objective", "validation_targets") if k in self.tuning}}
-
-
-def _stop_objective(tuning: dict[str, Any]) -> float | None:
-    """The best objective a blend of these signals reached on the later validation targets, learned or
-    linear (None when tuned on all of them): what optional signals are judged by, whichever blend
-    ``auto`` then keeps."""
-    if "learned_stop_objective" not in tuning:
-        return None
-    return max(tuning["learned_stop_objective"], tuning.get("linear_stop_objective", float("-inf")))
