@@ -58,8 +58,10 @@ def main() -> None:
     if Path(args.ml100k).exists():
         ds = load_dataset(args.ml100k)
         rows.append(measure("movielens-100k (leave-last-out)", ds, leave_last_out(ds.interactions)) | {"target_s": 5})
+    from promptrec.models import cpu_model
+
     result = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": f"{platform.platform()}, {os.cpu_count()} cores", "rows": rows}
+              "machine": f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} cores", "rows": rows}
     OUT.mkdir(exist_ok=True)
     (OUT / "context_retriever_benchmark.json").write_text(json.dumps(result, indent=2))
     lines = ["# Time-and-scene retriever: speed on real data", "", f"Command: `{result['command']}` "

@@ -49,7 +49,7 @@ class PeakRSS:
 def main() -> None:
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import leave_last_out
-    from promptrec.models import fast_dtype, native_bf16, prepare_default_model
+    from promptrec.models import cpu_model, fast_dtype, native_bf16, prepare_default_model
     from promptrec.reranker.reranker import Reranker
     from promptrec.retriever.retriever import TimeAwareRetriever
 
@@ -125,14 +125,6 @@ def main() -> None:
     (args.out / "reranker_benchmark.json").write_text(json.dumps(res, indent=2))
     (args.out / "reranker_benchmark.md").write_text(markdown(res))
     print(markdown(res))
-
-
-def cpu_model() -> str:
-    """The CPU's model name (throughput depends on it: bf16 is native on some x86 CPUs, emulated on others)."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def targets_met(res: dict) -> list[str]:

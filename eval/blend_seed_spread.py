@@ -1,12 +1,14 @@
 """How much the learned blend's LightGBM seed moves a retriever's test numbers: one retriever pipeline of each
-eval config fitted and tuned as `promptrec eval` does, once per seed (and per ranker setting compared), every
+eval config fitted and tuned as `promptrec eval` does, once per seed (and per setting compared), every
 test target scored with full ranking. Writes eval/results/blend_seed_spread.{json,md,png}.
 
     python eval/blend_seed_spread.py [--config eval/configs/foursquare_nyc.yaml ...] [--seeds 5]
                                      [--arm stop_window=21 ...] [--pipeline "time-aware retriever"]
 
-Each ``--arm`` is a set of `ranker` settings (KEY=VALUE[,KEY=VALUE]) compared with the pipeline's own; the
-seeds are paired across arms. A single run of a learned blend is one draw of these: compare blends over seeds.
+Each ``--arm`` (KEY=VALUE[,KEY=VALUE], YAML values) is compared with the pipeline as configured, the seeds
+paired across arms: keys of the learned blend's settings go to its `ranker` (``stop_window=21``), any other
+key replaces that pipeline option (``signals=[auto,audience]``). A single run of a learned blend is one draw
+of these: compare blends over seeds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from dataclasses import replace
@@ -29,15 +32,26 @@ METRICS = ("Acc@1", "Acc@10", "NDCG@10", "MRR")
 
 
 def parse_arm(text: str) -> dict:
-    """'stop_window=21,num_leaves=31' -> {'stop_window': 21, 'num_leaves': 31} (YAML scalars)."""
+    """'stop_window=21,signals=[auto,audience]' -> {'stop_window': 21, 'signals': ['auto', 'audience']} (YAML
+    values; a comma starts a new pair only where KEY= follows it)."""
     import yaml
 
     if not text:
         return {}
-    pairs = [p.split("=", 1) for p in text.split(",")]
+    pairs = [p.split("=", 1) for p in re.split(r",(?=\s*\w+=)", text)]
     if any(len(p) != 2 for p in pairs):
         raise SystemExit(f"--arm {text!r}: use KEY=VALUE[,KEY=VALUE], e.g. stop_window=21.")
     return {k.strip(): yaml.safe_load(v) for k, v in pairs}
+
+
+def arm_options(options: dict, arm: dict, seed: int) -> dict:
+    """A pipeline's options with an arm applied: learned-blend settings into `ranker` (with the seed), the rest
+    replacing the pipeline option of that name."""
+    from promptrec.retriever.learned import RankerConfig
+
+    ranker_keys = set(RankerConfig.__dataclass_fields__)
+    ranker = {**options.get("ranker", {}), **{k: v for k, v in arm.items() if k in ranker_keys}, "seed": seed}
+    return {**options, **{k: v for k, v in arm.items() if k not in ranker_keys}, "ranker": ranker}
 
 
 def metrics(ranks: np.ndarray) -> dict[str, float]:
@@ -61,9 +75,8 @@ def period_runs(config: str, pipeline: str, seeds: int, arms: list[dict], bar) -
     for arm in arms:
         for seed in range(seeds):
             p = chosen[0]
-            ranker = {**p.options.get("ranker", {}), **arm, "seed": seed}
             started = time.perf_counter()
-            model = fit_score_model(replace(p, options={**p.options, "ranker": ranker}), split, ds.catalog, index,
+            model = fit_score_model(replace(p, options=arm_options(p.options, arm, seed)), split, ds.catalog, index,
                                     cfg.seed, cfg.repeats)
             ranks = model.true_item_ranks(split.test)
             rows.append({"config": config, "period": cfg.name, "test_targets": len(split.test),
@@ -135,15 +148,15 @@ def markdown(result: dict) -> str:
              f"Command: `{result['command']}` ({result['date']}, {result['machine']}; {result['seconds']} s). "
              f"Pipeline *{result['pipeline']}* of each config, fitted and tuned as `promptrec eval` does, LightGBM "
              f"seeds 0-{result['seeds'] - 1}, every test target scored with full ranking.", "",
-             "| period | ranker | runs | trees | " + " | ".join(f"{m} mean [min, max] (sd)" for m in METRICS) + " |",
+             "| period | arm | runs | trees | " + " | ".join(f"{m} mean [min, max] (sd)" for m in METRICS) + " |",
              "|---|---|---|---|" + "---|" * len(METRICS)]
     for s in result["summary"]:
         cells = [f"{s[m]['mean']:.4f} [{s[m]['min']:.4f}, {s[m]['max']:.4f}] ({s[m]['sd']:.4f})" for m in METRICS]
         lines.append(f"| {s['period']} | {s['arm']} | {s['runs']} | {', '.join(map(str, s['trees']))} | "
                      + " | ".join(cells) + " |")
     if result["paired"]:
-        lines += ["", "Paired by period and seed, each ranker setting minus the pipeline as configured:", "",
-                  "| ranker | metric | runs | mean difference (SE) | ahead / behind |", "|---|---|---|---|---|"]
+        lines += ["", "Paired by period and seed, each arm minus the pipeline as configured:", "",
+                  "| arm | metric | runs | mean difference (SE) | ahead / behind |", "|---|---|---|---|---|"]
         for p in result["paired"]:
             lines.append(f"| {p['arm']} | {p['metric']} | {p['runs']} | {p['mean']:+.4f} ({p['se']}) | "
                          f"{p['ahead']} / {p['behind']} |")
@@ -158,7 +171,8 @@ def main() -> None:
     ap.add_argument("--config", action="append", help="eval config (repeatable); default: the three NYC periods")
     ap.add_argument("--pipeline", default="time-aware retriever")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--arm", action="append", default=[], help="ranker settings to compare, e.g. stop_window=21")
+    ap.add_argument("--arm", action="append", default=[],
+                    help="settings to compare, e.g. stop_window=21 or signals=[auto,audience]")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     configs = args.config or CONFIGS

@@ -63,6 +63,17 @@ def native_bf16() -> bool:
         return False
 
 
+def cpu_model() -> str:
+    """The CPU's model name: benchmarks record it (speed depends on it; bf16 is native on some x86 CPUs only)."""
+    import platform
+
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def fast_dtype() -> str:
     """The LLM dtype to run here: bfloat16 where it is native, else float32."""
     return "bfloat16" if native_bf16() else "float32"

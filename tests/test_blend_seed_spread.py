@@ -16,11 +16,16 @@ def _row(period, arm, seed, ndcg):
             "MRR": 0.2}
 
 
-def test_arms_parse_to_ranker_settings():
+def test_arms_parse_to_ranker_settings_and_pipeline_options():
     assert spread.parse_arm("stop_window=21,learning_rate=0.1") == {"stop_window": 21, "learning_rate": 0.1}
+    arm = spread.parse_arm("signals=[auto, audience],stop_window=21")
+    assert arm == {"signals": ["auto", "audience"], "stop_window": 21}
     assert spread.parse_arm("") == {}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         spread.parse_arm("stop_window")
+    options = spread.arm_options({"ranker": {"earlier_windows": 0}, "signals": "auto", "tune": True}, arm, seed=3)
+    assert options == {"ranker": {"earlier_windows": 0, "stop_window": 21, "seed": 3},
+                       "signals": ["auto", "audience"], "tune": True}
 
 
 def test_differences_are_paired_by_period_and_seed():

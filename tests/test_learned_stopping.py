@@ -27,7 +27,7 @@ def test_window_one_stops_where_lightgbms_own_early_stopping_does():
     rng = np.random.default_rng(0)
     fit, stop = _rows(rng, 300), _rows(rng, 120)
     names = [f"f{i}" for i in range(fit.features.shape[1])]
-    config = RankerConfig(early_stopping_rounds=10, max_rounds=400, min_data_in_leaf=20)
+    config = RankerConfig(early_stopping_rounds=10, max_rounds=400, min_data_in_leaf=20, stop_window=1)
     ours = LearnedBlend.train(fit, stop, names, {n: n for n in names}, config)
     train_set = lgb.Dataset(fit.features, fit.labels, group=fit.groups, feature_name=names)
     theirs = lgb.train(config.lightgbm_params(), train_set, num_boost_round=config.max_rounds,

@@ -11,6 +11,7 @@ from promptrec.data.interactions import Interactions
 from promptrec.data.records import Item
 from promptrec.data.splits import temporal_split
 from promptrec.retriever.retriever import TimeAwareRetriever
+from promptrec.retriever.signals import sequential as sequential_signal
 from promptrec.sequential import SASRecConfig, load_model, save_model, train_sasrec, user_sequences
 from promptrec.sequential.sequences import gap_buckets, query_batch, training_windows
 from promptrec.sequential.train import ranking_quality
@@ -75,7 +76,7 @@ def test_sasrec_learns_a_planted_order():
     assert np.array_equal(predicted, [(s.codes[-1] + 1) % 12 for s in probe])
 
 
-def test_a_time_budget_stop_is_reported_and_warned(caplog):
+def test_a_time_budget_stop_is_reported_and_warned(caplog, monkeypatch):
     """A model cut by max_minutes says so: its quality depends on the machine's speed and load."""
     users, codes, times = _arrays(_cycle_events(n_users=10, length=10))
     seqs = user_sequences(users, codes, times, "UTC")
@@ -83,15 +84,25 @@ def test_a_time_budget_stop_is_reported_and_warned(caplog):
         result = train_sasrec(seqs, 12, SASRecConfig(**(FAST | {"max_minutes": 1e-6})), progress=False)
     assert result.stopped_by == "time budget" and result.epochs_run == 1
     assert "time budget" in caplog.text and "max_minutes" in caplog.text
-    # the cache keeps such a model; each reuse says so again
+    # the cache serves such a model to the process that trained it (an eval's baseline and blend share it) ...
     catalog, split = _toy_dataset()
     settings = FAST | {"progress": False, "max_minutes": 1e-6, "seed": 7}
     TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    again = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    assert "from_cache" in again.signals["sasrec"].training
+    # ... and a later process trains it again, with a warning (its machine and load may let it finish)
+    monkeypatch.setattr(sequential_signal, "_CUT_IN_THIS_PROCESS", set())
     caplog.clear()
     with caplog.at_level("WARNING", logger="promptrec.sequential"):
-        again = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
-    assert "from_cache" in again.signals["sasrec"].training
-    assert "cached SASRec model" in caplog.text and "cache=False" in caplog.text
+        later = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    assert "from_cache" not in later.signals["sasrec"].training
+    assert "cut by its" in caplog.text and "training it again" in caplog.text
+    # a model that finished is reused by any process
+    done = FAST | {"progress": False, "seed": 7}
+    TimeAwareRetriever(signals=["sasrec"], params={"sasrec": done}).fit(split.train, catalog)
+    monkeypatch.setattr(sequential_signal, "_CUT_IN_THIS_PROCESS", set())
+    assert "from_cache" in TimeAwareRetriever(signals=["sasrec"], params={"sasrec": done}).fit(
+        split.train, catalog).signals["sasrec"].training
 
 
 def test_final_epochs_learn_the_held_out_last_events():

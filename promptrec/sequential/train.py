@@ -164,8 +164,8 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
             stopped_by = "time budget"
             log.warning("SASRec stopped by its %.1f-minute time budget at epoch %d, before early stopping: how far "
                         "it got depends on this machine's speed and load (a model trained while the cores were "
-                        "shared is worse, and is cached as it is). Raise max_minutes for a model that stops by "
-                        "patience.", config.max_minutes, epoch)
+                        "shared is worse; the cache serves it to this process only). Raise max_minutes for a model "
+                        "that stops by patience.", config.max_minutes, epoch)
             break
     bar.close()
     model.load_state_dict(best[3])

@@ -12,12 +12,14 @@
 | device | items people use on the request's device |
 | user_frequency | the user's most visited items (a baseline; optionally at this hour) |
 | neighbours | what the most similar users chose (user-based collaborative filtering) |
+| audience | how many different people use an item, and how much of its use is the same people returning |
 | sasrec | a trained SASRec's next-item scores (trained in ``fit``; torch) |
 | sasrec_time | the same model told each event's gap, hour and weekday and those of ``now`` |
 """
 
 from promptrec.retriever.signals.base import (DAY_NS, HOUR_NS, FitData, Query, Signal, category_matrix,
                                               hour_kernel, local_hour_dow, recency_weights)
+from promptrec.retriever.signals.audience import AudienceSignal
 from promptrec.retriever.signals.content import ContentSignal
 from promptrec.retriever.signals.device import DeviceSignal
 from promptrec.retriever.signals.freshness import FreshnessSignal
@@ -33,10 +35,10 @@ from promptrec.retriever.signals.user_frequency import UserFrequencySignal
 SIGNALS = {"content": ContentSignal, "transition": TransitionSignal, "trending": TrendingSignal,
            "time_context": TimeContextSignal, "freshness": FreshnessSignal, "habit": HabitSignal,
            "place": PlaceSignal, "device": DeviceSignal, "user_frequency": UserFrequencySignal,
-           "neighbours": NeighboursSignal,
+           "neighbours": NeighboursSignal, "audience": AudienceSignal,
            "sasrec": SASRecSignal, "sasrec_time": TimeSASRecSignal}
 
 __all__ = ["DAY_NS", "HOUR_NS", "SIGNALS", "FitData", "Query", "Signal", "category_matrix", "hour_kernel",
-           "local_hour_dow", "recency_weights", "haversine_km", "ContentSignal", "DeviceSignal", "FreshnessSignal",
-           "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal", "TimeSASRecSignal",
-           "TransitionSignal", "TrendingSignal", "UserFrequencySignal"]
+           "local_hour_dow", "recency_weights", "haversine_km", "AudienceSignal", "ContentSignal", "DeviceSignal",
+           "FreshnessSignal", "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal",
+           "TimeSASRecSignal", "TransitionSignal", "TrendingSignal", "UserFrequencySignal"]

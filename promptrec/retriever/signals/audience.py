@@ -1,0 +1,45 @@
+"""Audience: how many different people use each item, and how much of its use is the same people coming back.
+
+Two items with the same number of events can be one person's home and a station half the city passes
+through; a user new to both is far more likely to go to the second. Counted on the training events (what
+``fit`` sees, so strictly before every validation and test target).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from promptrec.retriever.signals.base import FitData, Query, Signal
+
+
+class AudienceSignal(Signal):
+    """Score: log(1 + distinct users of the item). Features add log(events per user) (0 where unused)."""
+
+    def __init__(self):
+        super().__init__("audience", {})
+        self.users: np.ndarray | None = None
+        self.events_per_user: np.ndarray | None = None
+
+    def fit(self, data: FitData) -> None:
+        codes = np.asarray(data.train_codes, dtype=np.int64)
+        events = np.bincount(codes, minlength=data.n_items).astype(np.float64)
+        _, user_codes = np.unique(np.asarray(data.train_users).astype(str), return_inverse=True)
+        pairs = np.unique(user_codes.astype(np.int64) * data.n_items + codes)
+        users = np.bincount(pairs % data.n_items, minlength=data.n_items).astype(np.float64)
+        self.load_state({"users": users, "events_per_user": events / np.maximum(users, 1.0)})
+
+    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+        return np.broadcast_to(np.log1p(self.users), (len(queries), len(self.users))).copy()
+
+    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+        repeat = np.log(np.maximum(self.events_per_user, 1.0))
+        return {"audience": self.score(queries, log),
+                "audience_events_per_user": np.broadcast_to(repeat, (len(queries), len(repeat))).copy()}
+
+    def state(self) -> dict[str, Any]:
+        return {"users": self.users, "events_per_user": self.events_per_user}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.users, self.events_per_user = state["users"], state["events_per_user"]
