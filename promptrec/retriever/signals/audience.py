@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.retriever.signals.base import FitData, Query, Signal
+from promptrec.retriever.signals.base import FitData, Query, Signal, user_item_counts
 
 
 class AudienceSignal(Signal):
@@ -23,11 +23,9 @@ class AudienceSignal(Signal):
         self.events_per_user: np.ndarray | None = None
 
     def fit(self, data: FitData) -> None:
-        codes = np.asarray(data.train_codes, dtype=np.int64)
-        events = np.bincount(codes, minlength=data.n_items).astype(np.float64)
-        _, user_codes = np.unique(np.asarray(data.train_users).astype(str), return_inverse=True)
-        pairs = np.unique(user_codes.astype(np.int64) * data.n_items + codes)
-        users = np.bincount(pairs % data.n_items, minlength=data.n_items).astype(np.float64)
+        _, counts = user_item_counts(data)
+        events = np.asarray(counts.sum(axis=0), dtype=np.float64).ravel()
+        users = np.bincount(counts.indices, minlength=data.n_items).astype(np.float64)
         self.load_state({"users": users, "events_per_user": events / np.maximum(users, 1.0)})
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:

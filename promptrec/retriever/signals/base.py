@@ -118,6 +118,17 @@ def hour_kernel(hours: np.ndarray, hour: int, bandwidth: float) -> np.ndarray:
     return np.exp(-0.5 * (d / bandwidth) ** 2) if bandwidth > 0 else (d == 0).astype(float)
 
 
+def user_item_counts(data: FitData):
+    """The training users (sorted ids) and their (users x items) event counts, a float32 sparse matrix."""
+    import scipy.sparse as sp
+
+    users, rows = np.unique(np.asarray(data.train_users).astype(str), return_inverse=True)
+    counts = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, data.train_codes)),
+                           shape=(len(users), data.n_items))
+    counts.sum_duplicates()
+    return users, counts
+
+
 def category_matrix(item_categories: list[tuple[str, ...]], n_items: int):
     """(items x categories) sparse matrix, each item's categories averaged (rows sum to 1 or 0)."""
     import scipy.sparse as sp

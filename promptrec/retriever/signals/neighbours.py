@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from promptrec.retriever.signals.base import FitData, Query, Signal
+from promptrec.retriever.signals.base import FitData, Query, Signal, user_item_counts
 
 
 class NeighboursSignal(Signal):
@@ -29,10 +29,7 @@ class NeighboursSignal(Signal):
         self.user_rows: dict[str, int] = {}
 
     def fit(self, data: FitData) -> None:
-        users, rows = np.unique(data.train_users.astype(str), return_inverse=True)
-        counts = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, data.train_codes)),
-                               shape=(len(users), data.n_items))
-        counts.sum_duplicates()
+        users, counts = user_item_counts(data)
         counts.data = np.log1p(counts.data)
         users_per_item = np.bincount(counts.indices, minlength=data.n_items)
         self.idf = np.log((1 + len(users)) / (1 + users_per_item)).astype(np.float32) + 1
