@@ -63,15 +63,24 @@ def native_bf16() -> bool:
         return False
 
 
-def cpu_model() -> str:
-    """The CPU's model name: benchmarks record it (speed depends on it; bf16 is native on some x86 CPUs only)."""
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name, family/model numbers and widest vector extension, e.g. "AMD EPYC (family 26
+    model 2, AVX512-BF16)": benchmarks record it (speed depends on it; bf16 is native on some x86 CPUs only;
+    clouds often give one model name to several CPU generations)."""
     import platform
 
-    cpuinfo = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+        if not line.strip():
+            break  # the first processor is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        return platform.processor() or "unknown"
+    flags = set(fields.get("flags", "").split())
+    isa = next((label for flag, label in (("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX512"), ("avx2", "AVX2"))
+                if flag in flags), "no AVX2")
+    return f"{fields['model name']} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}, {isa})"
 
 
 def fast_dtype() -> str:

@@ -124,6 +124,19 @@ def test_personal_habits_follow_the_hour_of_now(checkins):
         assert top.item_id == usual and ds.catalog[usual].title == category
 
 
+def test_recency_rank_orders_the_users_places_by_last_visit(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["habit"], params={"habit": {"recency_rank": True}})
+    t = split.test[3]
+    feats = r.signals["habit"].features([r._query(t.user_id, t.now)], r.log)
+    rank = feats["habit_recency_rank"][0]
+    by_last_visit = split.history(t).drop_duplicates("item_id", keep="last")["item_id"].iloc[::-1]
+    np.testing.assert_array_equal(rank[ds.catalog.codes(by_last_visit.to_numpy())], np.arange(1, len(by_last_visit) + 1))
+    assert np.isnan(rank).sum() == len(ds.catalog) - len(by_last_visit)
+    assert "habit_recency_rank" not in fit(ds, split, signals=["habit"]).signals["habit"].features(
+        [r._query(t.user_id, t.now)], r.log)
+
+
 def test_place_uses_the_request_location_else_the_last_place(checkins):
     _, ds, split = checkins
     r = fit(ds, split, signals=["place"])
@@ -298,7 +311,9 @@ def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
 
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
-    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"))
+    options = {"habit": {"recency_rank": True}}  # the optional habit feature too
+    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
+            params=options)
     r.tune(split.validation, method="lightgbm")
     targets = split.test[:20]
     before = r.score_targets(targets)
@@ -311,7 +326,7 @@ def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(
     future.loc[:40, "timestamp"] = targets[0].now  # events at exactly now are not history either
     future = future[future["timestamp"] >= future["timestamp"].min()]
     early = [t for t in targets if t.now <= targets[0].now]
-    r2 = TimeAwareRetriever(signals=list(r.signals)).fit(split.train, ds.catalog, log=split.full.append(
+    r2 = TimeAwareRetriever(signals=list(r.signals), params=options).fit(split.train, ds.catalog, log=split.full.append(
         Interactions(future, timezone=ds.interactions.timezone)))
     r2.ranker, r2.weights = r.ranker, r.weights
     after = r2.score_targets(early)

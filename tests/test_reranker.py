@@ -229,3 +229,14 @@ def test_openai_backend_against_a_real_vllm_server(hf, setup, tmp_path):
             except ProcessLookupError:
                 pass
             log.close()
+
+
+def test_cpu_model_names_the_family_and_widest_vector_extension(tmp_path):
+    from promptrec.models import cpu_model
+
+    info = tmp_path / "cpuinfo"
+    first = "processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 1\nflags\t\t: fpu sse2 avx avx2\n"
+    info.write_text(first + "\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: avx512f avx512_bf16\n")
+    assert cpu_model(info) == "AMD EPYC (family 25 model 1, AVX2)"
+    info.write_text(first.replace("avx2", "avx2 avx512f avx512_bf16"))
+    assert cpu_model(info).endswith("AVX512-BF16)")
