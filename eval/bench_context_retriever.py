@@ -30,7 +30,7 @@ def measure(name: str, ds, split, ranker: dict, repeats: int = 3) -> dict:
     r = TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    r.tune(split.validation, ranker=ranker or None)
+    r.tune(split.validation, ranker=ranker)
     tune_s = time.perf_counter() - t0
     times, ranks = [], None
     for _ in range(repeats):
