@@ -2,9 +2,10 @@
 and tuning as `promptrec eval` does. Writes eval/results/context_retriever_benchmark.{json,md} (or into --out).
 
     python eval/bench_context_retriever.py [--nyc ../shared/data/foursquare-nyc/checkins.csv] [--ml100k ../shared/data/ml-100k]
-                                           [--top-n 50 --out eval/results/top_n_50]
+                                           [--top-n 100 --out /tmp/top_n_100]
 
-``--top-n`` sets the learned blend's candidates per signal (RankerConfig.top_n) to time another setting.
+``--top-n`` sets the learned blend's candidates per signal (RankerConfig.top_n, 50 by default) to time another
+setting.
 """
 
 from __future__ import annotations

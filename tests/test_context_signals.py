@@ -256,6 +256,9 @@ def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checki
     plain = fit(ds, split).tune(split.validation, method="lightgbm", ranker={"earlier_windows": 0})["learned"]
     assert report["fit_queries_from_earlier_windows"] > 100 and plain["fit_queries_from_earlier_windows"] == 0
     assert report["fit_queries"] == plain["fit_queries"] + report["fit_queries_from_earlier_windows"]
+    # the report records the settings that made the blend, defaults included
+    assert report["config"]["earlier_windows"] == 2 and plain["config"]["earlier_windows"] == 0
+    assert report["config"]["top_n"] == RankerConfig().top_n
     # the second window's rows do not change when everything after that window is replaced
     ordered = sorted(split.validation, key=lambda t: t.now)
     cut = int(round(len(ordered) * 0.7))

@@ -415,6 +415,12 @@ def _retrievers_md(res: dict[str, Any]) -> list[str]:
                 used = (learned.get("earlier_windows") or {}).get("used", "?")
                 lines[-1] += (f" The learned blend trained on {learned['fit_queries']:,} queries, "
                               f"{learned['fit_queries_from_earlier_windows']:,} of them from {used} earlier window(s).")
+            if learned.get("config"):
+                settings = {k: str(v) for k, v in learned["config"].items()}
+                used = (learned.get("earlier_windows") or {}).get("used")
+                if used is not None and str(used) != settings.get("earlier_windows"):
+                    settings["earlier_windows"] += f" ({used} used)"
+                lines[-1] += " Its settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."
             lines.append("")
         opt = t.get("optional_signals")
         if opt and "stop_objective_without" in opt:
