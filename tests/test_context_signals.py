@@ -211,9 +211,10 @@ def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(che
     assert verdict["kept"] and verdict["stop_objective_with"] > verdict["stop_objective_without"] + 0.05
     assert "habit" in kept.signals
     # a lead within noise is not enough: freshness is ahead here on the mean (0.8277 vs 0.8260, with the stop
-    # set's best round unsmoothed; behind with the default stop_window) and dropped
+    # set's best round unsmoothed and each signal's top 100; behind with the default stop_window and top_n) and dropped
     small = fit(ds, split, signals=["transition", "place", "habit", "freshness"])
-    verdict = small.tune(split.validation, optional=["freshness"], ranker={"stop_window": 1})["optional_signals"]
+    verdict = small.tune(split.validation, optional=["freshness"],
+                         ranker={"stop_window": 1, "top_n": 100})["optional_signals"]
     assert verdict["stop_objective_with"] > verdict["stop_objective_without"] and not verdict["kept"]
     assert "freshness" not in small.signals and "beyond noise" in verdict["rule"]
     with pytest.raises(ValueError, match="not in this retriever"):
@@ -224,8 +225,9 @@ def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(che
 
 def test_auto_blend_is_learned_only_when_it_wins_beyond_noise(checkins):
     _, ds, split = checkins
-    # the validation targets alone, stopped at the stop set's own best round: the two cases below are the rule's
-    alone = {"earlier_windows": 0, "stop_window": 1}
+    # the validation targets alone, stopped at the stop set's own best round, over each signal's top 100: the two
+    # cases below are the rule's (with other settings the blends, and so the cases, differ)
+    alone = {"earlier_windows": 0, "stop_window": 1, "top_n": 100}
     carried = fit(ds, split)  # here the learned blend wins by 0.007 NDCG@10 on 199 later targets, beyond noise
     report = carried.tune(split.validation, ranker=alone)
     assert carried.ranker is not None and report["learned_stop_objective"] > report["linear_stop_objective"]

@@ -27,7 +27,7 @@ class RankerConfig:
     """LightGBM settings of the learned blend (lambdarank objective, NDCG@10 for early stopping)."""
 
     # each signal's top-N items (plus the user's own where repeats are allowed) form the candidates the model
-    # scores. 50 (the default since 2026-12-02; was 100): NYC scored 1.6x faster, and over 3 LightGBM seeds x 3
+    # scores. 50 (the default since 2026-12-02; was 100): NYC scored 1.5-1.8x faster, and over 3 LightGBM seeds x 3
     # NYC periods Acc@1 +0.0037 (SE 0.0006), NDCG@10 +0.0011, Acc@10 -0.0012 (SE 0.0008) (eval/results/top_n_*)
     top_n: int = 50
     num_leaves: int = 15
