@@ -411,13 +411,13 @@ def _retrievers_md(res: dict[str, Any]) -> list[str]:
                          f"{t['learned_stop_objective']:.4f}" + (f", linear {t['linear_stop_objective']:.4f}"
                                                                  if "linear_stop_objective" in t else "") + ".")
             learned = t.get("learned") or {}
+            used = (learned.get("earlier_windows") or {}).get("used")
             if learned.get("fit_queries_from_earlier_windows"):
-                used = (learned.get("earlier_windows") or {}).get("used", "?")
                 lines[-1] += (f" The learned blend trained on {learned['fit_queries']:,} queries, "
-                              f"{learned['fit_queries_from_earlier_windows']:,} of them from {used} earlier window(s).")
+                              f"{learned['fit_queries_from_earlier_windows']:,} of them from "
+                              f"{'?' if used is None else used} earlier window(s).")
             if learned.get("config"):
                 settings = {k: str(v) for k, v in learned["config"].items()}
-                used = (learned.get("earlier_windows") or {}).get("used")
                 if used is not None and str(used) != settings.get("earlier_windows"):
                     settings["earlier_windows"] += f" ({used} used)"
                 lines[-1] += " Its settings: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."
