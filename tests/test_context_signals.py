@@ -137,6 +137,32 @@ def test_recency_rank_orders_the_users_places_by_last_visit(checkins):
         [r._query(t.user_id, t.now)], r.log)
 
 
+def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):
+    """Signals compute a batch of queries at once (habit sums every query's history in one pass): each row must be
+    that query's own, whatever shares its batch, a user without history included."""
+    from promptrec.retriever.signals.base import Query
+
+    _, ds, split = checkins
+    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
+            params={"habit": {"recency_rank": True}})
+    last_of_each_user = {t.user_id: t for t in list(split.validation) + list(split.test)}
+    queries = [r._query(t.user_id, t.now) for t in list(last_of_each_user.values())[:8]]
+    queries.insert(2, Query("nobody", queries[0].now_ns, queries[0].codes[:0], queries[0].times[:0]))
+    assert len({q.user_id for q in queries}) == 9 and len({q.now_ns for q in queries}) > 5 and min(len(q.codes) for q in queries[3:]) > 10
+    for name, signal in r.signals.items():
+        together = signal.features(queries, r.log)
+        for i, q in enumerate(queries):
+            alone = signal.features([q], r.log)
+            for feature, values in together.items():
+                if name == "habit":  # summed in the same order either way: the same bits
+                    np.testing.assert_array_equal(values[i], alone[feature][0], err_msg=feature)
+                else:
+                    np.testing.assert_allclose(values[i], alone[feature][0], rtol=1e-9, err_msg=feature)
+    habit = r.signals["habit"].features(queries, r.log)
+    assert np.isnan(habit["habit_since"][2]).all() and not habit["habit_visits"][2].any()
+    assert habit["habit_visits"][0].max() > 0 and not np.array_equal(habit["habit"][0], habit["habit"][3])
+
+
 def test_place_uses_the_request_location_else_the_last_place(checkins):
     _, ds, split = checkins
     r = fit(ds, split, signals=["place"])

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from promptrec.retriever.learned import CONTEXT_FEATURES, RankingRows
-from promptrec.retriever.signals.base import HOUR_NS, Query, Signal
+from promptrec.retriever.signals.base import HOUR_NS, Query, Signal, local_hour_dow
 
 
 class FeatureBuilder:
@@ -37,10 +37,9 @@ class FeatureBuilder:
         return feats
 
     def _context(self, queries: list[Query]) -> dict[str, np.ndarray]:
-        calendar = [self.log.local_calendar(q.now_ns) for q in queries]
+        hours, weekdays = local_hour_dow(np.array([q.now_ns for q in queries], dtype=np.int64), self.log.timezone)
         since = [np.log1p((q.now_ns - q.times[-1]) / HOUR_NS) if len(q.times) else np.nan for q in queries]
-        return {"context_hour": np.array([c[0] for c in calendar], np.float32),
-                "context_weekday": np.array([c[1] for c in calendar], np.float32),
+        return {"context_hour": hours.astype(np.float32), "context_weekday": weekdays.astype(np.float32),
                 "context_hours_since_last": np.array(since, np.float32),
                 "context_history_length": np.log1p(np.array([len(q.codes) for q in queries], np.float32))}
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import HOUR_NS, CategorySignal, Query, hour_kernel, recency_weights
+from promptrec.retriever.signals.base import DAY_NS, HOUR_NS, CategorySignal, Query, hour_kernel, local_hour_dow
 
 
 class HabitSignal(CategorySignal):
@@ -35,44 +35,61 @@ class HabitSignal(CategorySignal):
             cache[key] = at / at.sum()
         return cache[key]
 
-    def _parts(self, q: Query, log: Any, cache: dict) -> dict[str, np.ndarray]:
-        p, n = self.params, log.n_items
-        hour, dow = log.local_calendar(q.now_ns)
-        prior = self._global_at_hour(log, q.now_ns, hour, cache)
-        if not len(q.codes):
-            zero, missing = np.zeros(n), np.full(n, np.nan)
-            return {"score": np.log(prior), "visits": zero, "recent": zero, "hour": zero, "hour_share": zero,
-                    "hour_daytype": zero, "since": missing, "category_hour": zero, "category": zero} \
-                | ({"recency_rank": missing} if p["recency_rank"] else {})
-        hours, dows = q.calendar(log.timezone)
-        rec = recency_weights(q.times, q.now_ns, p["half_life_days"])
-        near = hour_kernel(hours, hour, p["hour_bandwidth"])
-        same_daytype = (dows >= 5) == (dow >= 5)
-        visits = np.bincount(q.codes, minlength=n).astype(float)
-        recent = np.bincount(q.codes, weights=rec, minlength=n)
-        at_hour = np.bincount(q.codes, weights=rec * near, minlength=n)
-        at_hour_daytype = np.bincount(q.codes, weights=rec * near * same_daytype, minlength=n)
-        last_seen = np.full(n, np.nan)
-        last_seen[q.codes] = q.times  # times are oldest first: the last assignment wins
-        since = np.log1p((q.now_ns - last_seen) / HOUR_NS)
-        user = (recent + p["user_prior"] * prior) / (recent.sum() + p["user_prior"])
-        score = np.log((at_hour + p["hour_prior"] * user) / (at_hour.sum() + p["hour_prior"]))
-        cat_hour = self.cat_item @ at_hour
-        cat_all = self.cat_item @ recent
-        extra = {"recency_rank": _recency_rank(last_seen)} if p["recency_rank"] else {}
+    def _parts(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+        """name -> (batch x items) array, every query's history summed in one pass (``np.bincount`` over
+        (query, item) cells, each cell's events added in the same order as one query at a time would)."""
+        p, n, batch = self.params, log.n_items, len(queries)
+        now = np.array([q.now_ns for q in queries], dtype=np.int64)
+        hour, dow = local_hour_dow(now, log.timezone)
+        cache: dict = {}
+        prior = np.stack([self._global_at_hour(log, int(t), int(h), cache) for t, h in zip(now, hour)])
+        lengths = np.array([len(q.codes) for q in queries])
+        owner = np.repeat(np.arange(batch), lengths)
+        empty = lengths == 0
+        codes, times = _joined([q.codes for q in queries]), _joined([q.times for q in queries])
+        calendars = [q.calendar(log.timezone) for q in queries if len(q.codes)]
+        hours, dows = _joined([c[0] for c in calendars]), _joined([c[1] for c in calendars])
+        rec = np.exp2(-(now[owner] - times).astype(np.float64) / (p["half_life_days"] * DAY_NS))
+        near = hour_kernel(hours, hour[owner], p["hour_bandwidth"])
+        same_daytype = (dows >= 5) == (dow[owner] >= 5)
+        cell = owner * n + codes
+
+        def per_cell(weights: np.ndarray | None = None) -> np.ndarray:
+            return np.bincount(cell, weights=weights, minlength=batch * n).reshape(batch, n).astype(np.float64)
+
+        visits, recent, at_hour = per_cell(), per_cell(rec), per_cell(rec * near)
+        at_hour_daytype = per_cell(rec * near * same_daytype)
+        last_seen = np.full(batch * n, np.nan)
+        last_seen[cell] = times  # times are oldest first: the last assignment wins
+        last_seen = last_seen.reshape(batch, n)
+        since = np.log1p((now[:, None] - last_seen) / HOUR_NS)
+        user = (recent + p["user_prior"] * prior) / (_row_sums(recent) + p["user_prior"])
+        score = np.log((at_hour + p["hour_prior"] * user) / (_row_sums(at_hour) + p["hour_prior"]))
+        score[empty] = np.log(prior[empty])
+        cat_hour = (self.cat_item @ at_hour.T).T
+        cat_all = (self.cat_item @ recent.T).T
+        extra = {"recency_rank": np.stack([_recency_rank(row) for row in last_seen])} if p["recency_rank"] else {}
         return {"score": score, "visits": np.log1p(visits), "recent": recent, "hour": at_hour,
-                "hour_share": at_hour / max(at_hour.sum(), 1e-9), "hour_daytype": at_hour_daytype, "since": since,
-                "category_hour": self.item_cat @ (cat_hour / max(cat_hour.sum(), 1e-9)),
-                "category": self.item_cat @ (cat_all / max(cat_all.sum(), 1e-9))} | extra
+                "hour_share": at_hour / np.maximum(_row_sums(at_hour), 1e-9), "hour_daytype": at_hour_daytype,
+                "since": since,
+                "category_hour": (self.item_cat @ (cat_hour / np.maximum(_row_sums(cat_hour), 1e-9)).T).T,
+                "category": (self.item_cat @ (cat_all / np.maximum(_row_sums(cat_all), 1e-9)).T).T} | extra
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        cache: dict = {}
-        return np.stack([self._parts(q, log, cache)["score"] for q in queries])
+        return self._parts(queries, log)["score"]
 
     def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
-        cache: dict = {}
-        parts = [self._parts(q, log, cache) for q in queries]
-        return {("habit" if k == "score" else f"habit_{k}"): np.stack([pp[k] for pp in parts]) for k in parts[0]}
+        return {("habit" if k == "score" else f"habit_{k}"): v for k, v in self._parts(queries, log).items()}
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The queries' per-event arrays end to end, as int64 (empty when no query has history)."""
+    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """(batch x 1) sums of each row, each added as ``row.sum()`` adds it alone."""
+    return np.array([[row.sum()] for row in a]).reshape(-1, 1)
 
 
 def _recency_rank(last_seen: np.ndarray) -> np.ndarray:
