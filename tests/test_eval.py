@@ -97,6 +97,20 @@ def test_cached_results_are_kept_per_pipeline():
     assert parse_config({**base, "seed": 1}).shared_fingerprint() != a.shared_fingerprint()
 
 
+def test_report_names_sequential_models_cut_by_their_time_budget():
+    from promptrec.eval.report import _sequential_md
+
+    stopped = {"SASRec / sasrec": {"epochs_run": 78, "best_epoch": 63, "stopped_by": "patience", "seconds": 218.7},
+               "SASRec, 3 seeds / sasrec": {"epochs_run": "78 / 67 / 58", "best_epoch": "63 / 61 / 43",
+                                            "stopped_by": "patience / time budget / patience", "seconds": 600.1}}
+    text = "\n".join(_sequential_md({"sequential": stopped}))
+    assert "| SASRec, 3 seeds / sasrec | 78 / 67 / 58 (63 / 61 / 43) | patience / time budget / patience |" in text
+    assert "Cut by the time budget before early stopping: SASRec, 3 seeds / sasrec.**" in text
+    assert "max_minutes" in text and "SASRec / sasrec," not in text
+    finished = "\n".join(_sequential_md({"sequential": {"SASRec / sasrec": stopped["SASRec / sasrec"]}}))
+    assert "| SASRec / sasrec | 78 (63) | patience |" in finished and "Cut by the time budget" not in finished
+
+
 def test_fresh_pipeline_discards_its_records_and_its_rerankers(tmp_path):
     """`promptrec eval --fresh-pipeline NAME`: after a code change the cache (keyed by settings) would hand back
     old records; the named pipeline and the rerank pipelines over it are recomputed, nothing else."""

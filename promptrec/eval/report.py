@@ -379,8 +379,14 @@ def _sequential_md(res: dict[str, Any]) -> list[str]:
     for name, t in seq.items():
         lines.append(f"| {name} | {t.get('epochs_run')} ({t.get('best_epoch')}) | {t.get('stopped_by')} | "
                      f"{t.get('valid_ndcg10')} | {t.get('seconds')} | {_cached_cell(t.get('from_cache'))} |")
-    return lines + ["", "Validation: each user's last training event, history before it (early stopping only)."
-                    " Times of cached models are those of their first training.", ""]
+    lines += ["", "Validation: each user's last training event, history before it (early stopping only)."
+              " Times of cached models are those of their first training."]
+    cut = [name for name, t in seq.items() if "time budget" in str(t.get("stopped_by"))]
+    if cut:
+        lines += ["", f"**Cut by the time budget before early stopping: {', '.join(cut)}.** How far these models got "
+                  "depends on this machine's speed and load, and so do the results of every pipeline that uses them: "
+                  "raise `max_minutes` in their settings for results that another machine reproduces."]
+    return lines + [""]
 
 
 def _score_cache_note(cache: dict[str, list[str]]) -> str:
