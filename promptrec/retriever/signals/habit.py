@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import DAY_NS, HOUR_NS, CategorySignal, Query, hour_kernel, local_hour_dow
+from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, hour_kernel, local_hour_dow,
+                                              recency_weights)
 
 
 class HabitSignal(CategorySignal):
@@ -49,7 +50,7 @@ class HabitSignal(CategorySignal):
         codes, times = _joined([q.codes for q in queries]), _joined([q.times for q in queries])
         calendars = [q.calendar(log.timezone) for q in queries if len(q.codes)]
         hours, dows = _joined([c[0] for c in calendars]), _joined([c[1] for c in calendars])
-        rec = np.exp2(-(now[owner] - times).astype(np.float64) / (p["half_life_days"] * DAY_NS))
+        rec = recency_weights(times, now[owner], p["half_life_days"])
         near = hour_kernel(hours, hour[owner], p["hour_bandwidth"])
         same_daytype = (dows >= 5) == (dow[owner] >= 5)
         cell = owner * n + codes
