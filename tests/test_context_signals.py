@@ -137,6 +137,25 @@ def test_recency_rank_orders_the_users_places_by_last_visit(checkins):
         [r._query(t.user_id, t.now)], r.log)
 
 
+def test_category_since_counts_hours_since_the_users_last_choice_of_that_kind(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["habit"], params={"habit": {"category_since": True}})
+    t = split.test[3]
+    since = r.signals["habit"].features([r._query(t.user_id, t.now)], r.log)["habit_category_since"][0]
+    history = split.history(t)
+    kind = history.assign(kind=[ds.catalog[i].categories[0] for i in history["item_id"]]).groupby("kind")["timestamp"].max()
+    for item_id, code in zip(ds.catalog.ids, range(len(ds.catalog))):
+        category = ds.catalog[item_id].categories[0]
+        if category in kind.index:
+            hours = (t.now - kind[category]).total_seconds() / 3600
+            assert since[code] == pytest.approx(np.log1p(hours), rel=1e-9), item_id
+        else:
+            assert np.isnan(since[code]), item_id
+    assert kind.size >= 3 and np.isfinite(since).sum() > kind.size
+    assert "habit_category_since" not in fit(ds, split, signals=["habit"]).signals["habit"].features(
+        [r._query(t.user_id, t.now)], r.log)
+
+
 def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):
     """Signals compute a batch of queries at once (habit sums every query's history in one pass): each row must be
     that query's own, whatever shares its batch, a user without history included."""
@@ -144,7 +163,7 @@ def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):
 
     _, ds, split = checkins
     r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
-            params={"habit": {"recency_rank": True}})
+            params={"habit": {"recency_rank": True, "category_since": True}})
     last_of_each_user = {t.user_id: t for t in list(split.validation) + list(split.test)}
     queries = [r._query(t.user_id, t.now) for t in list(last_of_each_user.values())[:8]]
     queries.insert(2, Query("nobody", queries[0].now_ns, queries[0].codes[:0], queries[0].times[:0]))
@@ -343,7 +362,7 @@ def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
 
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
-    options = {"habit": {"recency_rank": True}}  # the optional habit feature too
+    options = {"habit": {"recency_rank": True, "category_since": True}}  # the optional habit features too
     r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
             params=options)
     r.tune(split.validation, method="lightgbm")

@@ -21,12 +21,15 @@ class HabitSignal(CategorySignal):
     """log P(item | user, hour of ``now``) with back-off: user at this hour -> user overall -> all users at
     this hour. ``hour_prior`` and ``user_prior`` are the pseudo-counts of each back-off step.
     ``recency_rank`` adds, as a learned-blend feature, each of the user's items' place in the order of last
-    use (1: the last item, 2: the one before it; return trips), not a change to the score."""
+    use (1: the last item, 2: the one before it; return trips), not a change to the score. ``category_since``
+    adds the hours since the user last chose anything of each item's categories ("coffee an hour ago": not
+    another coffee shop now), as a learned-blend feature."""
 
     def __init__(self, half_life_days: float = 14.0, hour_bandwidth: float = 1.0, hour_prior: float = 2.0,
-                 user_prior: float = 5.0, recency_rank: bool = False):
+                 user_prior: float = 5.0, recency_rank: bool = False, category_since: bool = False):
         super().__init__("habit", {"half_life_days": half_life_days, "hour_bandwidth": hour_bandwidth,
-                                   "hour_prior": hour_prior, "user_prior": user_prior, "recency_rank": recency_rank})
+                                   "hour_prior": hour_prior, "user_prior": user_prior, "recency_rank": recency_rank,
+                                   "category_since": category_since})
 
     def _global_at_hour(self, log: Any, now_ns: int, hour: int, cache: dict) -> np.ndarray:
         key = (log.slot(now_ns), hour)
@@ -70,11 +73,27 @@ class HabitSignal(CategorySignal):
         cat_hour = (self.cat_item @ at_hour.T).T
         cat_all = (self.cat_item @ recent.T).T
         extra = {"recency_rank": np.stack([_recency_rank(row) for row in last_seen])} if p["recency_rank"] else {}
+        if p["category_since"]:
+            extra["category_since"] = np.log1p((now[:, None] - self._category_last_seen(last_seen)) / HOUR_NS)
         return {"score": score, "visits": np.log1p(visits), "recent": recent, "hour": at_hour,
                 "hour_share": at_hour / np.maximum(_row_sums(at_hour), 1e-9), "hour_daytype": at_hour_daytype,
                 "since": since,
                 "category_hour": (self.item_cat @ (cat_hour / np.maximum(_row_sums(cat_hour), 1e-9)).T).T,
                 "category": (self.item_cat @ (cat_all / np.maximum(_row_sums(cat_all), 1e-9)).T).T} | extra
+
+    def _category_last_seen(self, last_seen: np.ndarray) -> np.ndarray:
+        """(batch x items) the last time each query's user chose any item sharing a category with each item
+        (NaN: never, or an item without categories), from the per-item last times."""
+        cat_of = self.cat_item.tocoo()  # (category, item) pairs
+        per_cat = np.full((len(last_seen), self.cat_item.shape[0]), np.nan)
+        np.fmax.at(per_cat.T, cat_of.row, last_seen.T[cat_of.col])
+        pairs = self.item_cat.tocsr()  # rows sorted by item: each item's categories together
+        out = np.full(last_seen.shape, np.nan)
+        has = np.diff(pairs.indptr) > 0
+        if has.any():
+            values = per_cat[:, pairs.indices]
+            out[:, has] = np.fmax.reduceat(values, pairs.indptr[:-1][has], axis=1)
+        return out
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
         return self._parts(queries, log)["score"]
