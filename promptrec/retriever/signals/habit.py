@@ -67,27 +67,30 @@ class HabitSignal(CategorySignal):
         last_seen[cell] = times  # times are oldest first: the last assignment wins
         last_seen = last_seen.reshape(batch, n)
         since = np.log1p((now[:, None] - last_seen) / HOUR_NS)
+        at_hour_total = _row_sums(at_hour)
         user = (recent + p["user_prior"] * prior) / (_row_sums(recent) + p["user_prior"])
-        score = np.log((at_hour + p["hour_prior"] * user) / (_row_sums(at_hour) + p["hour_prior"]))
+        score = np.log((at_hour + p["hour_prior"] * user) / (at_hour_total + p["hour_prior"]))
         score[empty] = np.log(prior[empty])
-        cat_hour = (self.cat_item @ at_hour.T).T
-        cat_all = (self.cat_item @ recent.T).T
         extra = {"recency_rank": np.stack([_recency_rank(row) for row in last_seen])} if p["recency_rank"] else {}
         if p["category_since"]:
             extra["category_since"] = np.log1p((now[:, None] - self._category_last_seen(last_seen)) / HOUR_NS)
         return {"score": score, "visits": np.log1p(visits), "recent": recent, "hour": at_hour,
-                "hour_share": at_hour / np.maximum(_row_sums(at_hour), 1e-9), "hour_daytype": at_hour_daytype,
-                "since": since,
-                "category_hour": (self.item_cat @ (cat_hour / np.maximum(_row_sums(cat_hour), 1e-9)).T).T,
-                "category": (self.item_cat @ (cat_all / np.maximum(_row_sums(cat_all), 1e-9)).T).T} | extra
+                "hour_share": at_hour / np.maximum(at_hour_total, 1e-9), "hour_daytype": at_hour_daytype,
+                "since": since, "category_hour": self._category_share(at_hour),
+                "category": self._category_share(recent)} | extra
+
+    def _category_share(self, per_item: np.ndarray) -> np.ndarray:
+        """(batch x items) each item's categories' share of the row's weight (summed per category, normalised)."""
+        per_cat = (self.cat_item @ per_item.T).T
+        return (self.item_cat @ (per_cat / np.maximum(_row_sums(per_cat), 1e-9)).T).T
 
     def _category_last_seen(self, last_seen: np.ndarray) -> np.ndarray:
         """(batch x items) the last time each query's user chose any item sharing a category with each item
         (NaN: never, or an item without categories), from the per-item last times."""
-        cat_of = self.cat_item.tocoo()  # (category, item) pairs
-        per_cat = np.full((len(last_seen), self.cat_item.shape[0]), np.nan)
-        np.fmax.at(per_cat.T, cat_of.row, last_seen.T[cat_of.col])
-        pairs = self.item_cat.tocsr()  # rows sorted by item: each item's categories together
+        pairs = self.item_cat.tocsr()  # (item, category) pairs, each item's categories together
+        item_of = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+        per_cat = np.full((len(last_seen), pairs.shape[1]), np.nan)
+        np.fmax.at(per_cat.T, pairs.indices, last_seen.T[item_of])
         out = np.full(last_seen.shape, np.nan)
         has = np.diff(pairs.indptr) > 0
         if has.any():
