@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0, help="Length of each soak.")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--skip-retrieval", action="store_true", help="Only the reranked (vLLM) soak.")
     ap.add_argument("--write-share", type=float, default=0.2, help="Share of requests that post events (0: reads only).")
     ap.add_argument("--append", action="store_true", help="Add these runs to the existing soak.json.")
     ap.add_argument("--work", type=Path, default=Path("/tmp/promptrec-bench-soak"))
@@ -57,7 +58,7 @@ def main() -> None:
         res = json.loads((args.out / "soak.json").read_text())
         res["command"] += f"; then {command}"
     suffix = "" if args.write_share else ", reads only"
-    modes = [(f"retrieval only{suffix}", "none", False)] + (
+    modes = ([] if args.skip_retrieval else [(f"retrieval only{suffix}", "none", False)]) + (
         [] if args.skip_llm else [(f"reranked (vLLM){suffix}", "vllm", True)])
     for label, llm, rerank in modes:
         db = args.work / f"soak-{llm}.sqlite"
@@ -122,6 +123,9 @@ def markdown(res: dict) -> str:
         if r["fallbacks"]:
             md += ["", f"{r['mode']}: recommendations not reranked, by reason: "
                    + ", ".join(f"{k}: {v:,}" for k, v in r["fallbacks"].items())]
+        if r.get("memory_by_process"):
+            md += ["", f"{r['mode']}: resident memory after warm-up -> end, by process (MB): "
+                   + "; ".join(_memory_change(r))]
         if r.get("llm_queue"):
             md += ["", f"{r['mode']}: the server's LLM queue at the end (`/health`): "
                    + ", ".join(f"{k} {v}" for k, v in r["llm_queue"].items())]
@@ -129,6 +133,15 @@ def markdown(res: dict) -> str:
             md += ["", f"{r['mode']}: error examples: " + "; ".join(f"`{e}`" for e in r["error_examples"][:5])]
     md += ["", "![latency and memory over time](soak.png)", ""]
     return "\n".join(md)
+
+
+def _memory_change(run: dict) -> list[str]:
+    """Per process: anonymous (heap, tensors) and file-backed memory at the end of warm-up and at the end."""
+    samples = [m for t, m in run["memory_by_process"] if t >= run["config"]["warmup_s"]]
+    first, last = samples[0], samples[-1]
+    return [f"{name} anonymous {first[name]['anon']:.0f} -> {last[name]['anon']:.0f}, file-backed or shared "
+            f"{first[name]['file_or_shared']:.0f} -> {last[name]['file_or_shared']:.0f}"
+            for name in first if name in last]
 
 
 def plot(res: dict, path: Path) -> None:

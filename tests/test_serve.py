@@ -232,3 +232,4 @@ def test_in_process_vllm_reranks_and_batches_concurrent_users(fitted, tmp_path, 
         llm = client.get("/health").json()["llm"]
         assert llm["largest_batch"] >= 2 and llm["batches"] < llm["processed"], llm
         assert llm["kv_cache_prefaulted_bytes"] > 2**28  # the server reserved its KV cache at start
+        assert llm["heap_trims"]["available"] and llm["heap_trims"]["trims"] >= 1, llm  # freed heap handed back

@@ -34,12 +34,15 @@ class BatchQueue:
     being processed for nobody. The estimate comes only from batches that ran, so one that says
     "too slow for any deadline" would refuse everything forever; when the worker has been idle for
     ``probe_after_s`` while refusing, one request goes through without a deadline (its caller still
-    gets its answer at the deadline, from the fallback) to measure again.
+    gets its answer at the deadline, from the fallback) to measure again. ``after_batch`` runs on the worker
+    after each batch's callers have their results (the LLM queue's gives freed memory back to the OS).
     """
 
     def __init__(self, process: Callable[[list], list], *, name: str = "batch", max_batch: int = 16,
-                 max_wait_s: float = 0.01, max_pending: int = 64, probe_after_s: float = 30.0):
+                 max_wait_s: float = 0.01, max_pending: int = 64, probe_after_s: float = 30.0,
+                 after_batch: Callable[[], Any] | None = None):
         self.process, self.name = process, name
+        self.after_batch = after_batch  # called by the worker once a batch's callers have their results
         self.probe_after_s = probe_after_s
         self._idle_since = time.monotonic()  # when the last batch ended (or the queue started)
         self.max_batch, self.max_wait_s = max_batch, max_wait_s
@@ -149,6 +152,11 @@ class BatchQueue:
             self.stats["largest_batch"] = max(self.stats["largest_batch"], len(live))
             for (_, fut), res in zip(live, results):
                 fut.set_result(res)
+            if self.after_batch is not None:
+                try:
+                    self.after_batch()
+                except Exception:  # housekeeping: never let it stop the worker
+                    log.exception("%s: after_batch failed", self.name)
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish the batch in progress, cancel what still waits, stop the worker."""

@@ -15,6 +15,7 @@ from promptrec.context import Context
 from promptrec.reranker.types import RankedList, RerankRequest, final_order
 from promptrec.retriever.candidate import Candidate
 from promptrec.serve.batching import BatchQueue, QueueFull
+from promptrec.serve.memory import HeapTrimmer
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
 from promptrec.serve.store import Store
 
@@ -31,6 +32,9 @@ class ServeConfig:
     max_pending: int = 64  # rerank requests allowed to wait; more are answered by the retriever
     retrieval_batch: int = 64  # concurrent retrievals scored together
     retrieval_pending: int = 1024  # retrievals allowed to wait; more get HTTP 503
+    # after LLM batches, give the heap's freed memory back to the OS at most this often (None: never); an
+    # in-process LLM on CPU otherwise keeps what each new batch shape freed (eval/results/soak_heap)
+    trim_heap_every_s: float | None = 5.0
 
 
 class UnknownItems(ValueError):
@@ -68,9 +72,11 @@ class RecommendationService:
         self._replay()
         self.retrievals = BatchQueue(self._retrieve_batch, name="retrieval", max_batch=self.config.retrieval_batch,
                                      max_wait_s=0.0, max_pending=self.config.retrieval_pending)
+        every = self.config.trim_heap_every_s
+        self.heap_trimmer = None if reranker is None or every is None else HeapTrimmer(every)
         self.queue = None if reranker is None else BatchQueue(
             reranker.rerank_many, name="LLM", max_batch=self.config.max_batch, max_wait_s=self.config.max_wait_s,
-            max_pending=self.config.max_pending)
+            max_pending=self.config.max_pending, after_batch=self.heap_trimmer)
 
     # -- events -------------------------------------------------------------------------
     def _replay(self) -> None:
@@ -213,7 +219,8 @@ class RecommendationService:
             llm = {"mode": self.reranker.backend.name, "model": self.reranker.model, "strategy": self.reranker.strategy,
                    "adapter": self.reranker.adapter, "deadline_s": self.config.llm_deadline_s,
                    "kv_cache_prefaulted_bytes": getattr(self.reranker.backend, "kv_cache_prefaulted_bytes", None),
-                   "pending": self.queue.pending, **self.queue.stats}
+                   "pending": self.queue.pending, **self.queue.stats,
+                   "heap_trims": None if self.heap_trimmer is None else dict(self.heap_trimmer.stats)}
         llm["fallbacks"] = dict(self.fallbacks)
         retrieval = {"pending": self.retrievals.pending, **{k: self.retrievals.stats[k] for k in
                                                              ("batches", "processed", "largest_batch", "errors")}}

@@ -54,18 +54,26 @@ class SoakResult:
     # p99_first_last_ratio per kind of answer: "reranked" (waited for the LLM) and "direct" (everything else). With
     # an LLM, the p99 of a window of all answers jumps with how many reranked answers happen to fall in it.
     p99_ratio_by_kind: dict[str, float] = field(default_factory=dict)
+    # (seconds since start, process_memory()): which process grows, and whether heap or mapped files
+    memory_by_process: list[tuple[float, dict[str, dict[str, float]]]] = field(default_factory=list)
 
 
-def tree_rss(pid: int) -> float:
-    """Resident memory of a process and its children (e.g. a vLLM engine core), in MB."""
+def process_memory(pid: int) -> dict[str, dict[str, float]]:
+    """Resident memory of a process and each of its children (e.g. a vLLM engine core), in MB, split into
+    anonymous memory (heaps, tensors: what a leak grows) and file-backed or shared pages (mapped model files,
+    libraries). Keys: ``server`` for ``pid``, else ``<name> <pid>``."""
     proc = psutil.Process(pid)
-    total = 0
+    out = {}
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
+            info = p.memory_info()
+            name = "server" if p.pid == pid else f"{p.name()} {p.pid}"
         except psutil.NoSuchProcess:
-            pass
-    return total / 2**20
+            continue
+        shared = getattr(info, "shared", 0)
+        out[name] = {"rss": round(info.rss / 2**20, 1), "anon": round((info.rss - shared) / 2**20, 1),
+                     "file_or_shared": round(shared / 2**20, 1)}
+    return out
 
 
 def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], config: SoakConfig,
@@ -76,6 +84,7 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     acked: dict[str, str] = {}
     errors: list[str] = []
     rss: list[tuple[float, float]] = []
+    by_process: list[tuple[float, dict[str, dict[str, float]]]] = []
     ids = itertools.count()
     start = time.monotonic()
     until = start + config.duration_s
@@ -109,17 +118,23 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
                 if len(errors) < 20:
                     errors.append(f"transport: {type(exc).__name__}: {exc}")
 
+    def sample_memory(elapsed: float) -> None:
+        memory = process_memory(server_pid)
+        by_process.append((round(elapsed, 1), memory))
+        rss.append((round(elapsed, 1), round(sum(m["rss"] for m in memory.values()), 1)))
+
     async def sampler() -> None:
         last_print = 0.0
         while time.monotonic() < until:
             elapsed = time.monotonic() - start
-            rss.append((round(elapsed, 1), round(tree_rss(server_pid), 1)))
+            sample_memory(elapsed)
             if progress and elapsed - last_print >= 60:
                 last_print = elapsed
                 recent = [x for x in log if x[0] > elapsed - 60]
                 print(f"soak {elapsed:5.0f}/{config.duration_s:.0f} s: {len(log):,} requests, "
                       f"{len(recent) / 60:.1f}/s in the last minute, RSS {rss[-1][1]:.0f} MB, "
-                      f"{len(acked):,} events acknowledged", flush=True)
+                      f"{len(acked):,} events acknowledged; anonymous MB by process: "
+                      + ", ".join(f"{k} {v['anon']:.0f}" for k, v in by_process[-1][1].items()), flush=True)
             await asyncio.sleep(config.sample_every_s)
 
     async def run() -> None:
@@ -129,13 +144,15 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
 
     asyncio.run(run())
     seconds = time.monotonic() - start
-    rss.append((round(seconds, 1), round(tree_rss(server_pid), 1)))
+    sample_memory(seconds)
     with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as client:
         missing = len(set(acked) - stored_event_ids(client, list(acked.values())))
         llm = client.get("/health").json().get("llm", {})
     result = _summarize(config, log, errors, acked, missing, rss, seconds)
+    result.memory_by_process = by_process
     result.llm_queue = {k: llm[k] for k in ("batches", "processed", "largest_batch", "seconds_per_request",
-                                            "refused_busy", "expired", "abandoned", "probes", "errors") if k in llm}
+                                            "refused_busy", "expired", "abandoned", "probes", "errors", "heap_trims")
+                        if k in llm}
     return result
 
 
