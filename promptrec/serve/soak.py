@@ -76,6 +76,11 @@ def process_memory(pid: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def _total_rss(memory: dict[str, dict[str, float]]) -> float:
+    """The server's RSS with its children (MB), from :func:`process_memory`."""
+    return round(sum(m["rss"] for m in memory.values()), 1)
+
+
 def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], config: SoakConfig,
          headers: dict[str, str] | None = None, progress: bool = True) -> SoakResult:
     """Run ``config.clients`` clients against ``url`` for ``config.duration_s``; see the module docstring."""
@@ -83,7 +88,6 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     log: list[tuple[float, str, int, float, bool, str | None]] = []  # t, kind, status, latency_s, reranked, fallback
     acked: dict[str, str] = {}
     errors: list[str] = []
-    rss: list[tuple[float, float]] = []
     by_process: list[tuple[float, dict[str, dict[str, float]]]] = []
     ids = itertools.count()
     start = time.monotonic()
@@ -119,9 +123,7 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
                     errors.append(f"transport: {type(exc).__name__}: {exc}")
 
     def sample_memory(elapsed: float) -> None:
-        memory = process_memory(server_pid)
-        by_process.append((round(elapsed, 1), memory))
-        rss.append((round(elapsed, 1), round(sum(m["rss"] for m in memory.values()), 1)))
+        by_process.append((round(elapsed, 1), process_memory(server_pid)))
 
     async def sampler() -> None:
         last_print = 0.0
@@ -132,7 +134,7 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
                 last_print = elapsed
                 recent = [x for x in log if x[0] > elapsed - 60]
                 print(f"soak {elapsed:5.0f}/{config.duration_s:.0f} s: {len(log):,} requests, "
-                      f"{len(recent) / 60:.1f}/s in the last minute, RSS {rss[-1][1]:.0f} MB, "
+                      f"{len(recent) / 60:.1f}/s in the last minute, RSS {_total_rss(by_process[-1][1]):.0f} MB, "
                       f"{len(acked):,} events acknowledged; anonymous MB by process: "
                       + ", ".join(f"{k} {v['anon']:.0f}" for k, v in by_process[-1][1].items()), flush=True)
             await asyncio.sleep(config.sample_every_s)
@@ -148,6 +150,7 @@ def soak(url: str, server_pid: int, users: Sequence[str], items: Sequence[str], 
     with httpx.Client(base_url=url, timeout=120, headers=headers or {}) as client:
         missing = len(set(acked) - stored_event_ids(client, list(acked.values())))
         llm = client.get("/health").json().get("llm", {})
+    rss = [(t, _total_rss(memory)) for t, memory in by_process]
     result = _summarize(config, log, errors, acked, missing, rss, seconds)
     result.memory_by_process = by_process
     result.llm_queue = {k: llm[k] for k in ("batches", "processed", "largest_batch", "seconds_per_request",
