@@ -2,37 +2,51 @@
 
 from __future__ import annotations
 
-import gc
+import json
+import subprocess
+import sys
 import threading
 
-import psutil
 import pytest
 
 from promptrec.serve.batching import BatchQueue
+
+
+# Run in a fresh interpreter: in the test process, other tests' threads and heap state move RSS meanwhile (a run
+# after tests/test_serve_security.py once saw less than 80 MB come back).
+TRIM_PROBE = """
+import gc, json, psutil
 from promptrec.serve.memory import HeapTrimmer
 
-
-def _rss_mb() -> float:
+def rss_mb():
     return psutil.Process().memory_info().rss / 2**20
+
+trimmer = HeapTrimmer(min_interval_s=60)
+# 128 MB of heap chunks, each followed by a small block that stays: freeing the large ones leaves holes
+# that glibc keeps (only the heap's top is returned on free), as an LLM's temporaries of many sizes do
+large, kept = [], []
+for _ in range(2000):
+    large.append(bytearray(64 * 1024))
+    kept.append(bytearray(600))
+del large
+gc.collect()
+before = rss_mb()
+ran = trimmer()
+after = rss_mb()
+print(json.dumps({"available": trimmer.stats["available"], "ran": ran, "returned_mb": before - after,
+                  "again": trimmer(), "trims": trimmer.stats["trims"], "kept": len(kept)}))
+"""
 
 
 def test_the_trimmer_gives_freed_heap_back_and_honours_its_interval():
-    trimmer = HeapTrimmer(min_interval_s=60)
-    if not trimmer.stats["available"]:
+    out = json.loads(subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
+                                    check=True).stdout)
+    if not out["available"]:
         pytest.skip("the C library is not glibc: there is no malloc_trim to call")
-    # 128 MB of heap chunks, each followed by a small block that stays: freeing the large ones leaves holes
-    # that glibc keeps (only the heap's top is returned on free), as an LLM's temporaries of many sizes do
-    large, kept = [], []
-    for _ in range(2000):
-        large.append(bytearray(64 * 1024))
-        kept.append(bytearray(600))
-    del large
-    gc.collect()
-    before = _rss_mb()
-    assert trimmer()
-    assert before - _rss_mb() > 80, "malloc_trim should have returned most of the 128 MB of holes"
-    assert not trimmer() and trimmer.stats["trims"] == 1  # within min_interval_s: not again
-    assert len(kept) == 2000
+    assert out["ran"]
+    assert out["returned_mb"] > 80, "malloc_trim should have returned most of the 128 MB of holes"
+    assert not out["again"] and out["trims"] == 1  # within min_interval_s: not again
+    assert out["kept"] == 2000
 
 
 def test_the_queue_runs_its_after_batch_hook_once_callers_have_their_results():
