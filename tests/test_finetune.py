@@ -12,7 +12,7 @@ import pytest
 
 from promptrec.data.splits import leave_last_out
 from promptrec.finetune import AdapterError, LoraConfig, check_adapter, finetune
-from promptrec.finetune.examples import build_examples, training_targets
+from promptrec.finetune.examples import TrainingExample, build_examples, training_targets
 from promptrec.reranker.reranker import Reranker
 from promptrec.retriever.retriever import TimeAwareRetriever
 
@@ -96,6 +96,8 @@ def test_sampled_examples_in_the_retrievers_order_are_sorted_by_its_score(demo, 
         scores = one[ds.catalog.codes(b.candidate_ids)]
         finite = scores[np.isfinite(scores)]
         assert (np.diff(finite) <= 1e-9).all() and np.isfinite(scores[:len(finite)]).all()  # best first, -inf last
+        assert np.array_equal(b.retriever_scores, scores)  # what the eval's fusion blends the model's scores with
+        assert sorted(a.retriever_scores) == sorted(b.retriever_scores)
         moved += a.candidate_ids != b.candidate_ids
     assert moved > 5
     with pytest.raises(ValueError, match="unknown order"):
@@ -117,13 +119,18 @@ def test_retrieved_examples_show_the_retrievers_order_as_inference_does(demo, sp
     inference = build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, **kw)
     assert [(e.user_id, e.now) for e in inference] == [(t.user_id, t.now) for t in found]  # misses left out
     for e, t in zip(inference, found):
-        ranked = [c.item_id for c in retriever.retrieve(t.user_id, now=t.now, k=8)]
-        assert e.candidate_ids == ranked and e.answer.endswith(e.labels[ranked.index(t.item_id)])
+        ranked = retriever.retrieve(t.user_id, now=t.now, k=8)
+        assert e.candidate_ids == [c.item_id for c in ranked] and e.answer.endswith(e.labels[e.candidate_ids.index(t.item_id)])
+        assert e.retriever_scores == pytest.approx([c.score for c in ranked])
     shuffled = build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, order="shuffled", **kw)
     assert len(shuffled) == len(targets) and all(t.item_id in e.candidate_ids for e, t in zip(shuffled, targets))
     by_event = {(e.user_id, e.now): e.candidate_ids for e in inference}
     moved = [e for e in shuffled if (e.user_id, e.now) in by_event and e.candidate_ids != by_event[(e.user_id, e.now)]]
     assert moved and all(sorted(e.candidate_ids) == sorted(by_event[(e.user_id, e.now)]) for e in moved)
+    for e, t in zip(shuffled, targets):  # a missed true item is put in scored below every candidate retrieved
+        true_score = e.retriever_scores[e.candidate_ids.index(t.item_id)]
+        assert (e.user_id, e.now) in by_event or true_score < min(np.delete(e.retriever_scores,
+                                                                            e.candidate_ids.index(t.item_id)))
     with pytest.raises(ValueError, match="unknown order"):
         build_retrieved_examples(targets, split.train, retriever, ds.catalog, builder, order="random", **kw)
 
@@ -299,16 +306,27 @@ def test_departures_can_weigh_more_in_the_loss(default_model_dir):
     assert heavy == pytest.approx((float(alone[0]) + 4 * float(alone[1])) / 5, rel=1e-3)
 
 
-def test_fused_validation_scores_the_model_with_the_shown_order():
-    """'fused NDCG@10' is what the tuned fusion would make of the model's scores and the retriever's order: a model
-    that only knows the answers the order misses is worth something fused, nothing alone."""
-    from promptrec.finetune.train import _fused_ndcg
+def test_fused_validation_scores_the_model_with_the_retrievers_scores():
+    """'fused NDCG@10' is what the tuned fusion would make of the model's scores and the retriever's: a model that
+    only knows the answers the retriever misses is worth something fused, nothing alone. The fusion blends
+    z-scores, so the retriever's own scores, not just its order, decide the weight at which the model wins (as in
+    the eval); examples without them are judged against the order shown."""
+    from promptrec.finetune.train import _first_pass_scores, _fused_ndcg
 
-    order_right = [(np.array([0.0, 1.0, 2.0]), 0)] * 3  # the model reverses the order, which was right
+    shown = -np.arange(3, dtype=float)
+    order_right = [(np.array([0.0, 1.0, 2.0]), shown, 0)] * 3  # the model reverses the order, which was right
     assert _fused_ndcg(order_right) == (1.0, 1.0)
-    model_right = [(np.array([0.0, 0.0, 5.0]), 2)] * 3
+    model_right = [(np.array([0.0, 0.0, 5.0]), shown, 2)] * 3
     assert _fused_ndcg(model_right) == (1.0, 0.4)  # the largest weight at which its opinion still wins (z-scores)
+    second = np.array([0.0, 1.0, 0.0])  # the model prefers the second candidate, which is right
+    assert _fused_ndcg([(second, shown, 1)]) == (1.0, 0.6)
+    near_tie = np.array([10.0, 9.9, 0.0])  # the retriever barely prefers the first: the model wins at more weights
+    assert _fused_ndcg([(second, near_tie, 1)]) == (1.0, 0.9)
     assert _fused_ndcg([]) == (pytest.approx(float("nan"), nan_ok=True), 1.0)
+    example = TrainingExample("p", "B", ["A", "B", "C"], "B", "u", None, ["a", "b", "c"])
+    assert _first_pass_scores(example).tolist() == shown.tolist()
+    example.retriever_scores = near_tie.tolist()
+    assert _first_pass_scores(example).tolist() == near_tie.tolist()
 
 
 def test_an_unknown_select_metric_fails_when_the_config_is_made_not_after_the_examples():

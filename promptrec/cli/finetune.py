@@ -47,7 +47,7 @@ def finetune(
     depart_weight: float = typer.Option(1.0, help="Loss weight of examples whose answer is not the first candidate "
                                         "(with candidates in the retriever's order: where it must be departed from)."),
     select: str = typer.Option("NDCG@10", help="Validation metric that picks the kept adapter: 'NDCG@10' (the model "
-                               "alone) or 'fused NDCG@10' (fused with the order shown, at the best weight)."),
+                               "alone) or 'fused NDCG@10' (fused with the retriever's scores, at the best weight)."),
 ) -> None:
     """Train a LoRA adapter on the ranking task; serve it with `promptrec rerank --adapter OUT` or
     Reranker(adapter=OUT)."""

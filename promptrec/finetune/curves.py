@@ -22,7 +22,7 @@ def plot_training(history: Sequence[dict[str, Any]], path: str | Path, title: st
     left.set(xlabel="step", ylabel="training loss (mean since last validation)", title="loss")
     for key in ("HR@1", "NDCG@10"):
         right.plot(steps, [h[key] for h in history], marker="o", label=key)
-    extra = {"fused NDCG@10": "NDCG@10 fused with the order shown", "first_label_top": "top label is the first shown"}
+    extra = {"fused NDCG@10": "NDCG@10 fused with the retriever", "first_label_top": "top label is the first shown"}
     for key, label in extra.items():
         if all(key in h for h in history):  # runs since it was recorded
             right.plot(steps, [h[key] for h in history], marker=".", linestyle="--", label=label)

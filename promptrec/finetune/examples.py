@@ -36,6 +36,9 @@ class TrainingExample:
     user_id: str
     now: pd.Timestamp
     candidate_ids: list[str]
+    # the retriever's score of each candidate shown, in shown order (-inf: it cannot recommend the item), as the
+    # eval's tuned fusion sees them; None where not known (then fusion is judged against the order shown)
+    retriever_scores: list[float] | None = None
 
 
 def training_targets(log: Interactions, n: int, *, seed: int = 0, min_history: int = 3) -> list[HeldOut]:
@@ -81,15 +84,29 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
     if order == "retriever":
         drawn = [(ordered, shown) for (ordered, _), shown in
                  zip(drawn, retriever_order(retriever, targets, [s for _, s in drawn]))]
+    scores = retriever_scores(retriever, targets, [s for _, s in drawn])
     out = []
-    for t, (ordered, shown) in tqdm(list(zip(targets, drawn)), desc="building examples", disable=not progress):
+    for t, (ordered, shown), score in tqdm(list(zip(targets, drawn, scores)), desc="building examples",
+                                          disable=not progress):
         history = log.history(t.user_id, before=t.now)
         facts = retriever.explain(t.user_id, t.now, shown) if evidence else None
         prompt = builder.build(task, history, [catalog[i] for i in shown], t.now, catalog, evidence=facts)
         label_of = dict(zip(shown, prompt.labels))
         answer = label_of[t.item_id] if task == "label_scoring" else ", ".join(label_of[i] for i in ordered)
         out.append(TrainingExample(prompt.text, prompt.label_prefix + answer, prompt.labels, label_of[t.item_id],
-                                   t.user_id, t.now, shown))
+                                   t.user_id, t.now, shown, score))
+    return out
+
+
+def retriever_scores(retriever: Any, targets: Sequence[HeldOut], candidates: Sequence[Sequence[str]], *,
+                     chunk: int = 256) -> list[list[float]]:
+    """The retriever's score of each target's candidates (in the given order) at the target's time, as the
+    eval scores sampled candidates (-inf: an item it cannot recommend)."""
+    out: list[list[float]] = []
+    for start in range(0, len(targets), chunk):
+        part, cols = list(targets[start:start + chunk]), [list(c) for c in candidates[start:start + chunk]]
+        rows = retriever.score_targets(part, columns=cols)
+        out.extend([float(v) for v in row[retriever.catalog.codes(items)]] for row, items in zip(rows, cols))
     return out
 
 
@@ -97,13 +114,8 @@ def retriever_order(retriever: Any, targets: Sequence[HeldOut], candidates: Sequ
                     chunk: int = 256) -> list[list[str]]:
     """Each target's candidates sorted by the retriever's score at the target's time, best first (stable:
     ties and items it cannot recommend keep their given order, the latter last)."""
-    out: list[list[str]] = []
-    for start in range(0, len(targets), chunk):
-        part, cols = list(targets[start:start + chunk]), [list(c) for c in candidates[start:start + chunk]]
-        scores = retriever.score_targets(part, columns=cols)
-        for row, items in zip(scores, cols):
-            out.append([items[i] for i in order_by_score(row[retriever.catalog.codes(items)])])
-    return out
+    scores = retriever_scores(retriever, targets, candidates, chunk=chunk)
+    return [[items[i] for i in order_by_score(np.array(row))] for row, items in zip(scores, candidates)]
 
 
 def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
@@ -120,13 +132,15 @@ def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retr
     retrieved = retriever.retrieve_many([(t.user_id, t.context or t.now) for t in targets], k=candidates)
     for j, (t, cands) in enumerate(tqdm(list(zip(targets, retrieved)), desc="building examples", disable=not progress)):
         ids = [c.item_id for c in cands][:candidates]
+        score_of = {c.item_id: float(c.score) for c in cands}
         if order == "retriever":
             if t.item_id not in ids:
                 continue
             shown = ids
         else:
-            if t.item_id not in ids:
+            if t.item_id not in ids:  # the true item's score where the retriever missed it: below its candidates'
                 ids = ids[:candidates - 1] + [t.item_id]
+                score_of[t.item_id] = min(score_of.values(), default=0.0) - 1.0
             shown = [ids[i] for i in np.random.default_rng([seed, 19, j]).permutation(len(ids))]
         when = t.context or t.now
         facts = retriever.explain(t.user_id, when, shown) if evidence else None
@@ -134,5 +148,5 @@ def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retr
                                when, catalog, evidence=facts)
         label = prompt.labels[shown.index(t.item_id)]
         out.append(TrainingExample(prompt.text, prompt.label_prefix + label, prompt.labels, label, t.user_id, t.now,
-                                   shown))
+                                   shown, [score_of[i] for i in shown]))
     return out

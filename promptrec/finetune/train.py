@@ -123,8 +123,9 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
              batch_size: int = 8) -> dict[str, float]:
     """Rank of the true label among the candidate labels at the answer position: NDCG@10, HR@1, MRR; how often
     the model's top label is the first one shown ("first_label_top"; in the retriever's order: keeping its top);
-    and "fused NDCG@10", the best NDCG@10 of the model's scores fused with the shown order (as the reranker's
-    tuned fusion does with the retriever's scores) over fusion weights 0, 0.1, ..., 1, with that weight."""
+    and "fused NDCG@10", the best NDCG@10 of the model's scores fused with the retriever's scores of the candidates
+    (as the reranker's tuned fusion does; with the order shown where the examples lack them) over fusion weights
+    0, 0.1, ..., 1, with that weight."""
     import torch
 
     from promptrec.eval.metrics import hit_rate, mrr, ndcg
@@ -144,17 +145,24 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
                 # ties share the rank (mid-rank): bf16 logits of a model near-uniform over the labels tie
                 # often, and counting every tie against the true label would read as worse than random
                 ranks.append(float((scores > true).sum()) + float((scores == true).sum() - 1) / 2)
-                label_scores.append((scores.numpy(), ex.labels.index(ex.true_label)))
+                label_scores.append((scores.numpy(), _first_pass_scores(ex), ex.labels.index(ex.true_label)))
     r = np.array(ranks)
     fused, weight = _fused_ndcg(label_scores)
     return {"NDCG@10": ndcg(r, 10), "HR@1": hit_rate(r, 1), "MRR": mrr(r), "examples": len(r),
-            "first_label_top": float(np.mean([s[0] >= s.max() for s, _ in label_scores])) if label_scores
+            "first_label_top": float(np.mean([s[0] >= s.max() for s, _, _ in label_scores])) if label_scores
             else float("nan"),
             "fused NDCG@10": fused, "fused_weight": weight}
 
 
-def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, int]]) -> tuple[float, float]:
-    """Best NDCG@10 over fusion weights of (scores, true position) fused with the shown order, and its weight."""
+def _first_pass_scores(example: TrainingExample) -> np.ndarray:
+    """The scores fusion blends the model's with: the retriever's, else the order shown (first = best)."""
+    if example.retriever_scores is not None:
+        return np.asarray(example.retriever_scores, dtype=float)
+    return -np.arange(len(example.labels), dtype=float)
+
+
+def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> tuple[float, float]:
+    """Best NDCG@10 over fusion weights of (model scores, first-pass scores, true position), and its weight."""
     from promptrec.eval.metrics import ndcg
     from promptrec.reranker.reranker import FUSION_GRID, fused_order
 
@@ -162,8 +170,7 @@ def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, int]]) -> tuple[float, 
         return float("nan"), 1.0
     by_weight = {}
     for w in FUSION_GRID:
-        ranks = [int(np.flatnonzero(fused_order(s, -np.arange(len(s), dtype=float), w) == true)[0])
-                 for s, true in label_scores]
+        ranks = [int(np.flatnonzero(fused_order(s, first, w) == true)[0]) for s, first, true in label_scores]
         by_weight[w] = ndcg(np.array(ranks, dtype=float), 10)
     best = max(by_weight, key=lambda w: (by_weight[w], w))  # ties: the weight nearer the shown order
     return by_weight[best], best
