@@ -179,6 +179,7 @@ def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):
                 else:
                     np.testing.assert_allclose(values[i], alone[feature][0], rtol=1e-9, err_msg=feature)
     habit = r.signals["habit"].features(queries, r.log)
+    np.testing.assert_array_equal(r.signals["habit"].score(queries, r.log), habit["habit"])  # the short path
     assert np.isnan(habit["habit_since"][2]).all() and not habit["habit_visits"][2].any()
     assert habit["habit_visits"][0].max() > 0 and not np.array_equal(habit["habit"][0], habit["habit"][3])
 
@@ -425,3 +426,55 @@ def test_targets_scored_in_time_order_come_back_in_their_own_order(checkins):
     ranks = r.true_item_ranks(targets)
     alone = [int(true_ranks(r.score_targets([t]), r.catalog.codes([t.item_id]))[0]) for t in targets[:: 15]]
     assert list(ranks[:: 15]) == alone and len(set(alone)) > 3
+
+
+def test_retrieve_many_batches_by_time_and_by_catalogue_size_and_answers_in_request_order(checkins, monkeypatch):
+    """Requests are scored in time order and in batches sized to the catalogue (fewer rows where it is large, to
+    bound memory); neither changes any answer or its place in the output."""
+    import promptrec.retriever.retriever as retriever_module
+
+    _, ds, split = checkins
+    r = fit(ds, split)
+    targets = list(split.test)[::-1][:40]  # latest first
+    requests = [(t.user_id, t.now) for t in targets]
+    whole = r.retrieve_many(requests, k=10)
+    assert r.batch_size == retriever_module.BATCH  # 150 places: a full batch
+    monkeypatch.setattr(retriever_module, "BATCH_CELLS", 7 * len(r.catalog))
+    assert r.batch_size == 7
+    small = r.retrieve_many(requests, k=10)
+    for (user, now), a, b in zip(requests[::6], whole[::6], small[::6]):
+        alone = r.retrieve(user, now, k=10)
+        assert [c.item_id for c in a] == [c.item_id for c in b] == [c.item_id for c in alone]
+        assert [c.score for c in a] == pytest.approx([c.score for c in alone])
+    monkeypatch.setattr(retriever_module, "BATCH_CELLS", 1)
+    assert r.batch_size == 1 and [c.item_id for c in r.retrieve_many(requests[:3], k=5)[2]] == \
+        [c.item_id for c in whole[2][:5]]
+
+
+def test_area_neighbours_are_the_places_within_the_scale_and_skip_above_the_pair_limit(caplog):
+    """The k-d tree's pairs are exactly those of the pairwise great-circle rule (places without coordinates have
+    none); above MAX_AREA_PAIRS the area statistic is skipped with a warning that says what to raise."""
+    import promptrec.retriever.signals.place as place
+    from promptrec.retriever.signals.place import PlaceSignal, haversine_km
+
+    rng = np.random.default_rng(3)
+    coords = np.column_stack([rng.normal(40.75, 0.05, 800), rng.normal(-73.98, 0.05, 800)])
+    coords[::37] = np.nan
+    signal = PlaceSignal()
+    signal.coords = coords
+    for radius in (0.5, 2.0):
+        d = haversine_km(coords[:, :1], coords[:, 1:], coords[None, :, 0], coords[None, :, 1])
+        expected = np.nan_to_num(d, nan=np.inf) <= radius
+        got = signal._neighbours(radius).toarray() > 0
+        np.testing.assert_array_equal(got, expected)
+        assert 0 < expected.sum() - np.isfinite(coords[:, 0]).sum() < expected.size // 4  # pairs besides self
+    pairs = (int((np.nan_to_num(d, nan=np.inf) <= 2.0).sum()) - int(np.isfinite(coords[:, 0]).sum())) // 2
+    place.MAX_AREA_PAIRS, before = pairs - 1, place.MAX_AREA_PAIRS
+    try:
+        with caplog.at_level("WARNING", logger="promptrec.place"):
+            assert signal._neighbours(2.0) is None
+        assert "MAX_AREA_PAIRS" in caplog.text
+        place.MAX_AREA_PAIRS = pairs
+        assert signal._neighbours(2.0) is not None
+    finally:
+        place.MAX_AREA_PAIRS = before

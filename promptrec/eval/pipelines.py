@@ -23,7 +23,7 @@ from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.retriever.candidate import Candidate, order_by_score
-from promptrec.retriever.retriever import BATCH, TimeAwareRetriever, time_order
+from promptrec.retriever.retriever import TimeAwareRetriever, time_order
 from promptrec.retriever.signals import Query, Signal
 
 FOREVER = 1e7  # days: no decay, no window
@@ -100,8 +100,8 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
     ids = cat.ids
     out = []
     ordered = [targets[i] for i in time_order([t.now for t in targets])]  # records are keyed by target index
-    for start in range(0, len(ordered), BATCH):
-        batch = ordered[start:start + BATCH]
+    for start in range(0, len(ordered), model.batch_size):
+        batch = ordered[start:start + model.batch_size]
         scores = model.score_targets([t.held for t in batch],
                                      columns=None if protocol == "full" else [t.sampled for t in batch])
         if protocol == "full":

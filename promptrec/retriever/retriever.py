@@ -41,7 +41,8 @@ from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_h
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
 SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
-BATCH = 256
+BATCH = 256  # requests scored together (fewer for large catalogues: see TimeAwareRetriever.batch_size)
+BATCH_CELLS = BATCH * 20_000  # (requests x items) cells per batch: each signal's scores are one such matrix
 FORMAT_VERSION = 2
 MIN_INT = np.iinfo(np.int64).min
 REPEATS = ("auto", "allow", "exclude")
@@ -289,14 +290,25 @@ class TimeAwareRetriever:
         ``context`` (time, device, location)."""
         return self.retrieve_many([(user, resolve_context(now, context))], k=k, exclude_seen=exclude_seen)[0]
 
+    @property
+    def batch_size(self) -> int:
+        """Requests scored together: ``BATCH``, fewer where the catalogue is large, so that a batch's dense
+        (requests x items) score matrices stay within ``BATCH_CELLS`` cells each (memory, not results:
+        every request's scores are its own)."""
+        return max(1, min(BATCH, BATCH_CELLS // max(1, len(self.catalog))))
+
     def retrieve_many(self, requests: Sequence[tuple[str | pd.DataFrame, Any]], k: int = 100,
                       exclude_seen: bool | None = None, progress: bool = False) -> list[list[Candidate]]:
-        """Top-k for many (user, now or Context) requests, scored together in batches."""
+        """Top-k for many (user, now or Context) requests, scored together in batches (in time order, so that
+        a batch shares everybody's statistics; answers come back in the order asked)."""
         self._require_fitted()
-        out: list[list[Candidate]] = []
-        ids = self.catalog.ids
-        for start in tqdm(range(0, len(requests), BATCH), disable=not progress, desc="retrieving", unit="batch"):
-            queries = [self._query(u, ctx) for u, ctx in requests[start:start + BATCH]]
+        contexts = [Context.of(ctx) for _, ctx in requests]
+        order = np.argsort(np.array([c.now_ns for c in contexts], dtype=np.int64), kind="stable")  # time order
+        out: list[list[Candidate]] = [[] for _ in requests]
+        ids, size = self.catalog.ids, self.batch_size
+        for start in tqdm(range(0, len(requests), size), disable=not progress, desc="retrieving", unit="batch"):
+            at = order[start:start + size]
+            queries = [self._query(requests[j][0], contexts[j]) for j in at]
             exclude = self._exclude(queries, exclude_seen)
             if self.ranker is not None:
                 total, (feats, _, _) = self._learned_scores(queries, exclude)
@@ -313,13 +325,13 @@ class TimeAwareRetriever:
                     if len(cols) else []
                 pos = 0
                 for i, row in enumerate(rows):
-                    out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1, parts[pos + r])
-                                for r, c in enumerate(row)])
+                    out[at[i]] = [Candidate(str(ids[c]), float(total[i, c]), r + 1, parts[pos + r])
+                                  for r, c in enumerate(row)]
                     pos += len(row)
             else:
                 for i, row in enumerate(rows):
-                    out.append([Candidate(str(ids[c]), float(total[i, c]), r + 1,
-                                          {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)])
+                    out[at[i]] = [Candidate(str(ids[c]), float(total[i, c]), r + 1,
+                                            {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)]
         return out
 
     def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
@@ -330,8 +342,9 @@ class TimeAwareRetriever:
         self._require_fitted()
         order = time_order([t.now for t in targets])
         ranks = np.zeros(len(targets), dtype=int)
-        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc="ranking", unit="batch"):
-            at = order[start:start + BATCH]
+        size = self.batch_size
+        for start in tqdm(range(0, len(targets), size), disable=not progress, desc="ranking", unit="batch"):
+            at = order[start:start + size]
             batch = [targets[i] for i in at]
             total = self.score_targets(batch, history, exclude_seen)
             ranks[at] = true_ranks(total, self.catalog.codes([t.item_id for t in batch]))
@@ -485,8 +498,9 @@ class TimeAwareRetriever:
         return self.tuning
 
     def _batches(self, targets: Sequence[HeldOut], history: Any, progress: bool, desc: str):
-        for start in tqdm(range(0, len(targets), BATCH), disable=not progress, desc=desc):
-            batch = targets[start:start + BATCH]
+        size = self.batch_size
+        for start in tqdm(range(0, len(targets), size), disable=not progress, desc=desc):
+            batch = targets[start:start + size]
             queries = [self._target_query(t, history) for t in batch]
             yield batch, queries, self._exclude(queries), self.catalog.codes([t.item_id for t in batch])
 

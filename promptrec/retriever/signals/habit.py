@@ -39,9 +39,10 @@ class HabitSignal(CategorySignal):
             cache[key] = at / at.sum()
         return cache[key]
 
-    def _parts(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+    def _parts(self, queries: list[Query], log: Any, score_only: bool = False) -> dict[str, np.ndarray]:
         """name -> (batch x items) array, every query's history summed in one pass (``np.bincount`` over
-        (query, item) cells, each cell's events added in the same order as one query at a time would)."""
+        (query, item) cells, each cell's events added in the same order as one query at a time would).
+        ``score_only``: just "score" (what a linear blend uses; the same bits, less work)."""
         p, n, batch = self.params, log.n_items, len(queries)
         now = np.array([q.now_ns for q in queries], dtype=np.int64)
         hour, dow = local_hour_dow(now, log.timezone)
@@ -61,16 +62,18 @@ class HabitSignal(CategorySignal):
         def per_cell(weights: np.ndarray | None = None) -> np.ndarray:
             return np.bincount(cell, weights=weights, minlength=batch * n).reshape(batch, n).astype(np.float64)
 
-        visits, recent, at_hour = per_cell(), per_cell(rec), per_cell(rec * near)
-        at_hour_daytype = per_cell(rec * near * same_daytype)
-        last_seen = np.full(batch * n, np.nan)
-        last_seen[cell] = times  # times are oldest first: the last assignment wins
-        last_seen = last_seen.reshape(batch, n)
-        since = np.log1p((now[:, None] - last_seen) / HOUR_NS)
+        recent, at_hour = per_cell(rec), per_cell(rec * near)
         at_hour_total = _row_sums(at_hour)
         user = (recent + p["user_prior"] * prior) / (_row_sums(recent) + p["user_prior"])
         score = np.log((at_hour + p["hour_prior"] * user) / (at_hour_total + p["hour_prior"]))
         score[empty] = np.log(prior[empty])
+        if score_only:
+            return {"score": score}
+        visits, at_hour_daytype = per_cell(), per_cell(rec * near * same_daytype)
+        last_seen = np.full(batch * n, np.nan)
+        last_seen[cell] = times  # times are oldest first: the last assignment wins
+        last_seen = last_seen.reshape(batch, n)
+        since = np.log1p((now[:, None] - last_seen) / HOUR_NS)
         extra = {"recency_rank": np.stack([_recency_rank(row) for row in last_seen])} if p["recency_rank"] else {}
         if p["category_since"]:
             extra["category_since"] = np.log1p((now[:, None] - self._category_last_seen(last_seen)) / HOUR_NS)
@@ -99,7 +102,7 @@ class HabitSignal(CategorySignal):
         return out
 
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return self._parts(queries, log)["score"]
+        return self._parts(queries, log, score_only=True)["score"]
 
     def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
         return {("habit" if k == "score" else f"habit_{k}"): v for k, v in self._parts(queries, log).items()}

@@ -7,6 +7,7 @@ between a user's consecutive events less than a day apart in training.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ from promptrec.retriever.signals.base import DAY_NS, FitData, Query, Signal, rec
 
 EARTH_KM = 6371.0
 FOREVER_NS = 1e7 * DAY_NS
-MAX_AREA_ITEMS = 50_000  # above this, area popularity (a pairwise neighbour search) is skipped
+MAX_AREA_PAIRS = 25_000_000  # above this many pairs of places within the scale, area popularity is skipped
+log = logging.getLogger("promptrec.place")
 
 
 def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
@@ -53,17 +55,28 @@ class PlaceSignal(Signal):
         return float(np.median(d)) if len(d) else 1.0
 
     def _neighbours(self, radius_km: float) -> sp.csr_matrix | None:
+        """(items x items) 1 where two located places are within ``radius_km`` (great-circle; each place is its
+        own neighbour). Pairs come from a k-d tree over points on the sphere (chord length is monotone in
+        great-circle distance), then the haversine distance decides, so the cost follows the number of pairs,
+        not items squared. None, with a warning, above ``MAX_AREA_PAIRS`` pairs (area popularity is skipped)."""
+        from scipy.spatial import cKDTree
+
         n = len(self.coords)
-        if n > MAX_AREA_ITEMS:
+        located = np.flatnonzero(np.isfinite(self.coords).all(axis=1))
+        lat, lon = np.radians(self.coords[located, 0]), np.radians(self.coords[located, 1])
+        tree = cKDTree(EARTH_KM * np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]))
+        chord = 2 * EARTH_KM * np.sin(min(radius_km / (2 * EARTH_KM), np.pi / 2)) * (1 + 1e-9)  # a hair wider
+        pairs = (int(tree.count_neighbors(tree, chord)) - len(located)) // 2
+        if pairs > MAX_AREA_PAIRS:
+            log.warning("place: %d pairs of places lie within %.2f km of each other (limit %d): area popularity "
+                        "is skipped; raise promptrec.retriever.signals.place.MAX_AREA_PAIRS if memory allows "
+                        "(about 24 bytes a pair).", pairs, radius_km, MAX_AREA_PAIRS)
             return None
-        rows, cols = [], []
-        for start in range(0, n, 1024):
-            block = self.coords[start:start + 1024]
-            d = haversine_km(block[:, :1], block[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
-            r, cidx = np.nonzero(d <= radius_km)
-            rows.append(r + start)
-            cols.append(cidx)
-        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        ij = tree.query_pairs(chord, output_type="ndarray")
+        a, b = located[ij[:, 0]], located[ij[:, 1]]
+        near = haversine_km(self.coords[a, 0], self.coords[a, 1], self.coords[b, 0], self.coords[b, 1]) <= radius_km
+        a, b = a[near], b[near]
+        rows, cols = np.concatenate([a, b, located]), np.concatenate([b, a, located])
         return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
 
     def _origin(self, q: Query) -> tuple[float, float] | None:
