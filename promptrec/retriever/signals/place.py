@@ -70,7 +70,8 @@ class PlaceSignal(Signal):
         if pairs > MAX_AREA_PAIRS:
             log.warning("place: %d pairs of places lie within %.2f km of each other (limit %d): area popularity "
                         "is skipped; raise promptrec.retriever.signals.place.MAX_AREA_PAIRS if memory allows "
-                        "(about 24 bytes a pair).", pairs, radius_km, MAX_AREA_PAIRS)
+                        "(the matrix keeps 16 bytes a pair; building it takes about 5 times that).", pairs,
+                        radius_km, MAX_AREA_PAIRS)
             return None
         ij = tree.query_pairs(chord, output_type="ndarray")
         a, b = located[ij[:, 0]], located[ij[:, 1]]
