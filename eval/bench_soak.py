@@ -144,6 +144,14 @@ def _memory_change(run: dict) -> list[str]:
             for name in first if name in last]
 
 
+def plot_memory(ax, runs: list[tuple[str | None, dict]], ylabel: str, title: str) -> None:
+    """Each (label, soak run)'s server RSS over minutes on ``ax``, and the end of the first run's warm-up."""
+    for label, r in runs:
+        ax.plot([t / 60 for t, _ in r["rss_mb"]], [m for _, m in r["rss_mb"]], "-", label=label)
+    ax.axvline(runs[0][1]["config"]["warmup_s"] / 60, color="grey", ls=":", label="end of warm-up")
+    ax.set(xlabel="minutes", ylabel=ylabel, title=title)
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
 
@@ -157,9 +165,7 @@ def plot(res: dict, path: Path) -> None:
         row[0].plot(t, [x["p50_ms"] for x in w], "o-", ms=3, label="p50")
         row[0].plot(t, [x["p99_ms"] for x in w], "s-", ms=3, label="p99")
         row[0].set(yscale="log", xlabel="minutes", ylabel="latency (ms)", title=f"{r['mode']}: latency per 30 s")
-        row[1].plot([s / 60 for s, _ in r["rss_mb"]], [m for _, m in r["rss_mb"]], "-")
-        row[1].axvline(r["config"]["warmup_s"] / 60, color="grey", ls=":", label="end of warm-up")
-        row[1].set(xlabel="minutes", ylabel="server RSS (MB)", title=f"{r['mode']}: memory")
+        plot_memory(row[1], [(None, r)], "server RSS (MB)", f"{r['mode']}: memory")
         for ax in row:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)

@@ -44,11 +44,10 @@ def plot(runs: list[tuple[str, dict]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench_soak import plot_memory  # this folder is on the path when run as a script
+
     fig, ax = plt.subplots(figsize=(8, 4))
-    for label, r in runs:
-        ax.plot([t / 60 for t, _ in r["rss_mb"]], [m for _, m in r["rss_mb"]], "-", label=label)
-    ax.axvline(runs[0][1]["config"]["warmup_s"] / 60, color="grey", ls=":", label="end of warm-up")
-    ax.set(xlabel="minutes", ylabel="server RSS with children (MB)", title="promptrec serve under a soak: memory")
+    plot_memory(ax, runs, "server RSS with children (MB)", "promptrec serve under a soak: memory")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
