@@ -81,10 +81,11 @@ def build_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any
         rand = list(rng.choice(pool, min(random_negatives, len(pool)), replace=False)) if len(pool) else []
         ordered = [t.item_id] + hard + [str(x) for x in rand]  # the answer's order for listwise
         drawn.append((ordered, [ordered[i] for i in rng.permutation(len(ordered))]))
-    if order == "retriever":
-        drawn = [(ordered, shown) for (ordered, _), shown in
-                 zip(drawn, retriever_order(retriever, targets, [s for _, s in drawn]))]
     scores = retriever_scores(retriever, targets, [s for _, s in drawn])
+    if order == "retriever":  # best scored first (stable: ties and items it cannot recommend keep their order)
+        ranked = [order_by_score(np.array(row)) for row in scores]
+        drawn = [(ordered, [shown[i] for i in r]) for (ordered, shown), r in zip(drawn, ranked)]
+        scores = [[row[i] for i in r] for row, r in zip(scores, ranked)]
     out = []
     for t, (ordered, shown), score in tqdm(list(zip(targets, drawn, scores)), desc="building examples",
                                           disable=not progress):
@@ -108,14 +109,6 @@ def retriever_scores(retriever: Any, targets: Sequence[HeldOut], candidates: Seq
         rows = retriever.score_targets(part, columns=cols)
         out.extend([float(v) for v in row[retriever.catalog.codes(items)]] for row, items in zip(rows, cols))
     return out
-
-
-def retriever_order(retriever: Any, targets: Sequence[HeldOut], candidates: Sequence[Sequence[str]], *,
-                    chunk: int = 256) -> list[list[str]]:
-    """Each target's candidates sorted by the retriever's score at the target's time, best first (stable:
-    ties and items it cannot recommend keep their given order, the latter last)."""
-    scores = retriever_scores(retriever, targets, candidates, chunk=chunk)
-    return [[items[i] for i in order_by_score(np.array(row))] for row, items in zip(scores, candidates)]
 
 
 def build_retrieved_examples(targets: Sequence[HeldOut], log: Interactions, retriever: Any, catalog: Catalog,
