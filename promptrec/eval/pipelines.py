@@ -100,8 +100,9 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
     ids = cat.ids
     out = []
     ordered = [targets[i] for i in time_order([t.now for t in targets])]  # records are keyed by target index
-    for start in range(0, len(ordered), model.batch_size):
-        batch = ordered[start:start + model.batch_size]
+    size = model.batch_size
+    for start in range(0, len(ordered), size):
+        batch = ordered[start:start + size]
         scores = model.score_targets([t.held for t in batch],
                                      columns=None if protocol == "full" else [t.sampled for t in batch])
         if protocol == "full":

@@ -303,7 +303,7 @@ class TimeAwareRetriever:
         a batch shares everybody's statistics; answers come back in the order asked)."""
         self._require_fitted()
         contexts = [Context.of(ctx) for _, ctx in requests]
-        order = np.argsort(np.array([c.now_ns for c in contexts], dtype=np.int64), kind="stable")  # time order
+        order = time_order([c.now_ns for c in contexts])
         out: list[list[Candidate]] = [[] for _ in requests]
         ids, size = self.catalog.ids, self.batch_size
         for start in tqdm(range(0, len(requests), size), disable=not progress, desc="retrieving", unit="batch"):
