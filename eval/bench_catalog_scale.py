@@ -1,14 +1,17 @@
 """Retriever speed and memory as the catalogue grows: a synthetic city of N places, fitted and queried.
 
     python eval/bench_catalog_scale.py [--items 1000 10000 50000 200000] [--users 10000] [--out eval/results]
+                                       [--modes exhaustive pooled]
                                        [--baseline OTHER/catalog_scale.json --baseline-label "commit abc"] [--report-only]
 
-Each size runs in a fresh process (so its peak memory is its own): generate check-ins (places with a kind,
+Each size and mode runs in a fresh process (so its peak memory is its own): generate check-ins (places with a kind,
 coordinates and Zipf popularity; users who return to a few favourite places of their neighbourhood at their
 own hours and try other places there), build the item index (all-MiniLM-L6-v2 vectors, cached under ``--cache`` across sizes), fit the
 default retriever (``signals="auto"``: content, transition, trending, time of day, freshness, habit, place;
-linear blend) and retrieve the top 100 for every user at the time of their last event. Writes
-catalog_scale.{json,md,png}: fit seconds, users/s, peak memory per size.
+linear blend) and retrieve the top 100 for every user at the time of their last event. Two modes: every signal
+scores the whole catalogue (``exhaustive``, ``pool=None``) or only each request's candidate pool (``pooled``,
+``pool="on"``: promptrec.retriever.pool). Writes catalog_scale.{json,md,png}: fit seconds, users/s, peak memory,
+how often the last event's place is in the top 10 / 100, and how much of the exhaustive top 100 the pooled one keeps.
 """
 
 from __future__ import annotations
@@ -75,11 +78,15 @@ def synthetic_city(n_items: int, n_users: int, mean_events: int = 30, seed: int 
     return Catalog(items), Interactions(events, timezone="America/New_York")
 
 
-def one_size(n_items: int, n_users: int, cache: Path) -> dict:
+MODES = {"exhaustive": None, "pooled": "on"}
+ONE_NOW_USERS = 2000
+
+
+def one_size(n_items: int, n_users: int, cache: Path, mode: str = "exhaustive") -> dict:
     from promptrec.index.item_index import ItemIndex
     from promptrec.retriever.retriever import TimeAwareRetriever
 
-    res: dict = {"items": n_items}
+    res: dict = {"items": n_items, "mode": mode}
     t = time.perf_counter()
     catalog, inter = synthetic_city(n_items, n_users)
     res.update(generate_s=time.perf_counter() - t, users=len(inter.users), events=len(inter))
@@ -88,39 +95,69 @@ def one_size(n_items: int, n_users: int, cache: Path) -> dict:
     res["index_s"] = time.perf_counter() - t
     rss_before_fit = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    retriever = TimeAwareRetriever().fit(inter, catalog, index)
+    retriever = TimeAwareRetriever(pool=MODES[mode]).fit(inter, catalog, index)
     res["fit_s"] = time.perf_counter() - t
     res["signals"] = sorted(retriever.signals)
     place = retriever.signals.get("place")
     res["area_popularity"] = place is not None and getattr(place, "neighbours", None) is not None
-    res.update(retrieve_at_last_events(retriever, inter), peak_rss_before_fit_mb=rss_before_fit)
+    found = retrieve_at_last_events(retriever, inter)
+    (cache / f"top100_{n_items}_{mode}.json").write_text(json.dumps(found.pop("top")))  # for the modes' overlap
+    res.update(found, peak_rss_before_fit_mb=rss_before_fit)
+    # serving: many users asking at the same moment (everybody's statistics are shared by the whole run)
+    users = inter.frame["user_id"].unique()[:ONE_NOW_USERS]
+    now = inter.frame["timestamp"].max() + pd.Timedelta(minutes=1)
+    t = time.perf_counter()
+    retriever.retrieve_many([(u, now) for u in users], k=100)
+    res["one_now_users_per_s"] = len(users) / (time.perf_counter() - t)
     return res
 
 
 def retrieve_at_last_events(retriever, inter) -> dict:
-    """Top 100 for every user at the time of their last event: seconds, users/s, candidates, peak memory."""
-    last = inter.frame.groupby("user_id", sort=False)["timestamp"].max()
-    requests = list(zip(last.index, last.to_numpy()))
+    """Top 100 for every user at the time of their last event: seconds, users/s, candidates, peak memory, how
+    often that event's item is in the top 10 / 100 (its history is strictly before it), and the top 100s."""
+    last = inter.frame.sort_values("timestamp", kind="stable").groupby("user_id", sort=False).tail(1)
+    requests = list(zip(last["user_id"], last["timestamp"]))
     t = time.perf_counter()
     out = retriever.retrieve_many(requests, k=100, progress=True)
     seconds = time.perf_counter() - t
+    top = [[c.item_id for c in cands] for cands in out]
+    truth = last["item_id"].astype(str).to_numpy()
     return {"retrieve_s": seconds, "users_per_s": len(requests) / seconds,
             "mean_candidates": float(np.mean([len(c) for c in out])),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "hr@10": float(np.mean([t in ids[:10] for t, ids in zip(truth, top)])),
+            "hr@100": float(np.mean([t in ids for t, ids in zip(truth, top)])), "top": top}
 
 
 def _table(results: list[dict]) -> list[str]:
-    rows = ["| items | users | events | signals | area | index s | fit s | retrieve s | users/s | peak MB | "
-            "peak MB before fit |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| items | mode | users | events | signals | area | index s | fit s | retrieve s | users/s | users/s at one "
+            "now | peak MB | peak MB before fit | HR@10 | HR@100 | top 100 shared with exhaustive |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def num(r: dict, key: str, fmt: str = ".3f") -> str:
+        return "" if r.get(key) is None else format(r[key], fmt)
+
     for r in results:
+        mode = r.get("mode", "exhaustive")
         if "error" in r:
-            rows.append(f"| {r['items']:,} | | | | | | | | failed: {r['error']} | | |")
+            rows.append(f"| {r['items']:,} | {mode} | | | | | | | | failed: {r['error']} | | | | | | |")
             continue
         area = {True: "yes", False: "skipped"}.get(r.get("area_popularity"), "not recorded")
-        rows.append(f"| {r['items']:,} | {r['users']:,} | {r['events']:,} | {len(r['signals'])} | {area} | "
+        rows.append(f"| {r['items']:,} | {mode} | {r['users']:,} | {r['events']:,} | {len(r['signals'])} | {area} | "
                     f"{r['index_s']:.1f} | {r['fit_s']:.1f} | {r['retrieve_s']:.1f} | {r['users_per_s']:,.0f} | "
-                    f"{r['peak_rss_mb']:,.0f} | {r['peak_rss_before_fit_mb']:,.0f} |")
+                    f"{num(r, 'one_now_users_per_s', ',.0f')} | {r['peak_rss_mb']:,.0f} | {r['peak_rss_before_fit_mb']:,.0f} | {num(r, 'hr@10')} | "
+                    f"{num(r, 'hr@100')} | {num(r, 'overlap_with_exhaustive')} |")
     return rows
+
+
+def add_overlap(results: list[dict], cache: Path) -> None:
+    """Each pooled row's mean share of the exhaustive top 100 (same size) that its own top 100 keeps."""
+    for r in results:
+        exhaustive = cache / f"top100_{r['items']}_exhaustive.json"
+        mine = cache / f"top100_{r['items']}_{r.get('mode')}.json"
+        if r.get("mode") == "pooled" and "error" not in r and exhaustive.exists() and mine.exists():
+            a, b = json.loads(exhaustive.read_text()), json.loads(mine.read_text())
+            r["overlap_with_exhaustive"] = float(np.mean([len(set(x) & set(y)) / max(1, len(x)) for x, y in zip(a, b)]))
 
 
 def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: str = "baseline") -> None:
@@ -138,10 +175,18 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
     md = ["# Retriever speed and memory by catalogue size", "",
           f"Command: `{run['command']}` ({run['date']}, {run['machine']}, {run['cpu']}).", "",
           "Synthetic check-ins (`synthetic_city` in the script), default retriever (`signals=\"auto\"`, linear "
-          "blend), top 100 for every user at their last event. Peak memory is the process's (data, index and "
-          "retriever included); \"before fit\" is the peak after generating data and building the index. \"area\": "
+          "blend), top 100 for every user at their last event (its history strictly before it). Modes: every "
+          "signal scores the whole catalogue (exhaustive, `pool=None`) or each request's candidate pool (pooled, "
+          "`pool=\"on\"`, the default above 50,000 items). Peak memory is the process's (data, index and "
+          "retriever included); \"before fit\" is the peak after generating data and building the index (\"index s\"; "
+          "the second mode of a size reuses the vectors the first one embedded). \"area\": "
           "whether the place signal built its area statistic (skipped above `MAX_AREA_PAIRS` pairs of places "
-          "within its distance scale).", ""] + _table(run["sizes"]) + [""]
+          "within its distance scale). users/s: every user at the time of their last event (spread over six weeks: "
+          "everybody's statistics are computed for about a thousand hourly slots); at one now: the first "
+          f"{ONE_NOW_USERS:,} users at one moment after the log (serving). HR@10 / HR@100: how often the last "
+          "event's place is in the top 10 / 100; the last column: the mean share of the exhaustive top 100 that "
+          "the pooled top 100 keeps.", ""] + \
+        _table(run["sizes"]) + [""]
     runs = [("this run", run["sizes"])]
     if baseline is not None:
         note = f" {baseline['note']}." if baseline.get("note") else ""
@@ -149,16 +194,20 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
             _table(baseline["sizes"]) + [""]
         runs.append((baseline_label, baseline["sizes"]))
     (out / "catalog_scale.md").write_text("\n".join(md))
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     for label, sizes in runs:
-        ok = [r for r in sizes if "error" not in r]
-        x = [r["items"] for r in ok]
-        a.plot(x, [r["users_per_s"] for r in ok], marker="o", label=label)
-        b.plot(x, [r["peak_rss_mb"] for r in ok], marker="o", label=f"{label}: peak")
+        for mode in dict.fromkeys(r.get("mode", "exhaustive") for r in sizes):
+            ok = [r for r in sizes if "error" not in r and r.get("mode", "exhaustive") == mode]
+            x, name = [r["items"] for r in ok], f"{label.split(' (')[0]}, {mode}"  # the label's gist: legends stay short
+            a.plot(x, [r["users_per_s"] for r in ok], marker="o", label=name)
+            b.plot(x, [r["peak_rss_mb"] for r in ok], marker="o", label=name)
+            if all("hr@10" in r for r in ok):
+                c.plot(x, [r["hr@10"] for r in ok], marker="o", label=name)
     a.set(xscale="log", yscale="log", xlabel="items", ylabel="users/s (top 100)", title="retrieval throughput")
     b.set(xscale="log", xlabel="items", ylabel="MB", title="peak memory (process)")
-    a.legend()
-    b.legend()
+    c.set(xscale="log", xlabel="items", ylabel="HR@10 (last event)", title="quality")
+    for ax in (a, b, c):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "catalog_scale.png", dpi=100)
     print("\n".join(md))
@@ -173,10 +222,11 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="another run's catalog_scale.json to show beside this one")
     ap.add_argument("--baseline-label", default="baseline")
     ap.add_argument("--report-only", action="store_true", help="redraw --out's catalog_scale.* from its JSON")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a child process: one size, JSON out
     args = ap.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(one_size(args.items[0], args.users, args.cache)), flush=True)
+        print("RESULT " + json.dumps(one_size(args.items[0], args.users, args.cache, args.modes[0])), flush=True)
         return
     baseline = json.loads(args.baseline.read_text()) if args.baseline else None
     if baseline is not None:
@@ -194,12 +244,15 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d %H:%M")}
     results = []
     for n in sorted(args.items):
-        print(f"== {n:,} items", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--one", "--items", str(n), "--users", str(args.users),
-                               "--cache", str(args.cache)], stdout=subprocess.PIPE, text=True)
-        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-        results.append(json.loads(line[7:]) if line else {"items": n, "error": f"exit code {proc.returncode}"})
-        print(results[-1], flush=True)
+        for mode in args.modes:
+            print(f"== {n:,} items, {mode}", flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--one", "--items", str(n), "--users", str(args.users),
+                                   "--cache", str(args.cache), "--modes", mode], stdout=subprocess.PIPE, text=True)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            results.append(json.loads(line[7:]) if line else
+                           {"items": n, "mode": mode, "error": f"exit code {proc.returncode}"})
+            print(results[-1], flush=True)
+    add_overlap(results, args.cache)
     write({**meta, "sizes": results}, args.out, baseline, args.baseline_label)
 
 

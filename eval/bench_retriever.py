@@ -40,7 +40,9 @@ def main() -> None:
     retriever = TimeAwareRetriever().fit(inter, ds.catalog, index)
     res["fit_s"] = time.perf_counter() - t
     res["signals"] = sorted(retriever.signals)
-    res.update(retrieve_at_last_events(retriever, inter))
+    found = retrieve_at_last_events(retriever, inter)
+    found.pop("top")
+    res.update(found)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "retriever_benchmark.json").write_text(json.dumps(res, indent=2))
     md = ["# Retriever benchmark", "", f"Command: `{res['command']}` ({res['date']}, {res['machine']})", "",

@@ -16,7 +16,7 @@ SIGNALS_HELP = "Comma-separated signals: content, transition, trending, time_con
 
 
 def fit_retriever(ds, *, split_name: str = "leave-last-out", signals: str | None = None, root: str = "indexes",
-                  tune: bool = True):
+                  tune: bool = True, pool: str = "auto"):
     """Fit on the split's training events, tune the blend on its validation targets; returns (retriever, split)."""
     from promptrec.data.splits import make_split
     from promptrec.index.item_index import ItemIndex, ItemIndexError
@@ -33,7 +33,7 @@ def fit_retriever(ds, *, split_name: str = "leave-last-out", signals: str | None
             with console.status(f"building item index '{ds.name}'"):
                 index = ItemIndex.build(ds.catalog, ds.name, root=root)
     split = make_split(ds.interactions, split_name)
-    retriever = TimeAwareRetriever(signals=names).fit(split.train, ds.catalog, index, log=split.full)
+    retriever = TimeAwareRetriever(signals=names, pool=pool).fit(split.train, ds.catalog, index, log=split.full)
     if tune and split.validation:
         with console.status(f"tuning blend weights on {len(split.validation):,} validation targets"):
             retriever.tune(split.validation)
@@ -48,16 +48,20 @@ def fit(
     split: str = typer.Option("leave-last-out", help="Split whose train part is fitted and validation part tunes."),
     signals: Optional[str] = typer.Option(None, help=SIGNALS_HELP),
     root: str = typer.Option("indexes", help="Folder of item indexes."),
+    pool: str = typer.Option("auto", help="Candidate pools: auto (above 50,000 items), on or off (every signal "
+                                          "scores every item)."),
 ) -> None:
     """Fit the retriever, tune its blend weights on validation targets, and save it."""
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
         ds = load(path, format)
-        retriever, _ = fit_retriever(ds, split_name=split, signals=signals, root=root)
+        retriever, _ = fit_retriever(ds, split_name=split, signals=signals, root=root, pool=pool)
         target = retriever.save(out or Path(root) / f"{ds.name}-retriever")
     tuning = retriever.tuning or {}
     console.print(kv_table("fitted retriever", {
         "saved to": str(target), "weights": ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items()),
+        "candidate pool": "off: every signal scores every item" if retriever.pool is None else
+                          f"on: up to {retriever.pool.config.max_size:,} items a request",
         "validation objective": f"{tuning.get('objective', '-')}: {tuning.get('objective_start', 0):.4f} (equal "
                                 f"weights) -> {tuning.get('objective_end', 0):.4f} (tuned)"}))
 

@@ -81,9 +81,11 @@ def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: An
                     repeats: str = "auto") -> TimeAwareRetriever:
     """A fitted (and, for retriever pipelines, tuned) model. ``tune``: true / "auto" (learned blend or
     linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false;
-    ``optional``: signals kept only if the blend with them is better on the later validation targets."""
+    ``optional``: signals kept only if the blend with them is better on the later validation targets; ``pool``:
+    candidate pools ("auto", "on", "off" or a dict of PoolConfig settings; promptrec.retriever.pool)."""
     signals, params, tune = _score_model_spec(p, seed)
-    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats)
+    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats,
+                               pool=p.options.get("pool", "auto"))
     model.fit(split.train, catalog, index, log=split.full)  # read only by signals that need item vectors
     if tune and len(model.signals) > 1 and split.validation:
         method = "auto" if tune is True else str(tune)

@@ -13,6 +13,9 @@ user's own history stay exact.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from typing import Any, Callable
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +23,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions, epoch_ns
 
 HOURS, DAYS = 24, 7
+MEMO_BYTES = 256 * 2**20  # statistics of everybody's past kept between batches (oldest dropped first)
 
 
 class TimeIndexedLog:
@@ -35,6 +39,7 @@ class TimeIndexedLog:
         self.checkpoints = checkpoints
         self.resolution_ns = int(resolution_ns)
         self._n = 0
+        self._memo: OrderedDict[Any, Any] = OrderedDict()
         self._cols: dict[str, np.ndarray] = {}
         self.first_seen = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
         self._rebuild(epoch_ns(frame["timestamp"]), catalog.codes(frame["item_id"].to_numpy()),
@@ -56,6 +61,7 @@ class TimeIndexedLog:
 
     def _rebuild(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
         """Sort everything by time and recompute the checkpoints (construction, and out-of-order events)."""
+        self._memo.clear()
         order = np.argsort(ts, kind="stable")
         ts, codes, weights = ts[order].astype(np.int64), codes[order].astype(np.int64), weights[order]
         hour, dow = self._calendar(ts)
@@ -85,6 +91,7 @@ class TimeIndexedLog:
         weights = np.asarray(weights, dtype=np.float64)
         if not len(ts):
             return
+        self._memo.clear()
         order = np.argsort(ts, kind="stable")
         ts, codes, weights = ts[order], codes[order], weights[order]
         late = int(np.searchsorted(ts, self.ts[-1], side="left")) if self._n else 0  # a prefix of the batch
@@ -160,6 +167,19 @@ class TimeIndexedLog:
         res = self.resolution_ns
         return int(now_ns) - int(now_ns) % res if res > 0 else int(now_ns)
 
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept under ``key`` for later batches: statistics of everybody's past at a time slot,
+        which consecutive batches (in time order) share. Up to ``MEMO_BYTES`` of them are kept (the least
+        recently used go first) and all are dropped when events are added. Callers must not modify the value."""
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = compute()
+        self._memo[key] = value
+        while len(self._memo) > 1 and sum(_nbytes(v) for v in self._memo.values()) > MEMO_BYTES:
+            self._memo.popitem(last=False)
+        return value
+
     def _counts(self, a: int, b: int, key: np.ndarray, width: int) -> np.ndarray:
         flat = np.bincount(self.codes[a:b] * width + key[a:b], minlength=self.n_items * width)
         return flat.reshape(self.n_items, width).astype(np.float32)
@@ -167,20 +187,39 @@ class TimeIndexedLog:
     def calendar_counts(self, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """(items x 24) hour counts and (items x 7) weekday counts of events before ``now``'s slot."""
         pos = self.position(self.slot(now_ns))
-        k = int(np.searchsorted(self.cut, pos, side="right") - 1)
-        start = self.cut[k]
-        return (self._hour_snap[k] + self._counts(start, pos, self.hour, HOURS),
-                self._dow_snap[k] + self._counts(start, pos, self.dow, DAYS))
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            k = int(np.searchsorted(self.cut, pos, side="right") - 1)
+            start = self.cut[k]
+            hours, days = self._hour_snap[k].copy(), self._dow_snap[k].copy()
+            codes = self.codes[start:pos]  # the events since the checkpoint, added in place (whole counts: exact)
+            np.add.at(hours, (codes, self.hour[start:pos]), 1.0)
+            np.add.at(days, (codes, self.dow[start:pos]), 1.0)
+            return hours, days
+
+        return self.memo(("calendar_counts", pos), compute)
 
     def decayed_counts(self, now_ns: int, half_life_ns: float, window_ns: float) -> np.ndarray:
         """Per item, events in [now - window, now) weighted by 0.5 ** (age / half_life), ``now`` taken at its slot."""
         now_ns = self.slot(now_ns)
-        hi = self.position(now_ns)
-        lo = int(np.searchsorted(self.ts, now_ns - window_ns, side="left"))
-        age = (now_ns - self.ts[lo:hi]).astype(np.float64)
-        return np.bincount(self.codes[lo:hi], weights=np.exp2(-age / half_life_ns), minlength=self.n_items)
+
+        def compute() -> np.ndarray:
+            hi = self.position(now_ns)
+            lo = int(np.searchsorted(self.ts, now_ns - window_ns, side="left"))
+            age = (now_ns - self.ts[lo:hi]).astype(np.float64)
+            return np.bincount(self.codes[lo:hi], weights=np.exp2(-age / half_life_ns), minlength=self.n_items)
+
+        return self.memo(("decayed_counts", now_ns, half_life_ns, window_ns), compute)
 
     def local_calendar(self, now_ns: int) -> tuple[int, int]:
         """Local hour and weekday of ``now``."""
         local = pd.Timestamp(now_ns, tz="UTC").tz_convert(self.timezone)
         return local.hour, local.dayofweek
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0

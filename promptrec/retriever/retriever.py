@@ -5,6 +5,9 @@
     retriever.retrieve("u42", now="2024-04-01T20:00Z", k=50)
     retriever.retrieve("u42", context=Context("2024-04-01T20:00Z", device="tv", location=(40.75, -73.98)))
 
+Signals score every catalogue item; above ``POOL_AUTO_ITEMS`` items (``pool="auto"``) they score only
+each request's candidate pool, gathered cheaply first (promptrec.retriever.pool).
+
 It never looks at events at or after ``now``: user histories and global statistics
 (trending, time of day, first-seen times) are cut strictly before it. Whether a user's own
 past items can be recommended again (``repeats``) is a property of the data: ``"auto"``
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -37,16 +40,39 @@ from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
 from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, LearnedBlend, RankerConfig
 from promptrec.retriever.live import LiveHistories
+from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, pack_rows, resolve_pool
 from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
+from promptrec.retriever.signals.base import columns_of, scores_on
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
 SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
 BATCH = 256  # requests scored together (fewer for large catalogues: see TimeAwareRetriever.batch_size)
 BATCH_CELLS = BATCH * 20_000  # (requests x items) cells per batch: each signal's scores are one such matrix
+POOL_BATCH = 8  # requests scored together with candidate pools (a batch's signals score the union of its pools)
 FORMAT_VERSION = 2
 MIN_INT = np.iinfo(np.int64).min
 REPEATS = ("auto", "allow", "exclude")
 TUNE_METHODS = ("auto", "lightgbm", "coordinate")
+
+
+@dataclass
+class ScoredBatch:
+    """A batch's blended scores: ``total`` (batch x columns; -inf: not ranked), the columns' item codes
+    (``items``; None: every item in catalogue order) and what each score is made of: each signal's weighted
+    z-score (``contrib``, linear blend) or the feature arrays (``feats``, learned blend)."""
+
+    total: np.ndarray
+    items: np.ndarray | None
+    contrib: dict[str, np.ndarray]
+    feats: dict[str, np.ndarray] | None = None
+
+    def full(self, values: np.ndarray, n_items: int, fill: float = -np.inf) -> np.ndarray:
+        """``values`` (batch x columns) as (batch x every item), ``fill`` outside the columns."""
+        if self.items is None:
+            return values
+        out = np.full((len(values), n_items), fill, dtype=values.dtype)
+        out[:, self.items] = values
+        return out
 
 
 def time_order(nows: Sequence[Any]) -> np.ndarray:
@@ -61,7 +87,7 @@ class TimeAwareRetriever:
 
     def __init__(self, signals: Iterable[str | Signal] | str = "auto", weights: dict[str, float] | None = None,
                  params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto",
-                 stats_resolution_s: float = 3600.0):
+                 stats_resolution_s: float = 3600.0, pool: PoolConfig | dict | str | None = "auto"):
         if repeats not in REPEATS:
             raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
         self._extra: list[str | Signal] = []
@@ -81,6 +107,10 @@ class TimeAwareRetriever:
         # everybody's statistics (trending, time of day, area) are taken at the start of now's slot of this
         # length: computed once per slot, not per query (0: exactly at now); user histories are always exact
         self.stats_resolution_s = float(stats_resolution_s)
+        # candidate pools: "auto" pools catalogues above POOL_AUTO_ITEMS items; None / "off" never; a PoolConfig
+        # (or "on", or a dict of its settings) always
+        self._pool_setting = resolve_pool(pool)
+        self.pool: CandidatePool | None = None
         self.repeat_rate: float | None = None
         self.allow_repeats = repeats == "allow"
         self.ranker: LearnedBlend | None = None
@@ -144,6 +174,10 @@ class TimeAwareRetriever:
                        coords, devices, train.timezone)
         for s in self.signals.values():
             s.fit(data)
+        pooled = self._pool_setting
+        if pooled == "auto":
+            pooled = PoolConfig() if len(catalog) > POOL_AUTO_ITEMS else None
+        self.pool = None if pooled is None else CandidatePool(pooled).fit(data)
         self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
                           "train_time_range": [str(t) for t in (train.time_range() or ())],
                           "repeat_rate": round(self.repeat_rate, 4), "repeats": self.repeats,
@@ -238,21 +272,43 @@ class TimeAwareRetriever:
         self._require_fitted()
         return explain(self, self._query(user, context), item_ids)
 
-    def _z_scores(self, queries: list[Query], exclude: np.ndarray) -> dict[str, np.ndarray]:
-        return {n: standardize(s.score(queries, self.log), exclude) for n, s in self.signals.items()}
+    def _z_scores(self, queries: list[Query], exclude: np.ndarray, items: np.ndarray | None = None,
+                  ) -> dict[str, np.ndarray]:
+        return {n: standardize(scores_on(s, queries, self.log, items), exclude) for n, s in self.signals.items()}
 
-    def _exclude(self, queries: list[Query], exclude_seen: bool | None = None) -> np.ndarray:
+    def _pool_columns(self, queries: list[Query], columns: np.ndarray | None = None,
+                      exclude_seen: bool | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Without a candidate pool: (None, None), every item is scored. With one: the batch's columns (the union
+        of its requests' pools, sorted item codes) and which of them each request's own pool holds (batch x
+        columns); the boolean ``columns`` (batch x items, e.g. sampled candidates) join each request's pool."""
+        if self.pool is None:
+            return None, None
+        repeats = self.allow_repeats if exclude_seen is None else not exclude_seen
+        pools = self.pool.gather(queries, self.log, self.signals, self.release_ns, repeats)
+        if columns is not None:
+            pools = [np.union1d(p, np.flatnonzero(c)) for p, c in zip(pools, columns)]
+        items = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
+        own = np.zeros((len(queries), len(items)), dtype=bool)
+        for i, p in enumerate(pools):
+            own[i, np.searchsorted(items, p)] = True
+        return items, own
+
+    def _exclude(self, queries: list[Query], exclude_seen: bool | None = None, items: np.ndarray | None = None,
+                 ) -> np.ndarray:
         """Items that cannot be recommended: items not yet available at ``now`` (released after it, or, for
         items without a release time in a catalogue built from the events, nobody used them before it), and,
-        unless repeats are allowed, the items the user has already consumed."""
+        unless repeats are allowed, the items the user has already consumed. Columns: every item, or ``items``."""
         exclude_seen = (not self.allow_repeats) if exclude_seen is None else exclude_seen
-        unknown = self.release_ns == MIN_INT
-        mask = np.zeros((len(queries), len(self.catalog)), dtype=bool)
+        cols = slice(None) if items is None else items
+        release, first_seen = self.release_ns[cols], self.log.first_seen[cols]
+        unknown = release == MIN_INT
+        mask = np.zeros((len(queries), len(release)), dtype=bool)
         for i, q in enumerate(queries):
-            unseen = self.log.first_seen >= q.now_ns
-            mask[i] = unseen & ((self.release_ns > q.now_ns) | (unknown & self.available_from_first_event))
+            unseen = first_seen >= q.now_ns
+            mask[i] = unseen & ((release > q.now_ns) | (unknown & self.available_from_first_event))
             if exclude_seen:
-                mask[i, q.codes] = True
+                own = q.codes if items is None else columns_of(items, q.codes)
+                mask[i, own[own >= 0]] = True
         return mask
 
     def score_queries(self, queries: list[Query], exclude_seen: bool | None = None, columns: np.ndarray | None = None,
@@ -260,29 +316,49 @@ class TimeAwareRetriever:
         """Blended scores (batch x items; excluded items -inf) and, for the linear blend, each signal's
         weighted contribution. With a learned blend only the candidates (each signal's top-N, or the boolean
         ``columns`` mask given) are scored; the rest are -inf."""
-        return self._scores(queries, self._exclude(queries, exclude_seen), columns)
+        return self._scores(queries, self._exclude(queries, exclude_seen), columns, exclude_seen)
 
     def _scores(self, queries: list[Query], exclude: np.ndarray, columns: np.ndarray | None = None,
-                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """score_queries with the exclusion mask already computed."""
+                exclude_seen: bool | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """score_queries with the exclusion mask already computed: scores (and the linear blend's contributions)
+        of every item."""
+        scored = self._score_batch(queries, exclude, columns, exclude_seen)
+        n = len(self.catalog)
+        return scored.full(scored.total, n), {k: scored.full(v, n, 0.0) for k, v in scored.contrib.items()}
+
+    def _score_batch(self, queries: list[Query], exclude: np.ndarray | None = None, columns: np.ndarray | None = None,
+                     exclude_seen: bool | None = None) -> ScoredBatch:
+        """Blended scores of every item, or, with a candidate pool, of the batch's pooled items (a request's
+        scores are -inf outside its own pool; z-scores and top-N are taken within it). ``exclude``: the
+        (batch x every item) mask of :meth:`_exclude` if already made."""
+        items, own = self._pool_columns(queries, columns, exclude_seen)
+        if exclude is None:
+            exclude = self._exclude(queries, exclude_seen, items)
+        elif items is not None:
+            exclude = exclude[:, items]
+        if items is not None:
+            exclude = exclude | ~own
+            columns = None if columns is None else columns[:, items]
         if self.ranker is not None:
-            return self._learned_scores(queries, exclude, columns)[0], {}
-        z = self._z_scores(queries, exclude)
+            total, feats = self._learned_scores(queries, exclude, columns, items)
+            return ScoredBatch(total, items, {}, feats)
+        z = self._z_scores(queries, exclude, items)
         contrib = {n: self.weights.get(n, 0.0) * v for n, v in z.items()}
         total = blend(z, self.weights)
         total[exclude] = -np.inf
-        return total, contrib
+        return ScoredBatch(total, items, contrib)
 
-    def _learned_scores(self, queries: list[Query], exclude: np.ndarray, columns: np.ndarray | None = None):
-        feats = self.features.build(queries)
-        cells = (self.features.candidates(feats, exclude, self.ranker.config.top_n, queries) if columns is None
-                 else columns & ~exclude)
+    def _learned_scores(self, queries: list[Query], exclude: np.ndarray, columns: np.ndarray | None = None,
+                        items: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        feats = self.features.build(queries, items)
+        cells = (self.features.candidates(feats, exclude, self.ranker.config.top_n, queries, items)
+                 if columns is None else columns & ~exclude)
         rows, cols = np.nonzero(cells)
         total = np.full(exclude.shape, -np.inf)
         X = self.features.matrix(feats, rows, cols, self.ranker.feature_names)
         if len(rows):
             total[rows, cols] = self.ranker.predict(X)
-        return total, (feats, rows, cols)
+        return total, feats
 
     def retrieve(self, user: str | pd.DataFrame, now: Any = None, k: int = 100, exclude_seen: bool | None = None,
                  *, context: Context | None = None) -> list[Candidate]:
@@ -294,7 +370,9 @@ class TimeAwareRetriever:
     def batch_size(self) -> int:
         """Requests scored together: ``BATCH``, fewer where the catalogue is large, so that a batch's dense
         (requests x items) score matrices stay within ``BATCH_CELLS`` cells each (memory, not results:
-        every request's scores are its own)."""
+        every request's scores are its own); ``POOL_BATCH`` with a candidate pool."""
+        if self.pool is not None:
+            return POOL_BATCH
         return max(1, min(BATCH, BATCH_CELLS // max(1, len(self.catalog))))
 
     def retrieve_many(self, requests: Sequence[tuple[str | pd.DataFrame, Any]], k: int = 100,
@@ -309,29 +387,33 @@ class TimeAwareRetriever:
         for start in tqdm(range(0, len(requests), size), disable=not progress, desc="retrieving", unit="batch"):
             at = order[start:start + size]
             queries = [self._query(requests[j][0], contexts[j]) for j in at]
-            exclude = self._exclude(queries, exclude_seen)
-            if self.ranker is not None:
-                total, (feats, _, _) = self._learned_scores(queries, exclude)
-            else:
-                total, contrib = self._scores(queries, exclude)
+            scored = self._score_batch(queries, exclude_seen=exclude_seen)
+            total, column_ids = scored.total, ids if scored.items is None else ids[scored.items]
             kk = min(k, total.shape[1])
-            top = np.argpartition(-total, kk - 1, axis=1)[:, :kk]
-            rows = [top[i][np.argsort(-total[i, top[i]], kind="stable")] for i in range(len(queries))]
-            rows = [row[np.isfinite(total[i, row])] for i, row in enumerate(rows)]
+            if kk == 0:
+                continue
+            if scored.items is None:
+                top = np.argpartition(-total, kk - 1, axis=1)[:, :kk]
+                rows = [top[i][np.argsort(-total[i, top[i]], kind="stable")] for i in range(len(queries))]
+                rows = [row[np.isfinite(total[i, row])] for i, row in enumerate(rows)]
+            else:  # ties go to the lower item code, whatever else shares the batch's columns
+                ranked = [np.flatnonzero(np.isfinite(row)) for row in total]
+                rows = [cols[np.argsort(-total[i, cols], kind="stable")[:kk]] for i, cols in enumerate(ranked)]
             if self.ranker is not None:
                 qi = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]).astype(int)
                 cols = np.concatenate(rows).astype(int) if rows else np.zeros(0, int)
-                parts = self.ranker.contributions(self.features.matrix(feats, qi, cols, self.ranker.feature_names)) \
-                    if len(cols) else []
+                parts = self.ranker.contributions(
+                    self.features.matrix(scored.feats, qi, cols, self.ranker.feature_names)) if len(cols) else []
                 pos = 0
                 for i, row in enumerate(rows):
-                    out[at[i]] = [Candidate(str(ids[c]), float(total[i, c]), r + 1, parts[pos + r])
+                    out[at[i]] = [Candidate(str(column_ids[c]), float(total[i, c]), r + 1, parts[pos + r])
                                   for r, c in enumerate(row)]
                     pos += len(row)
             else:
                 for i, row in enumerate(rows):
-                    out[at[i]] = [Candidate(str(ids[c]), float(total[i, c]), r + 1,
-                                            {n: float(v[i, c]) for n, v in contrib.items()}) for r, c in enumerate(row)]
+                    out[at[i]] = [Candidate(str(column_ids[c]), float(total[i, c]), r + 1,
+                                            {n: float(v[i, c]) for n, v in scored.contrib.items()})
+                                  for r, c in enumerate(row)]
         return out
 
     def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
@@ -507,19 +589,33 @@ class TimeAwareRetriever:
     def _tune_linear(self, targets: Sequence[HeldOut], history: Any, objective: str, progress: bool) -> dict[str, Any]:
         zs, trues, excl = [], [], []
         for _, queries, exclude, true_cols in self._batches(targets, history, progress, "scoring validation"):
-            zs.append(self._z_scores(queries, exclude))
+            items, own = self._pool_columns(queries)
+            if items is not None:  # each request's own pool, left-aligned (the batches' columns differ)
+                exclude = exclude[:, items] | ~own
+                z, exclude, true_cols = pack_rows(own, self._z_scores(queries, exclude, items), exclude,
+                                                  columns_of(items, true_cols))
+            else:
+                z = self._z_scores(queries, exclude)
+            zs.append(z)
             excl.append(exclude)
             trues.append(true_cols)
-        z = {n: np.concatenate([b[n] for b in zs]) for n in self.signals}
-        weights, trace = tune_weights(z, np.concatenate(trues), np.concatenate(excl), objective=objective)
+        width = max(e.shape[1] for e in excl)  # packed batches differ in width: pad with excluded cells
+        z = {n: np.concatenate([_pad(b[n], width, 0.0) for b in zs]) for n in self.signals}
+        weights, trace = tune_weights(z, np.concatenate(trues), np.concatenate([_pad(e, width, True) for e in excl]),
+                                      objective=objective)
         self.weights = weights
         return {"method": "coordinate ascent on z-scored signals (promptrec.retriever.blend)",
                 "objective": objective, "validation_targets": len(targets), "weights": weights,
                 "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"], "trace": trace}
 
     def _rows(self, targets: Sequence[HeldOut], history: Any, top_n: int, progress: bool, desc: str) -> list:
-        return [self.features.rows(queries, exclude, true_cols, top_n)
-                for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc)]
+        out = []
+        for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc):
+            items, own = self._pool_columns(queries)
+            if items is not None:
+                exclude, true_cols = exclude[:, items] | ~own, columns_of(items, true_cols)
+            out.append(self.features.rows(queries, exclude, true_cols, top_n, items))
+        return out
 
     def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
                       progress: bool) -> LearnedBlend:
@@ -555,7 +651,8 @@ class TimeAwareRetriever:
             clone = TimeAwareRetriever(
                 signals=["auto", *self._extra] if self._requested == "auto" else self._requested, params=self._params,
                 weights=self._fixed_weights or None, repeats="allow" if self.allow_repeats else "exclude",
-                stats_resolution_s=self.stats_resolution_s)
+                stats_resolution_s=self.stats_resolution_s,
+                pool=self.pool.config if self.pool is not None else None)
             clone.fit(earlier, self.catalog, index, log=self.events)
             if list(clone.signals) != list(self.signals):
                 break  # the earlier events lack what a signal needs (e.g. devices): not the same features
@@ -569,12 +666,11 @@ class TimeAwareRetriever:
         """Each target's objective with ``ranker`` (None: the current linear weights), full ranking."""
         saved, self.ranker = self.ranker, ranker
         try:
-            scores, trues = [], []
+            values = []
             for batch, queries, exclude, true_cols in self._batches(targets, history, False, ""):
-                scores.append(self._scores(queries, exclude)[0])
-                trues.append(true_cols)
-            s = np.concatenate(scores)
-            return objective_values(s, np.concatenate(trues), ~np.isfinite(s), objective)
+                s = self._scores(queries, exclude)[0]
+                values.append(objective_values(s, true_cols, ~np.isfinite(s), objective))
+            return np.concatenate(values) if values else np.zeros(0)
         finally:
             self.ranker = saved
 
@@ -588,7 +684,8 @@ class TimeAwareRetriever:
         for n, s in self.signals.items():
             for key, value in s.state().items():
                 (sparse if sp.issparse(value) else dense)[f"{n}.{key}"] = value
-        np.savez_compressed(path / "state.npz", **dense, **{"_retriever.release_ns": self.release_ns})
+        pool_state = {} if self.pool is None else {f"_pool.{k}": v for k, v in self.pool.state().items()}
+        np.savez_compressed(path / "state.npz", **dense, **pool_state, **{"_retriever.release_ns": self.release_ns})
         for key, m in sparse.items():
             sp.save_npz(path / f"{key}.npz", m.tocsr())
         cat = self.catalog.frame.reset_index()
@@ -601,6 +698,7 @@ class TimeAwareRetriever:
                   "signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
                   "repeats": self.repeats, "repeat_rate": self.repeat_rate, "allow_repeats": self.allow_repeats,
                   "stats_resolution_s": self.stats_resolution_s,
+                  "pool": None if self.pool is None else self.pool.config.to_dict(),
                   "items_from_events": self.available_from_first_event,
                   "learned_blend": None if self.ranker is None else self.ranker.save(path),
                   "tuning": self.tuning, "fitted_on": self.fitted_on,
@@ -618,7 +716,8 @@ class TimeAwareRetriever:
             raise ValueError(f"{path} was saved in retriever format {config.get('format_version')}, this promptrec "
                              f"reads {FORMAT_VERSION}; fit and save it again (promptrec retriever fit).")
         out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"],
-                  repeats=config["repeats"], stats_resolution_s=config.get("stats_resolution_s", 0.0))
+                  repeats=config["repeats"], stats_resolution_s=config.get("stats_resolution_s", 0.0),
+                  pool=config.get("pool"))
         out.repeat_rate, out.allow_repeats = config["repeat_rate"], config["allow_repeats"]
         out.available_from_first_event = config["items_from_events"]
         cat = pd.read_parquet(path / "catalog.parquet")
@@ -629,6 +728,9 @@ class TimeAwareRetriever:
         dense = dict(np.load(path / "state.npz", allow_pickle=False))
         states: dict[str, dict[str, Any]] = {n: {} for n in out.signals}
         out.release_ns = dense.pop("_retriever.release_ns")
+        if config.get("pool") is not None:
+            out.pool = CandidatePool(PoolConfig.from_dict(config["pool"]))
+            out.pool.load_state({k.removeprefix("_pool."): dense.pop(k) for k in list(dense) if k.startswith("_pool.")})
         for key, value in dense.items():
             n, _, name = key.partition(".")
             states[n][name] = value
@@ -651,7 +753,15 @@ class TimeAwareRetriever:
     def describe(self) -> dict[str, Any]:
         return {"signals": {n: s.params for n, s in self.signals.items()}, "weights": self.weights,
                 "blend": "learned (LightGBM)" if self.ranker is not None else "linear",
+                "pool": None if self.pool is None else self.pool.config.to_dict(),
                 "repeats": {"setting": self.repeats, "training_repeat_rate": self.repeat_rate,
                             "allowed": self.allow_repeats},
                 "fitted_on": self.fitted_on, "tuned": None if self.tuning is None else
                 {k: self.tuning[k] for k in ("method", "objective", "validation_targets") if k in self.tuning}}
+
+
+def _pad(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
+    """(rows x width): ``a`` with ``fill`` columns added on the right."""
+    if a.shape[1] == width:
+        return a
+    return np.concatenate([a, np.full((len(a), width - a.shape[1]), fill, dtype=a.dtype)], axis=1)

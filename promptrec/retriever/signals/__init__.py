@@ -1,4 +1,5 @@
-"""The retriever's signals, one file each. Each scores every catalogue item for a batch of queries.
+"""The retriever's signals, one file each. Each scores every catalogue item for a batch of queries (or, with a
+candidate pool, the pooled items only: ``Signal.scores_items``).
 
 | name | what it knows |
 |---|---|

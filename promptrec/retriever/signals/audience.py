@@ -17,6 +17,8 @@ from promptrec.retriever.signals.base import FitData, Query, Signal, user_item_c
 class AudienceSignal(Signal):
     """Score: log(1 + distinct users of the item). Features add log(events per user) (0 where unused)."""
 
+    scores_items = True
+
     def __init__(self):
         super().__init__("audience", {})
         self.users: np.ndarray | None = None
@@ -28,12 +30,13 @@ class AudienceSignal(Signal):
         users = np.bincount(counts.indices, minlength=data.n_items).astype(np.float64)
         self.load_state({"users": users, "events_per_user": events / np.maximum(users, 1.0)})
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return np.broadcast_to(np.log1p(self.users), (len(queries), len(self.users))).copy()
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        users = self.users if items is None else self.users[items]
+        return np.broadcast_to(np.log1p(users), (len(queries), len(users))).copy()
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
-        repeat = np.log(np.maximum(self.events_per_user, 1.0))
-        return {"audience": self.score(queries, log),
+    def features(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        repeat = np.log(np.maximum(self.events_per_user if items is None else self.events_per_user[items], 1.0))
+        return {"audience": self.score(queries, log, items),
                 "audience_events_per_user": np.broadcast_to(repeat, (len(queries), len(repeat))).copy()}
 
     def state(self) -> dict[str, Any]:

@@ -58,10 +58,13 @@ class Signal:
     """Base class: ``fit`` learns from training data, ``score`` rates all items per query.
 
     ``features`` gives the learned blend more than one column where a signal knows more than one
-    number per item (the default is its score alone)."""
+    number per item (the default is its score alone). Signals with ``scores_items`` also take
+    ``items=`` (sorted item codes) and compute only those columns (candidate pools,
+    :mod:`promptrec.retriever.pool`); others are scored whole and sliced."""
 
     name: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    scores_items = False  # score / features accept items= (a column subset) and compute only those columns
     needs_item_vectors = False  # fit reads FitData.item_vectors (the retriever then needs an ItemIndex)
     trains_model = False  # fit trains a model (minutes, not a pass over the log): refits on earlier windows cost
 
@@ -71,8 +74,8 @@ class Signal:
     def score(self, queries: list[Query], log: Any) -> np.ndarray:
         raise NotImplementedError
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
-        return {self.name: self.score(queries, log)}
+    def features(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return {self.name: scores_on(self, queries, log, items)}
 
     def state(self) -> dict[str, Any]:
         """Fitted arrays to persist (name -> numpy array or scipy sparse matrix)."""
@@ -80,6 +83,39 @@ class Signal:
 
     def load_state(self, state: dict[str, Any]) -> None:
         pass
+
+
+def scores_on(signal: Signal, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+    """``signal.score`` for every item, or for the item codes ``items`` only (columns in that order)."""
+    if items is None:
+        return signal.score(queries, log)
+    if signal.scores_items:
+        return signal.score(queries, log, items=items)
+    return signal.score(queries, log)[:, items]
+
+
+def features_on(signal: Signal, queries: list[Query], log: Any, items: np.ndarray | None = None,
+                ) -> dict[str, np.ndarray]:
+    """``signal.features`` for every item, or for the item codes ``items`` only."""
+    if items is None:
+        return signal.features(queries, log)
+    if signal.scores_items:
+        return signal.features(queries, log, items=items)
+    return {k: v[:, items] for k, v in signal.features(queries, log).items()}
+
+
+def columns_of(items: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each code's position among the sorted item codes ``items`` (-1 where it is not one of them)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if not len(items):
+        return np.full(len(codes), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(items, codes), len(items) - 1)
+    return np.where(items[pos] == codes, pos, -1)
+
+
+def n_columns(log: Any, items: np.ndarray | None) -> int:
+    """How many columns a signal's scores have: every item, or ``items``."""
+    return log.n_items if items is None else len(items)
 
 
 class CategorySignal(Signal):

@@ -14,6 +14,7 @@ class ContentSignal(Signal):
     recent items as separate interest vectors (max-merged)."""
 
     needs_item_vectors = True
+    scores_items = True
 
     def __init__(self, half_life_days: float = 30.0, recent_queries: int = 3, recent_weight: float = 0.5):
         super().__init__("content", {"half_life_days": half_life_days, "recent_queries": recent_queries,
@@ -25,8 +26,9 @@ class ContentSignal(Signal):
             raise ValueError("the content signal needs item vectors: pass an ItemIndex to fit(), or disable it.")
         self.vectors = np.ascontiguousarray(data.item_vectors, dtype=np.float32)
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
         p = self.params
+        columns = self.vectors if items is None else self.vectors[items]
         d = self.vectors.shape[1]
         profiles = np.zeros((len(queries), d), dtype=np.float32)
         for i, q in enumerate(queries):
@@ -35,7 +37,7 @@ class ContentSignal(Signal):
                 profiles[i] = w @ self.vectors[q.codes]
         norms = np.linalg.norm(profiles, axis=1, keepdims=True)
         profiles /= np.where(norms > 0, norms, 1)
-        scores = profiles @ self.vectors.T
+        scores = profiles @ columns.T
         m = int(p["recent_queries"])
         if m > 0 and p["recent_weight"] > 0:
             # the last m items of every query in one product: (queries x m slots) x items, max over the slots
@@ -43,7 +45,7 @@ class ContentSignal(Signal):
             for i, q in enumerate(queries):
                 tail = q.codes[-m:]
                 last[i, m - len(tail):] = tail
-            sims = (self.vectors[last.ravel()] @ self.vectors.T).reshape(len(queries), m, -1)
+            sims = (self.vectors[last.ravel()] @ columns.T).reshape(len(queries), m, -1)
             sims[last < 0] = -1.0  # empty slots (short histories): no interest vector
             recent = sims.max(axis=1)
             scores = (1 - p["recent_weight"]) * scores + p["recent_weight"] * recent

@@ -6,12 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.retriever.signals.base import FitData, Query, Signal, category_matrix
+from promptrec.retriever.signals.base import FitData, Query, Signal, category_matrix, n_columns
 
 
 class DeviceSignal(Signal):
     """log-lift of P(device | item) over P(device), smoothed toward the item's categories for items with
     few events. A request without a device (or with one never seen in training) scores 0 everywhere."""
+
+    scores_items = True
 
     def __init__(self, smoothing: float = 20.0):
         super().__init__("device", {"smoothing": smoothing})
@@ -39,12 +41,13 @@ class DeviceSignal(Signal):
         p_item = (counts + a * prior) / (counts.sum(axis=1, keepdims=True) + a)
         self.lift = np.log(p_item / p_global)
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        out = np.zeros((len(queries), log.n_items))
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        out = np.zeros((len(queries), n_columns(log, items)))
+        lift = self.lift if items is None else self.lift[items]
         col = {d: j for j, d in enumerate(self.devices)}
         for i, q in enumerate(queries):
             if q.device in col:
-                out[i] = self.lift[:, col[q.device]]
+                out[i] = lift[:, col[q.device]]
         return out
 
     def state(self) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, hour_kernel, local_hour_dow,
+from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, columns_of, hour_kernel, local_hour_dow,
                                               recency_weights)
 
 
@@ -25,6 +26,8 @@ class HabitSignal(CategorySignal):
     adds the hours since the user last chose anything of each item's categories ("coffee an hour ago": not
     another coffee shop now), as a learned-blend feature."""
 
+    scores_items = True
+
     def __init__(self, half_life_days: float = 14.0, hour_bandwidth: float = 1.0, hour_prior: float = 2.0,
                  user_prior: float = 5.0, recency_rank: bool = False, category_since: bool = False):
         super().__init__("habit", {"half_life_days": half_life_days, "hour_bandwidth": hour_bandwidth,
@@ -34,20 +37,26 @@ class HabitSignal(CategorySignal):
     def _global_at_hour(self, log: Any, now_ns: int, hour: int, cache: dict) -> np.ndarray:
         key = (log.slot(now_ns), hour)
         if key not in cache:
-            hours, _ = log.calendar_counts(now_ns)
-            at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
-            cache[key] = at / at.sum()
+            def compute() -> np.ndarray:
+                hours, _ = log.calendar_counts(now_ns)
+                at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
+                return at / at.sum()
+
+            cache[key] = log.memo(("habit_prior", id(self), self.params["hour_bandwidth"]) + key, compute)
         return cache[key]
 
-    def _parts(self, queries: list[Query], log: Any, score_only: bool = False) -> dict[str, np.ndarray]:
+    def _parts(self, queries: list[Query], log: Any, score_only: bool = False, items: np.ndarray | None = None,
+               ) -> dict[str, np.ndarray]:
         """name -> (batch x items) array, every query's history summed in one pass (``np.bincount`` over
         (query, item) cells, each cell's events added in the same order as one query at a time would).
-        ``score_only``: just "score" (what a linear blend uses; the same bits, less work)."""
-        p, n, batch = self.params, log.n_items, len(queries)
+        ``score_only``: just "score" (what a linear blend uses; the same bits, less work). ``items``: only
+        those columns (sorted codes); totals over the user's history still count every event."""
+        p, batch = self.params, len(queries)
         now = np.array([q.now_ns for q in queries], dtype=np.int64)
         hour, dow = local_hour_dow(now, log.timezone)
         cache: dict = {}
-        prior = np.stack([self._global_at_hour(log, int(t), int(h), cache) for t, h in zip(now, hour)])
+        columns = slice(None) if items is None else items
+        prior = np.stack([self._global_at_hour(log, int(t), int(h), cache)[columns] for t, h in zip(now, hour)])
         lengths = np.array([len(q.codes) for q in queries])
         owner = np.repeat(np.arange(batch), lengths)
         empty = lengths == 0
@@ -57,55 +66,81 @@ class HabitSignal(CategorySignal):
         rec = recency_weights(times, now[owner], p["half_life_days"])
         near = hour_kernel(hours, hour[owner], p["hour_bandwidth"])
         same_daytype = (dows >= 5) == (dow[owner] >= 5)
-        cell = owner * n + codes
+        n = log.n_items if items is None else len(items)
+        column = codes if items is None else columns_of(items, codes)
+        keep = slice(None) if items is None else column >= 0  # the events of pooled items
+        cell = (owner * n + column)[keep]
 
         def per_cell(weights: np.ndarray | None = None) -> np.ndarray:
-            return np.bincount(cell, weights=weights, minlength=batch * n).reshape(batch, n).astype(np.float64)
+            w = None if weights is None else weights[keep]
+            return np.bincount(cell, weights=w, minlength=batch * n).reshape(batch, n).astype(np.float64)
+
+        def row_total(weights: np.ndarray, cells: np.ndarray) -> np.ndarray:
+            """(batch x 1) each user's total weight over all items (pooled or not)."""
+            if items is None:
+                return _row_sums(cells)
+            return np.bincount(owner, weights=weights, minlength=batch).reshape(-1, 1)
 
         recent, at_hour = per_cell(rec), per_cell(rec * near)
-        at_hour_total = _row_sums(at_hour)
-        user = (recent + p["user_prior"] * prior) / (_row_sums(recent) + p["user_prior"])
+        at_hour_total = row_total(rec * near, at_hour)
+        user = (recent + p["user_prior"] * prior) / (row_total(rec, recent) + p["user_prior"])
         score = np.log((at_hour + p["hour_prior"] * user) / (at_hour_total + p["hour_prior"]))
         score[empty] = np.log(prior[empty])
         if score_only:
             return {"score": score}
         visits, at_hour_daytype = per_cell(), per_cell(rec * near * same_daytype)
         last_seen = np.full(batch * n, np.nan)
-        last_seen[cell] = times  # times are oldest first: the last assignment wins
+        last_seen[cell] = times[keep]  # times are oldest first: the last assignment wins
         last_seen = last_seen.reshape(batch, n)
         since = np.log1p((now[:, None] - last_seen) / HOUR_NS)
+        item_cat = self.item_cat if items is None else self.item_cat[items]
         extra = {"recency_rank": np.stack([_recency_rank(row) for row in last_seen])} if p["recency_rank"] else {}
         if p["category_since"]:
-            extra["category_since"] = np.log1p((now[:, None] - self._category_last_seen(last_seen)) / HOUR_NS)
+            if items is None:
+                last_of_kind = _category_last_seen(last_seen, item_cat)
+            else:  # every place of the user's history counts, pooled or not
+                used = np.unique(codes)
+                last_used = np.full((batch, len(used)), np.nan)
+                last_used[owner, np.searchsorted(used, codes)] = times
+                last_of_kind = _category_last_seen(last_used, self.item_cat[used], of=item_cat)
+            extra["category_since"] = np.log1p((now[:, None] - last_of_kind) / HOUR_NS)
+
+        def category_share(per_item: np.ndarray, weights: np.ndarray) -> np.ndarray:
+            """(batch x items) each item's categories' share of the row's weight (summed per category over the
+            whole history, normalised)."""
+            if items is None:
+                per_cat = (self.cat_item @ per_item.T).T
+            else:
+                per_cat = (sp.csr_matrix((weights, (owner, codes)), shape=(batch, log.n_items)) @ self.item_cat).toarray()
+            return (item_cat @ (per_cat / np.maximum(_row_sums(per_cat), 1e-9)).T).T
+
         return {"score": score, "visits": np.log1p(visits), "recent": recent, "hour": at_hour,
                 "hour_share": at_hour / np.maximum(at_hour_total, 1e-9), "hour_daytype": at_hour_daytype,
-                "since": since, "category_hour": self._category_share(at_hour),
-                "category": self._category_share(recent)} | extra
+                "since": since, "category_hour": category_share(at_hour, rec * near),
+                "category": category_share(recent, rec)} | extra
 
-    def _category_share(self, per_item: np.ndarray) -> np.ndarray:
-        """(batch x items) each item's categories' share of the row's weight (summed per category, normalised)."""
-        per_cat = (self.cat_item @ per_item.T).T
-        return (self.item_cat @ (per_cat / np.maximum(_row_sums(per_cat), 1e-9)).T).T
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        return self._parts(queries, log, score_only=True, items=items)["score"]
 
-    def _category_last_seen(self, last_seen: np.ndarray) -> np.ndarray:
-        """(batch x items) the last time each query's user chose any item sharing a category with each item
-        (NaN: never, or an item without categories), from the per-item last times."""
-        pairs = self.item_cat.tocsr()  # (item, category) pairs, each item's categories together
-        item_of = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
-        per_cat = np.full((len(last_seen), pairs.shape[1]), np.nan)
-        np.fmax.at(per_cat.T, pairs.indices, last_seen.T[item_of])
-        out = np.full(last_seen.shape, np.nan)
-        has = np.diff(pairs.indptr) > 0
-        if has.any():
-            values = per_cat[:, pairs.indices]
-            out[:, has] = np.fmax.reduceat(values, pairs.indptr[:-1][has], axis=1)
-        return out
+    def features(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return {("habit" if k == "score" else f"habit_{k}"): v for k, v in self._parts(queries, log, items=items).items()}
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return self._parts(queries, log, score_only=True)["score"]
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
-        return {("habit" if k == "score" else f"habit_{k}"): v for k, v in self._parts(queries, log).items()}
+def _category_last_seen(last_seen: np.ndarray, item_cat: Any, of: Any = None) -> np.ndarray:
+    """(batch x items) the last time each query's user chose any item sharing a category with each item
+    (NaN: never, or an item without categories), from the per-item last times; ``item_cat`` (items x
+    categories) is of the same items, ``of`` (default ``item_cat``) of the items to answer for."""
+    pairs = item_cat.tocsr()  # (item, category) pairs, each item's categories together
+    item_of = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    per_cat = np.full((len(last_seen), pairs.shape[1]), np.nan)
+    np.fmax.at(per_cat.T, pairs.indices, last_seen.T[item_of])
+    pairs = pairs if of is None else of.tocsr()
+    out = np.full((len(last_seen), pairs.shape[0]), np.nan)
+    has = np.diff(pairs.indptr) > 0
+    if has.any():
+        values = per_cat[:, pairs.indices]
+        out[:, has] = np.fmax.reduceat(values, pairs.indptr[:-1][has], axis=1)
+    return out
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:

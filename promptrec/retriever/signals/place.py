@@ -27,7 +27,15 @@ def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+def on_sphere(coords: np.ndarray) -> np.ndarray:
+    """(lat, lon) degrees -> points on the unit sphere, where Euclidean order is great-circle order."""
+    lat, lon = np.radians(coords[:, 0]), np.radians(coords[:, 1])
+    return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+
+
 class PlaceSignal(Signal):
+    scores_items = True
+
     def __init__(self, scale_km: float | None = None, half_life_days: float = 14.0, max_gap_hours: float = 24.0):
         super().__init__("place", {"scale_km": scale_km, "half_life_days": half_life_days,
                                    "max_gap_hours": max_gap_hours})
@@ -63,8 +71,7 @@ class PlaceSignal(Signal):
 
         n = len(self.coords)
         located = np.flatnonzero(np.isfinite(self.coords).all(axis=1))
-        lat, lon = np.radians(self.coords[located, 0]), np.radians(self.coords[located, 1])
-        tree = cKDTree(EARTH_KM * np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]))
+        tree = cKDTree(EARTH_KM * on_sphere(self.coords[located]))
         chord = 2 * EARTH_KM * np.sin(min(radius_km / (2 * EARTH_KM), np.pi / 2)) * (1 + 1e-9)  # a hair wider
         pairs = (int(tree.count_neighbors(tree, chord)) - len(located)) // 2
         if pairs > MAX_AREA_PAIRS:
@@ -87,10 +94,10 @@ class PlaceSignal(Signal):
             return tuple(self.coords[q.codes[-1]])
         return None
 
-    def _distances(self, queries: list[Query]) -> np.ndarray:
-        """(batch x items) km from each query's origin (NaN rows where there is none), in one pass."""
+    def _distances(self, queries: list[Query], coords: np.ndarray) -> np.ndarray:
+        """(batch x items) km from each query's origin to ``coords`` (NaN rows where there is none), in one pass."""
         origins = np.array([self._origin(q) or (np.nan, np.nan) for q in queries], dtype=np.float64).reshape(-1, 2)
-        return haversine_km(origins[:, :1], origins[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
+        return haversine_km(origins[:, :1], origins[:, 1:], coords[None, :, 0], coords[None, :, 1])
 
     def _closeness(self, dist: np.ndarray) -> np.ndarray:
         """-log(1 + d / d0); items without coordinates rank below every located item (0 where no origin)."""
@@ -99,14 +106,14 @@ class PlaceSignal(Signal):
         out = np.where(np.isnan(out), np.where(np.isfinite(lowest), lowest - 1.0, 0.0), out)
         return out
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return self._closeness(self._distances(queries))
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        return self._closeness(self._distances(queries, self.coords if items is None else self.coords[items]))
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
-        n = len(self.coords)
-        dist = self._distances(queries)
+    def features(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        coords = self.coords if items is None else self.coords[items]
+        dist = self._distances(queries, coords)
         centres = np.full((len(queries), 2), np.nan)
-        area = np.zeros((len(queries), n))
+        area = np.zeros((len(queries), len(coords)))
         cache: dict[int, np.ndarray] = {}
         for i, q in enumerate(queries):
             known = np.isfinite(self.coords[q.codes]).all(axis=1) if len(q.codes) else np.zeros(0, bool)
@@ -117,8 +124,8 @@ class PlaceSignal(Signal):
                 slot = log.slot(q.now_ns)
                 if slot not in cache:
                     cache[slot] = np.log1p(self.neighbours @ log.decayed_counts(q.now_ns, FOREVER_NS, FOREVER_NS))
-                area[i] = cache[slot]
-        centroid = haversine_km(centres[:, :1], centres[:, 1:], self.coords[None, :, 0], self.coords[None, :, 1])
+                area[i] = cache[slot] if items is None else cache[slot][items]
+        centroid = haversine_km(centres[:, :1], centres[:, 1:], coords[None, :, 0], coords[None, :, 1])
         return {"place": self._closeness(dist),
                 "place_km": np.log1p(dist), "place_centroid_km": np.log1p(centroid), "place_area_events": area}
 

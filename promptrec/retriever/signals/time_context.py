@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 
 from promptrec.retriever.event_log import HOURS
-from promptrec.retriever.signals.base import CategorySignal, Query, hour_kernel
+from promptrec.retriever.signals.base import CategorySignal, Query, hour_kernel, n_columns
 
 
 class TimeContextSignal(CategorySignal):
     """Each item's affinity to the local hour and weekday of ``now``: log-lift of P(hour | item) over P(hour),
     smoothed toward the item's categories (and the catalogue) for items with few events."""
+
+    scores_items = True
 
     def __init__(self, smoothing: float = 20.0, hour_bandwidth: float = 1.0):
         super().__init__("time_context", {"smoothing": smoothing, "hour_bandwidth": hour_bandwidth})
@@ -34,15 +36,19 @@ class TimeContextSignal(CategorySignal):
         p_item = (column + a * prior) / (row_sums + a)
         return np.log(p_item / p_global[col])
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        out = np.empty((len(queries), log.n_items))
+    def _lift_at(self, log: Any, now_ns: int, hour: int, dow: int, kernel: np.ndarray) -> np.ndarray:
+        hours, days = log.calendar_counts(now_ns)
+        return self._lift(hours, hour, kernel) + self._lift(days, dow)
+
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        out = np.empty((len(queries), n_columns(log, items)))
         cache: dict[tuple[int, int, int], np.ndarray] = {}
         kernel = np.stack([hour_kernel(np.arange(HOURS), h, self.params["hour_bandwidth"]) for h in range(HOURS)])
         for i, q in enumerate(queries):
             hour, dow = log.local_calendar(q.now_ns)
             key = (log.slot(q.now_ns), hour, dow)
             if key not in cache:
-                hours, days = log.calendar_counts(q.now_ns)
-                cache[key] = self._lift(hours, hour, kernel) + self._lift(days, dow)
-            out[i] = cache[key]
+                memo_key = ("time_context", id(self), self.params["smoothing"], self.params["hour_bandwidth"]) + key
+                cache[key] = log.memo(memo_key, lambda: self._lift_at(log, q.now_ns, hour, dow, kernel))
+            out[i] = cache[key] if items is None else cache[key][items]
         return out

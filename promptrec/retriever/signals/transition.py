@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from promptrec.retriever.signals.base import HOUR_NS, FitData, Query, Signal
+from promptrec.retriever.signals.base import HOUR_NS, FitData, Query, Signal, n_columns
 
 
 class TransitionSignal(Signal):
     """Item-to-item transitions from training sequences (which items follow which, within ``window`` steps),
     applied to the user's last items weighted by position and elapsed time (``gap_half_life_hours``;
     0 turns the time weighting off)."""
+
+    scores_items = True
 
     def __init__(self, window: int = 5, step_decay: float = 0.8, backward: float = 0.5, source_norm: float = 0.75,
                  last_items: int = 10, position_decay: float = 0.7, gap_half_life_hours: float = 24.0):
@@ -53,7 +55,7 @@ class TransitionSignal(Signal):
             w = w * np.exp2(-np.clip(elapsed, 0, None) / h)
         return last, w
 
-    def _global(self, queries: list[Query], first_only: bool = False) -> np.ndarray:
+    def _global(self, queries: list[Query], first_only: bool = False, items: np.ndarray | None = None) -> np.ndarray:
         rows, cols, vals = [], [], []
         for i, q in enumerate(queries):
             last, w = self._source_weights(q)
@@ -64,21 +66,24 @@ class TransitionSignal(Signal):
             vals.append(w)
         weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                 shape=(len(queries), self.matrix.shape[0]))
-        return np.asarray((weights @ self.matrix).todense())
+        follows = weights @ self.matrix
+        return np.asarray((follows if items is None else follows.tocsc()[:, items]).todense())
 
-    def score(self, queries: list[Query], log: Any) -> np.ndarray:
-        return np.log1p(self._global(queries))
+    def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
+        return np.log1p(self._global(queries, items=items))
 
-    def features(self, queries: list[Query], log: Any) -> dict[str, np.ndarray]:
+    def features(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Global transitions from the last items and from the last item alone; the user's own
         transitions from the last item (share of what followed it in their history)."""
-        personal = np.zeros((len(queries), self.matrix.shape[0]))
+        personal = np.zeros((len(queries), n_columns(log, items)))
         for i, q in enumerate(queries):
             if len(q.codes) > 1:
                 after = q.codes[1:][q.codes[:-1] == q.codes[-1]]
                 if len(after):
-                    personal[i] = np.bincount(after, minlength=personal.shape[1]) / len(after)
-        return {"transition": self.score(queries, log), "transition_last": np.log1p(self._global(queries, True)),
+                    share = np.bincount(after, minlength=self.matrix.shape[0]) / len(after)
+                    personal[i] = share if items is None else share[items]
+        return {"transition": self.score(queries, log, items),
+                "transition_last": np.log1p(self._global(queries, True, items)),
                 "transition_personal": personal}
 
     def state(self) -> dict[str, Any]:

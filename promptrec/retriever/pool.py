@@ -1,0 +1,244 @@
+"""Candidate pools: a cheap first stage that picks, per request, the items the signals then score.
+
+By default every signal scores every catalogue item (exact, and fast enough up to tens of thousands of
+items). Above ``POOL_AUTO_ITEMS`` items (or when asked) the retriever first gathers each request's pool
+from sources that cost little per request, and the signals score only pooled items:
+
+| source | items | needs |
+|---|---|---|
+| history | the user's own items, most recent first | repeats allowed |
+| transition | what follows the user's last items most (the transition signal's matrix) | transition |
+| similar | each of the user's last items' nearest neighbours by embedding (a k-NN graph built at fit) | content |
+| nearby | the places closest to the request's location, else the user's last place (k-d tree) | place |
+| popular | the most used items in the trending window before ``now`` (everybody) | always |
+| hour | the items used most at ``now``'s local hour (everybody) | always |
+| fresh | the newest items released before ``now`` | release times |
+
+Items outside a request's pool are not ranked. Within it, the linear blend's z-scores and the learned
+blend's per-signal top-N are taken over the pool, so a pooled ranking approximates the exhaustive one;
+``eval/bench_catalog_scale.py`` measures how closely (hits of the next event, overlap of the top 100).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from promptrec.retriever.signals.base import DAY_NS, FitData, Query, Signal
+from promptrec.retriever.signals.place import on_sphere
+
+POOL_AUTO_ITEMS = 50_000  # pool="auto" pools catalogues larger than this
+EXACT_KNN_ITEMS = 20_000  # the k-NN graph is exact up to this many items, FAISS IVF beyond
+
+
+@dataclass
+class PoolConfig:
+    """How many items each source adds to a request's pool (0 turns a source off)."""
+
+    history: int = 1000  # the user's most recent distinct items
+    transition: int = 200
+    similar: int = 20  # neighbours of each of the last ``similar_of`` distinct items
+    similar_of: int = 10
+    nearby: int = 300
+    popular: int = 200
+    hour: int = 100
+    fresh: int = 50
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "PoolConfig":
+        d = dict(d or {})
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown pool setting(s) {unknown}; choose from {[f.name for f in fields(cls)]}.")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def max_size(self) -> int:
+        """The most items one request's pool can hold."""
+        return (self.history + self.transition + self.similar * self.similar_of + self.nearby + self.popular
+                + self.hour + self.fresh)
+
+
+def resolve_pool(pool: Any) -> PoolConfig | str | None:
+    """``"auto"`` (pool large catalogues), ``None`` / ``"off"`` (never), ``"on"`` / a PoolConfig / a dict of its
+    settings (always)."""
+    if pool is None or pool == "off":
+        return None
+    if pool == "auto":
+        return "auto"
+    if pool == "on":
+        return PoolConfig()
+    if isinstance(pool, PoolConfig):
+        return pool
+    if isinstance(pool, dict):
+        return PoolConfig.from_dict(pool)
+    raise ValueError(f"pool={pool!r}; use 'auto', 'on', 'off', None, a PoolConfig or a dict of its settings.")
+
+
+class CandidatePool:
+    """Gathers each request's pool (item codes) from the sources of a :class:`PoolConfig`."""
+
+    def __init__(self, config: PoolConfig):
+        self.config = config
+        self.neighbours: np.ndarray | None = None  # items x k nearest items by embedding (-1: none)
+        self._tree = None  # k-d tree over located places (built on first use)
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, data: FitData) -> "CandidatePool":
+        if self.config.similar > 0 and data.item_vectors is not None:
+            self.neighbours = nearest_items(data.item_vectors, self.config.similar)
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return {} if self.neighbours is None else {"neighbours": self.neighbours}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.neighbours = state.get("neighbours")
+
+    # -- gathering -----------------------------------------------------------------------
+    def gather(self, queries: list[Query], log: Any, signals: dict[str, Signal],
+               release_ns: np.ndarray | None = None, repeats: bool = True) -> list[np.ndarray]:
+        """Each query's pool: sorted unique item codes (the user's own items only where ``repeats`` allows them)."""
+        c = self.config
+        cache: dict[Any, np.ndarray] = {}
+        transition, place = signals.get("transition"), signals.get("place")
+        follows = self._follows(queries, transition) if transition is not None and c.transition else None
+        out = []
+        for i, q in enumerate(queries):
+            parts = [_recent_distinct(q.codes, c.history if repeats else 0)]
+            if follows is not None:
+                parts.append(_top_of_sparse_row(follows, i, c.transition))
+            if self.neighbours is not None and c.similar_of:
+                parts.append(self.neighbours[_recent_distinct(q.codes, c.similar_of)].ravel())
+            if place is not None and c.nearby:
+                parts.append(self._nearby(place, q, c.nearby))
+            if c.popular:
+                parts.append(self._slot_top(cache, ("popular", log.slot(q.now_ns)), c.popular,
+                                            lambda: _trending_counts(log, q.now_ns, signals.get("trending"))))
+            if c.hour:
+                hour = log.local_calendar(q.now_ns)[0]
+                parts.append(self._slot_top(cache, ("hour", log.slot(q.now_ns), hour), c.hour,
+                                            lambda: log.calendar_counts(q.now_ns)[0][:, hour]))
+            if c.fresh and release_ns is not None:
+                parts.append(_newest_before(release_ns, q.now_ns, c.fresh))
+            codes = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+            out.append(np.unique(codes[codes >= 0]))
+        return out
+
+    @staticmethod
+    def _follows(queries: list[Query], transition: Any):
+        """(batch x items) sparse: the transition signal's weights from each query's last items."""
+        import scipy.sparse as sp
+
+        rows, cols, vals = [], [], []
+        for i, q in enumerate(queries):
+            last, w = transition._source_weights(q)
+            rows.append(np.full(len(last), i))
+            cols.append(last)
+            vals.append(w)
+        weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                shape=(len(queries), transition.matrix.shape[0]))
+        return (weights @ transition.matrix).tocsr()
+
+    def _nearby(self, place: Any, q: Query, k: int) -> np.ndarray:
+        origin = place._origin(q)
+        if origin is None:
+            return np.zeros(0, np.int64)
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            located = np.flatnonzero(np.isfinite(place.coords).all(axis=1))
+            self._tree = (cKDTree(on_sphere(place.coords[located])), located)
+        tree, located = self._tree
+        _, idx = tree.query(on_sphere(np.asarray([origin], dtype=np.float64)), k=min(k, len(located)))
+        return located[np.atleast_1d(idx.ravel())]
+
+    @staticmethod
+    def _slot_top(cache: dict, key: tuple, k: int, values: Any) -> np.ndarray:
+        """The ``k`` items with the largest values (computed once per key, e.g. per time slot), positive only."""
+        if key not in cache:
+            v = np.asarray(values(), dtype=np.float64)
+            top = np.argpartition(-v, min(k, len(v)) - 1)[:k] if len(v) > k else np.arange(len(v))
+            cache[key] = top[v[top] > 0]
+        return cache[key]
+
+
+def nearest_items(vectors: np.ndarray, k: int) -> np.ndarray:
+    """(items x k) each item's ``k`` most similar other items by inner product of the (unit) vectors: exact
+    up to ``EXACT_KNN_ITEMS`` items, FAISS IVF (4 sqrt(n) lists, 16 probed) beyond. -1 where fewer exist."""
+    import faiss
+
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = x.shape
+    if n <= EXACT_KNN_ITEMS:
+        index = faiss.IndexFlatIP(d)
+    else:
+        nlist = int(4 * np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(x[np.random.default_rng(0).choice(n, min(n, 64 * nlist), replace=False)])
+        index.nprobe = 16
+    index.add(x)
+    _, ids = index.search(x, min(k + 1, n))
+    out = np.full((n, k), -1, dtype=np.int64)
+    for i, row in enumerate(ids):  # drop the item itself wherever it comes
+        row = row[(row != i) & (row >= 0)][:k]
+        out[i, :len(row)] = row
+    return out
+
+
+def _recent_distinct(codes: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` most recently used distinct items of a history (oldest first)."""
+    if not len(codes) or k <= 0:
+        return np.zeros(0, np.int64)
+    rev = np.asarray(codes)[::-1]
+    _, first = np.unique(rev, return_index=True)
+    return rev[np.sort(first)[:k]]
+
+
+def _top_of_sparse_row(m: Any, i: int, k: int) -> np.ndarray:
+    lo, hi = m.indptr[i], m.indptr[i + 1]
+    cols, vals = m.indices[lo:hi], m.data[lo:hi]
+    if len(cols) > k:
+        cols = cols[np.argpartition(-vals, k - 1)[:k]]
+    return cols
+
+
+def _trending_counts(log: Any, now_ns: int, trending: Any) -> np.ndarray:
+    p = trending.params if trending is not None else {"half_life_days": 7.0, "window_days": 35.0}
+    return log.decayed_counts(now_ns, p["half_life_days"] * DAY_NS, p["window_days"] * DAY_NS)
+
+
+def _newest_before(release_ns: np.ndarray, now_ns: int, k: int) -> np.ndarray:
+    known = np.flatnonzero((release_ns != np.iinfo(np.int64).min) & (release_ns < now_ns))
+    if len(known) <= k:
+        return known
+    return known[np.argpartition(-release_ns[known], k - 1)[:k]]
+
+
+def pack_rows(own: np.ndarray, arrays: dict[str, np.ndarray], exclude: np.ndarray, true_cols: np.ndarray,
+              ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Each request's own pool, left-aligned, so that batches with different columns can be stacked:
+    ``arrays`` and ``exclude`` (batch x the batch's columns) become (batch x width), width one more than the
+    largest pool, cells past a row's pool excluded; ``true_cols`` (among the batch's columns, -1: not pooled)
+    become positions in the packed rows (a padding cell, always excluded, where the true item is not pooled)."""
+    counts = own.sum(axis=1)
+    width = int(counts.max(initial=0)) + 1
+    rows, cols = np.nonzero(own)  # row-major: each row's pooled columns in ascending order
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    packed = {}
+    for name, values in arrays.items():
+        out = np.zeros((len(own), width), dtype=values.dtype)
+        out[rows, slot] = values[rows, cols]
+        packed[name] = out
+    packed_exclude = np.ones((len(own), width), dtype=bool)
+    packed_exclude[rows, slot] = exclude[rows, cols]
+    true_slot = np.full(len(own), width - 1, dtype=np.int64)
+    for i, c in enumerate(true_cols):
+        if c >= 0 and own[i, c]:
+            true_slot[i] = int(own[i, :c].sum())
+    return packed, packed_exclude, true_slot
