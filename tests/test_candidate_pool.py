@@ -126,3 +126,15 @@ def test_pack_rows_left_aligns_each_request_s_own_pool():
     np.testing.assert_array_equal(packed["v"], [[0, 2, 3, 0], [5, 0, 0, 0]])
     np.testing.assert_array_equal(packed_exclude, [[False, True, False, True], [False, True, True, True]])
     np.testing.assert_array_equal(true_slot, [2, 3])  # the second row's true item is not in its pool: padding
+
+
+def test_an_eval_retriever_pipeline_takes_its_pool_settings(checkins):
+    from promptrec.eval.config import PipelineConfig
+    from promptrec.eval.pipelines import fit_score_model
+
+    _, ds, split = checkins
+    p = PipelineConfig("pooled", "retriever", {"signals": list(SIGNALS[:2]), "tune": False, "pool": {"popular": 7}})
+    model = fit_score_model(p, split, ds.catalog, None, seed=0)
+    assert model.pool is not None and model.pool.config.popular == 7 and model.pool.config.history == 1000
+    assert fit_score_model(PipelineConfig("plain", "retriever", {"signals": list(SIGNALS[:2]), "tune": False}),
+                           split, ds.catalog, None, seed=0).pool is None  # "auto": this catalogue is small

@@ -107,7 +107,7 @@ class CandidatePool:
         c = self.config
         cache: dict[Any, np.ndarray] = {}
         transition, place = signals.get("transition"), signals.get("place")
-        follows = self._follows(queries, transition) if transition is not None and c.transition else None
+        follows = transition.follows(queries).tocsr() if transition is not None and c.transition else None
         out = []
         for i, q in enumerate(queries):
             parts = [_recent_distinct(q.codes, c.history if repeats else 0)]
@@ -129,21 +129,6 @@ class CandidatePool:
             codes = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
             out.append(np.unique(codes[codes >= 0]))
         return out
-
-    @staticmethod
-    def _follows(queries: list[Query], transition: Any):
-        """(batch x items) sparse: the transition signal's weights from each query's last items."""
-        import scipy.sparse as sp
-
-        rows, cols, vals = [], [], []
-        for i, q in enumerate(queries):
-            last, w = transition._source_weights(q)
-            rows.append(np.full(len(last), i))
-            cols.append(last)
-            vals.append(w)
-        weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                shape=(len(queries), transition.matrix.shape[0]))
-        return (weights @ transition.matrix).tocsr()
 
     def _nearby(self, place: Any, q: Query, k: int) -> np.ndarray:
         origin = place._origin(q)
@@ -171,8 +156,9 @@ class CandidatePool:
 def nearest_items(vectors: np.ndarray, k: int) -> np.ndarray:
     """(items x k) each item's ``k`` most similar other items by inner product of the (unit) vectors: exact
     up to ``EXACT_KNN_ITEMS`` items, FAISS IVF (4 sqrt(n) lists, 16 probed) beyond. -1 where fewer exist."""
-    import faiss
+    from promptrec.index.faiss_backend import faiss_module
 
+    faiss = faiss_module()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
     if n <= EXACT_KNN_ITEMS:

@@ -55,7 +55,8 @@ class TransitionSignal(Signal):
             w = w * np.exp2(-np.clip(elapsed, 0, None) / h)
         return last, w
 
-    def _global(self, queries: list[Query], first_only: bool = False, items: np.ndarray | None = None) -> np.ndarray:
+    def follows(self, queries: list[Query], first_only: bool = False) -> sp.csr_matrix:
+        """(batch x items) sparse: the transitions from each query's last items (or last item), weighted."""
         rows, cols, vals = [], [], []
         for i, q in enumerate(queries):
             last, w = self._source_weights(q)
@@ -66,7 +67,10 @@ class TransitionSignal(Signal):
             vals.append(w)
         weights = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                                 shape=(len(queries), self.matrix.shape[0]))
-        follows = weights @ self.matrix
+        return weights @ self.matrix
+
+    def _global(self, queries: list[Query], first_only: bool = False, items: np.ndarray | None = None) -> np.ndarray:
+        follows = self.follows(queries, first_only)
         return np.asarray((follows if items is None else follows.tocsc()[:, items]).todense())
 
     def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
