@@ -138,3 +138,14 @@ def test_an_eval_retriever_pipeline_takes_its_pool_settings(checkins):
     assert model.pool is not None and model.pool.config.popular == 7 and model.pool.config.history == 1000
     assert fit_score_model(PipelineConfig("plain", "retriever", {"signals": list(SIGNALS[:2]), "tune": False}),
                            split, ds.catalog, None, seed=0).pool is None  # "auto": this catalogue is small
+
+
+def test_the_fresh_source_holds_the_newest_items_released_before_now():
+    from promptrec.retriever.pool import CandidatePool
+
+    unknown = np.iinfo(np.int64).min
+    release = np.array([50, unknown, 10, 40, 70, 30, unknown, 60])
+    pool = CandidatePool(PoolConfig())
+    assert sorted(pool._newest_before(release, 55, 3).tolist()) == [0, 3, 5]  # released at 50, 40, 30
+    assert sorted(pool._newest_before(release, 71, 2).tolist()) == [4, 7]
+    assert pool._newest_before(release, 10, 3).tolist() == []  # released at 10: not before now

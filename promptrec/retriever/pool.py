@@ -87,6 +87,7 @@ class CandidatePool:
         self.config = config
         self.neighbours: np.ndarray | None = None  # items x k nearest items by embedding (-1: none)
         self._tree = None  # k-d tree over located places (built on first use)
+        self._released: tuple[np.ndarray, np.ndarray] | None = None  # release times sorted, their items
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, data: FitData) -> "CandidatePool":
@@ -125,7 +126,7 @@ class CandidatePool:
                 parts.append(self._slot_top(cache, ("hour", log.slot(q.now_ns), hour), c.hour,
                                             lambda: log.calendar_counts(q.now_ns)[0][:, hour]))
             if c.fresh and release_ns is not None:
-                parts.append(_newest_before(release_ns, q.now_ns, c.fresh))
+                parts.append(self._newest_before(release_ns, q.now_ns, c.fresh))
             codes = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
             out.append(np.unique(codes[codes >= 0]))
         return out
@@ -142,6 +143,16 @@ class CandidatePool:
         tree, located = self._tree
         _, idx = tree.query(on_sphere(np.asarray([origin], dtype=np.float64)), k=min(k, len(located)))
         return located[np.atleast_1d(idx.ravel())]
+
+    def _newest_before(self, release_ns: np.ndarray, now_ns: int, k: int) -> np.ndarray:
+        """The ``k`` items released last before ``now`` (items without a release time never)."""
+        if self._released is None:
+            known = np.flatnonzero(release_ns != np.iinfo(np.int64).min)
+            order = known[np.argsort(release_ns[known], kind="stable")]
+            self._released = (release_ns[order], order)
+        times, items = self._released
+        end = int(np.searchsorted(times, now_ns, side="left"))
+        return items[max(0, end - k):end]
 
     @staticmethod
     def _slot_top(cache: dict, key: tuple, k: int, values: Any) -> np.ndarray:
@@ -199,11 +210,6 @@ def _trending_counts(log: Any, now_ns: int, trending: Any) -> np.ndarray:
     return log.decayed_counts(now_ns, p["half_life_days"] * DAY_NS, p["window_days"] * DAY_NS)
 
 
-def _newest_before(release_ns: np.ndarray, now_ns: int, k: int) -> np.ndarray:
-    known = np.flatnonzero((release_ns != np.iinfo(np.int64).min) & (release_ns < now_ns))
-    if len(known) <= k:
-        return known
-    return known[np.argpartition(-release_ns[known], k - 1)[:k]]
 
 
 def pack_rows(own: np.ndarray, arrays: dict[str, np.ndarray], exclude: np.ndarray, true_cols: np.ndarray,

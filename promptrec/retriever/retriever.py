@@ -410,10 +410,11 @@ class TimeAwareRetriever:
                                   for r, c in enumerate(row)]
                     pos += len(row)
             else:
-                for i, row in enumerate(rows):
+                names = list(scored.contrib)
+                for i, row in enumerate(rows):  # each candidate's contributions as Python floats, a row at a time
+                    parts = np.stack([scored.contrib[n][i, row] for n in names], axis=1).tolist() if names else []
                     out[at[i]] = [Candidate(str(column_ids[c]), float(total[i, c]), r + 1,
-                                            {n: float(v[i, c]) for n, v in scored.contrib.items()})
-                                  for r, c in enumerate(row)]
+                                            dict(zip(names, parts[r])) if names else {}) for r, c in enumerate(row)]
         return out
 
     def true_item_ranks(self, targets: Sequence[HeldOut], history: Any = None, exclude_seen: bool | None = None,
