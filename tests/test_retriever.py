@@ -207,6 +207,15 @@ def test_cli_fit_and_recommend(tmp_path):
     assert out.output.count("\n│ ") >= 5
     out = runner.invoke(app, ["recommend", "nobody", "--retriever", str(tmp_path / "r")])
     assert out.exit_code == 1 and "nobody" in out.output
+    assert "off: every signal scores every item" in runner.invoke(
+        app, ["retriever", "fit", "--root", str(tmp_path), "--out", str(tmp_path / "x")]).output.replace("\n", " ")
+    out = runner.invoke(app, ["retriever", "fit", "--pool", "on", "--root", str(tmp_path), "--out", str(tmp_path / "p")])
+    assert out.exit_code == 0 and "on: up to 2,050 items a request" in out.output, out.output
+    out = runner.invoke(app, ["recommend", "u0003", "--retriever", str(tmp_path / "p"), "--k", "5",
+                              "--now", "2024-04-01T08:00:00-04:00"])
+    assert out.exit_code == 0 and out.output.count("\n│ ") >= 5, out.output
+    out = runner.invoke(app, ["retriever", "fit", "--pool", "maybe", "--root", str(tmp_path)])
+    assert out.exit_code != 0 and "pool='maybe'" in out.output, out.output
 
 
 @pytest.mark.ml100k
