@@ -173,7 +173,8 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
         run = {**run, "baseline": {"label": baseline_label, **baseline}}
     (out / "catalog_scale.json").write_text(json.dumps(run, indent=2))
     md = ["# Retriever speed and memory by catalogue size", "",
-          f"Command: `{run['command']}` ({run['date']}, {run['machine']}, {run['cpu']}).", "",
+          f"Command: `{run['command']}` ({run['date']}, {run['machine']}, {run['cpu']})."
+          + (f" {run['note']}" if run.get("note") else ""), "",
           "Synthetic check-ins (`synthetic_city` in the script), default retriever (`signals=\"auto\"`, linear "
           "blend), top 100 for every user at their last event (its history strictly before it). Modes: every "
           "signal scores the whole catalogue (exhaustive, `pool=None`) or each request's candidate pool (pooled, "
