@@ -28,6 +28,7 @@ import numpy as np
 
 from promptrec.retriever.signals.base import DAY_NS, FitData, Query, Signal
 from promptrec.retriever.signals.place import on_sphere
+from promptrec.retriever.signals.trending import TrendingSignal
 
 POOL_AUTO_ITEMS = 50_000  # pool="auto" pools catalogues larger than this
 EXACT_KNN_ITEMS = 20_000  # the k-NN graph is exact up to this many items, FAISS IVF beyond
@@ -206,10 +207,8 @@ def _top_of_sparse_row(m: Any, i: int, k: int) -> np.ndarray:
 
 
 def _trending_counts(log: Any, now_ns: int, trending: Any) -> np.ndarray:
-    p = trending.params if trending is not None else {"half_life_days": 7.0, "window_days": 35.0}
+    p = (trending if trending is not None else TrendingSignal()).params  # its window even where it is not a signal
     return log.decayed_counts(now_ns, p["half_life_days"] * DAY_NS, p["window_days"] * DAY_NS)
-
-
 
 
 def pack_rows(own: np.ndarray, arrays: dict[str, np.ndarray], exclude: np.ndarray, true_cols: np.ndarray,

@@ -34,16 +34,14 @@ class HabitSignal(CategorySignal):
                                    "hour_prior": hour_prior, "user_prior": user_prior, "recency_rank": recency_rank,
                                    "category_since": category_since})
 
-    def _global_at_hour(self, log: Any, now_ns: int, hour: int, cache: dict) -> np.ndarray:
-        key = (log.slot(now_ns), hour)
-        if key not in cache:
-            def compute() -> np.ndarray:
-                hours, _ = log.calendar_counts(now_ns)
-                at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
-                return at / at.sum()
+    def _global_at_hour(self, log: Any, now_ns: int, hour: int) -> np.ndarray:
+        """Everybody's item shares at this hour (smoothed over neighbouring hours), once per slot (log.memo)."""
+        def compute() -> np.ndarray:
+            hours, _ = log.calendar_counts(now_ns)
+            at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
+            return at / at.sum()
 
-            cache[key] = log.memo(("habit_prior", id(self), self.params["hour_bandwidth"]) + key, compute)
-        return cache[key]
+        return log.memo(("habit_prior", id(self), self.params["hour_bandwidth"], log.slot(now_ns), hour), compute)
 
     def _parts(self, queries: list[Query], log: Any, score_only: bool = False, items: np.ndarray | None = None,
                ) -> dict[str, np.ndarray]:
@@ -54,9 +52,8 @@ class HabitSignal(CategorySignal):
         p, batch = self.params, len(queries)
         now = np.array([q.now_ns for q in queries], dtype=np.int64)
         hour, dow = local_hour_dow(now, log.timezone)
-        cache: dict = {}
         columns = slice(None) if items is None else items
-        prior = np.stack([self._global_at_hour(log, int(t), int(h), cache)[columns] for t, h in zip(now, hour)])
+        prior = np.stack([self._global_at_hour(log, int(t), int(h))[columns] for t, h in zip(now, hour)])
         lengths = np.array([len(q.codes) for q in queries])
         owner = np.repeat(np.arange(batch), lengths)
         empty = lengths == 0

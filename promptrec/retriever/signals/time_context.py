@@ -42,13 +42,11 @@ class TimeContextSignal(CategorySignal):
 
     def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
         out = np.empty((len(queries), n_columns(log, items)))
-        cache: dict[tuple[int, int, int], np.ndarray] = {}
         kernel = np.stack([hour_kernel(np.arange(HOURS), h, self.params["hour_bandwidth"]) for h in range(HOURS)])
+        settings = ("time_context", id(self), self.params["smoothing"], self.params["hour_bandwidth"])
         for i, q in enumerate(queries):
             hour, dow = log.local_calendar(q.now_ns)
-            key = (log.slot(q.now_ns), hour, dow)
-            if key not in cache:
-                memo_key = ("time_context", id(self), self.params["smoothing"], self.params["hour_bandwidth"]) + key
-                cache[key] = log.memo(memo_key, lambda: self._lift_at(log, q.now_ns, hour, dow, kernel))
-            out[i] = cache[key] if items is None else cache[key][items]
+            lift = log.memo(settings + (log.slot(q.now_ns), hour, dow),
+                            lambda: self._lift_at(log, q.now_ns, hour, dow, kernel))  # once per slot
+            out[i] = lift if items is None else lift[items]
         return out
