@@ -1,6 +1,9 @@
 """Candidate pools (promptrec.retriever.pool): signals scoring a subset of the catalogue give exactly those
 columns of their full scores, a pool holding every item gives the exhaustive ranking, a pool holds what its
-sources promise, and a pooled retriever tunes, ranks, answers per request and persists."""
+sources promise, a pool's z-scores take the catalogue's scale from the reference sample, and a pooled retriever
+tunes, ranks, answers per request and persists."""
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +11,8 @@ from test_context_signals import checkins, fit  # noqa: F401 (checkins: the shar
 
 from promptrec.eval.metrics import hit_rate
 from promptrec.retriever import retriever as retriever_module
-from promptrec.retriever.pool import PoolConfig, pack_rows
+from promptrec.retriever.blend import standardize
+from promptrec.retriever.pool import CandidatePool, PoolConfig, pack_rows
 from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.retriever.signals.base import features_on
 
@@ -52,8 +56,8 @@ def test_a_pool_holding_every_item_ranks_as_the_exhaustive_retriever(checkins, m
     monkeypatch.setattr(pooled.pool, "gather", lambda queries, *a, **k: [np.arange(len(ds.catalog))] * len(queries))
     targets = split.test[:60]
     got, want = pooled.score_targets(targets), exhaustive.score_targets(targets)
-    if method == "coordinate":
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if method == "coordinate":  # the pool's weighted mean and spread are summed in float64 (float32 sums: 1e-6 apart)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
         requests = [(t.user_id, t.now) for t in targets[:20]]
         for a, b in zip(pooled.retrieve_many(requests, k=10), exhaustive.retrieve_many(requests, k=10)):
             assert [c.item_id for c in a] == [c.item_id for c in b]
@@ -141,11 +145,41 @@ def test_an_eval_retriever_pipeline_takes_its_pool_settings(checkins):
 
 
 def test_the_fresh_source_holds_the_newest_items_released_before_now():
-    from promptrec.retriever.pool import CandidatePool
-
     unknown = np.iinfo(np.int64).min
     release = np.array([50, unknown, 10, 40, 70, 30, unknown, 60])
     pool = CandidatePool(PoolConfig())
     assert sorted(pool._newest_before(release, 55, 3).tolist()) == [0, 3, 5]  # released at 50, 40, 30
     assert sorted(pool._newest_before(release, 71, 2).tolist()) == [4, 7]
     assert pool._newest_before(release, 10, 3).tolist() == []  # released at 10: not before now
+
+
+def test_a_pool_s_linear_scores_take_the_catalogue_s_scale_from_the_reference_sample(checkins):
+    """With the whole catalogue as the sample a pool's linear scores are the exhaustive ones on its items; a third
+    of it comes closer to them than z-scores over the pool alone (reference 0), which weigh the signals otherwise."""
+    _, ds, split = checkins
+    exhaustive = fit(ds, split, signals=SIGNALS[:6])
+    exhaustive.tune(split.validation, method="coordinate")
+    targets = split.test[:40]
+    want = exhaustive.score_targets(targets)
+    error = {}
+    for reference in (len(ds.catalog), len(ds.catalog) // 3, 0):
+        pooled = fit(ds, split, signals=SIGNALS[:6], pool=replace(SMALL_POOL, reference=reference))
+        pooled.weights = exhaustive.weights
+        got = pooled.score_targets(targets)
+        ranked = np.isfinite(got)
+        assert ranked.sum() < 0.8 * np.isfinite(want).sum()  # real subsets
+        error[reference] = float(np.abs(got[ranked] - want[ranked]).mean())
+    assert error[len(ds.catalog)] < 1e-5, error
+    assert error[len(ds.catalog) // 3] < 0.5 * error[0], error
+
+
+def test_pooled_columns_spread_the_rest_of_the_catalogue_over_the_sampled_items_outside_each_pool():
+    pool = CandidatePool(PoolConfig(reference=4))
+    pool.reference = np.array([1, 5, 7, 9])
+    cols = pool.columns([np.array([1, 2, 3]), np.array([4, 5])], n_items=20)
+    np.testing.assert_array_equal(cols.items, [1, 2, 3, 4, 5, 7, 9])
+    np.testing.assert_array_equal(cols.own, [[1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0, 0]])
+    np.testing.assert_allclose(cols.weight, [[1, 1, 1, 0, 17 / 3, 17 / 3, 17 / 3], [6, 0, 0, 1, 1, 6, 6]])
+    x = np.array([[3.0, 1.0, 4.0, 1.0, 5.0]])  # integer weights count a value that many times
+    np.testing.assert_allclose(standardize(x, weight=np.array([[1, 2, 1, 3, 1]]))[0, [0, 1, 2, 4]],
+                               standardize(np.array([[3.0, 1, 1, 4, 1, 1, 1, 5]]))[0, [0, 1, 3, 7]], rtol=1e-6)

@@ -17,13 +17,22 @@ from promptrec.eval.metrics import ndcg_gains, true_ranks
 GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 
 
-def standardize(raw: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Per-row z-scores over the items not excluded (excluded cells become 0)."""
+def standardize(raw: np.ndarray, exclude: np.ndarray | None = None, weight: np.ndarray | None = None) -> np.ndarray:
+    """Per-row z-scores over the items not excluded (excluded cells become 0); with ``weight`` (same shape), the
+    mean and spread are weighted (a candidate pool's estimate of the catalogue's: promptrec.retriever.pool)."""
     x = np.asarray(raw, dtype=np.float32).copy()
     if exclude is not None:
         x[exclude] = np.nan
-    mean = np.nanmean(x, axis=1, keepdims=True)
-    std = np.nanstd(x, axis=1, keepdims=True)
+    if weight is None:
+        mean = np.nanmean(x, axis=1, keepdims=True)
+        std = np.nanstd(x, axis=1, keepdims=True)
+    else:
+        w = np.where(np.isnan(x), 0.0, weight).astype(np.float64)
+        v = np.nan_to_num(x.astype(np.float64), nan=0.0)
+        total = np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
+        mean = (w * v).sum(axis=1, keepdims=True) / total
+        std = np.sqrt((w * (v - mean) ** 2).sum(axis=1, keepdims=True) / total)
+        mean, std = mean.astype(np.float32), std.astype(np.float32)
     z = (x - mean) / np.where(std > 1e-12, std, 1.0)
     return np.nan_to_num(z, nan=0.0)
 

@@ -40,7 +40,7 @@ from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
 from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, LearnedBlend, RankerConfig
 from promptrec.retriever.live import LiveHistories
-from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, pack_rows, resolve_pool
+from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, PooledColumns, pack_rows, resolve_pool
 from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
 from promptrec.retriever.signals.base import columns_of, scores_on
 
@@ -272,26 +272,26 @@ class TimeAwareRetriever:
         self._require_fitted()
         return explain(self, self._query(user, context), item_ids)
 
-    def _z_scores(self, queries: list[Query], exclude: np.ndarray, items: np.ndarray | None = None,
+    def _z_scores(self, queries: list[Query], exclude: np.ndarray, pooled: PooledColumns | None = None,
                   ) -> dict[str, np.ndarray]:
-        return {n: standardize(scores_on(s, queries, self.log, items), exclude) for n, s in self.signals.items()}
+        """Each signal's z-scores over the catalogue (``exclude``: items that are not), or over a pooled batch's
+        columns with the catalogue's scale estimated from each request's pool and the reference sample."""
+        items, weight = (None, None) if pooled is None else (pooled.items, pooled.weight)
+        return {n: standardize(scores_on(s, queries, self.log, items), exclude, weight)
+                for n, s in self.signals.items()}
 
     def _pool_columns(self, queries: list[Query], columns: np.ndarray | None = None,
-                      exclude_seen: bool | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Without a candidate pool: (None, None), every item is scored. With one: the batch's columns (the union
-        of its requests' pools, sorted item codes) and which of them each request's own pool holds (batch x
-        columns); the boolean ``columns`` (batch x items, e.g. sampled candidates) join each request's pool."""
+                      exclude_seen: bool | None = None) -> PooledColumns | None:
+        """Without a candidate pool None: every item is scored. With one, the batch's columns: its requests' pools
+        and the reference sample; the boolean ``columns`` (batch x items, e.g. sampled candidates) join each
+        request's pool."""
         if self.pool is None:
-            return None, None
+            return None
         repeats = self.allow_repeats if exclude_seen is None else not exclude_seen
         pools = self.pool.gather(queries, self.log, self.signals, self.release_ns, repeats)
         if columns is not None:
             pools = [np.union1d(p, np.flatnonzero(c)) for p, c in zip(pools, columns)]
-        items = np.unique(np.concatenate(pools)) if pools else np.zeros(0, np.int64)
-        own = np.zeros((len(queries), len(items)), dtype=bool)
-        for i, p in enumerate(pools):
-            own[i, np.searchsorted(items, p)] = True
-        return items, own
+        return self.pool.columns(pools, len(self.catalog))
 
     def _exclude(self, queries: list[Query], exclude_seen: bool | None = None, items: np.ndarray | None = None,
                  ) -> np.ndarray:
@@ -331,18 +331,20 @@ class TimeAwareRetriever:
         """Blended scores of every item, or, with a candidate pool, of the batch's pooled items (a request's
         scores are -inf outside its own pool; z-scores and top-N are taken within it). ``exclude``: the
         (batch x every item) mask of :meth:`_exclude` if already made."""
-        items, own = self._pool_columns(queries, columns, exclude_seen)
+        pooled = self._pool_columns(queries, columns, exclude_seen)
+        items = None if pooled is None else pooled.items
         if exclude is None:
             exclude = self._exclude(queries, exclude_seen, items)
         elif items is not None:
             exclude = exclude[:, items]
-        if items is not None:
-            exclude = exclude | ~own
+        unavailable = exclude
+        if pooled is not None:
+            exclude = exclude | ~pooled.own
             columns = None if columns is None else columns[:, items]
         if self.ranker is not None:
             total, feats = self._learned_scores(queries, exclude, columns, items)
             return ScoredBatch(total, items, {}, feats)
-        z = self._z_scores(queries, exclude, items)
+        z = self._z_scores(queries, unavailable, pooled)
         contrib = {n: self.weights.get(n, 0.0) * v for n, v in z.items()}
         total = blend(z, self.weights)
         total[exclude] = -np.inf
@@ -590,11 +592,11 @@ class TimeAwareRetriever:
     def _tune_linear(self, targets: Sequence[HeldOut], history: Any, objective: str, progress: bool) -> dict[str, Any]:
         zs, trues, excl = [], [], []
         for _, queries, exclude, true_cols in self._batches(targets, history, progress, "scoring validation"):
-            items, own = self._pool_columns(queries)
-            if items is not None:  # each request's own pool, left-aligned (the batches' columns differ)
-                exclude = exclude[:, items] | ~own
-                z, exclude, true_cols = pack_rows(own, self._z_scores(queries, exclude, items), exclude,
-                                                  columns_of(items, true_cols))
+            pooled = self._pool_columns(queries)
+            if pooled is not None:  # each request's own pool, left-aligned (the batches' columns differ)
+                z = self._z_scores(queries, exclude[:, pooled.items], pooled)
+                exclude, true_cols = pooled.view(exclude, true_cols)
+                z, exclude, true_cols = pack_rows(pooled.own, z, exclude, true_cols)
             else:
                 z = self._z_scores(queries, exclude)
             zs.append(z)
@@ -612,10 +614,10 @@ class TimeAwareRetriever:
     def _rows(self, targets: Sequence[HeldOut], history: Any, top_n: int, progress: bool, desc: str) -> list:
         out = []
         for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc):
-            items, own = self._pool_columns(queries)
-            if items is not None:
-                exclude, true_cols = exclude[:, items] | ~own, columns_of(items, true_cols)
-            out.append(self.features.rows(queries, exclude, true_cols, top_n, items))
+            pooled = self._pool_columns(queries)
+            if pooled is not None:
+                exclude, true_cols = pooled.view(exclude, true_cols)
+            out.append(self.features.rows(queries, exclude, true_cols, top_n, None if pooled is None else pooled.items))
         return out
 
     def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
@@ -731,7 +733,8 @@ class TimeAwareRetriever:
         out.release_ns = dense.pop("_retriever.release_ns")
         if config.get("pool") is not None:
             out.pool = CandidatePool(PoolConfig.from_dict(config["pool"]))
-            out.pool.load_state({k.removeprefix("_pool."): dense.pop(k) for k in list(dense) if k.startswith("_pool.")})
+            out.pool.load_state({k.removeprefix("_pool."): dense.pop(k) for k in list(dense) if k.startswith("_pool.")},
+                                len(out.catalog))
         for key, value in dense.items():
             n, _, name = key.partition(".")
             states[n][name] = value
