@@ -190,12 +190,12 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
         _table(run["sizes"]) + [""]
     runs = [("this run", run["sizes"])]
     if baseline is not None:
-        note = f" {baseline['note']}." if baseline.get("note") else ""
+        note = f" {baseline['note'].rstrip('.')}." if baseline.get("note") else ""
         md += [f"## {baseline_label}", "", f"Command: `{baseline['command']}` ({baseline['date']}).{note}", ""] + \
             _table(baseline["sizes"]) + [""]
         runs.append((baseline_label, baseline["sizes"]))
     (out / "catalog_scale.md").write_text("\n".join(md))
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
+    fig, (a, b, c, d) = plt.subplots(1, 4, figsize=(20, 4))
     for label, sizes in runs:
         for mode in dict.fromkeys(r.get("mode", "exhaustive") for r in sizes):
             ok = [r for r in sizes if "error" not in r and r.get("mode", "exhaustive") == mode]
@@ -204,10 +204,12 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
             b.plot(x, [r["peak_rss_mb"] for r in ok], marker="o", label=name)
             if all("hr@10" in r for r in ok):
                 c.plot(x, [r["hr@10"] for r in ok], marker="o", label=name)
+                d.plot(x, [r["hr@100"] for r in ok], marker="o", label=name)
     a.set(xscale="log", yscale="log", xlabel="items", ylabel="users/s (top 100)", title="retrieval throughput")
     b.set(xscale="log", xlabel="items", ylabel="MB", title="peak memory (process)")
-    c.set(xscale="log", xlabel="items", ylabel="HR@10 (last event)", title="quality")
-    for ax in (a, b, c):
+    c.set(xscale="log", xlabel="items", ylabel="HR@10 (last event)", title="quality: top 10")
+    d.set(xscale="log", xlabel="items", ylabel="HR@100 (last event)", title="quality: top 100")
+    for ax in (a, b, c, d):
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "catalog_scale.png", dpi=100)
