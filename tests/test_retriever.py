@@ -12,6 +12,7 @@ from promptrec.index.item_index import ItemIndex
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
 from promptrec.retriever.signals import DAY_NS, Query
+from promptrec.retriever.signals.base import hour_kernel
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +167,12 @@ def test_log_statistics_are_strictly_before_now(demo):
     now = ds.interactions.frame["timestamp"].iloc[1234]
     hours, days = log.calendar_counts(now.value)
     assert hours.sum() == days.sum() == (ds.interactions.frame["timestamp"] < now).sum()
+    by_hour, by_day, by_item = log.calendar_totals(now.value)  # the same sums, taken another way
+    np.testing.assert_array_equal(by_hour, hours.sum(axis=0))
+    np.testing.assert_array_equal(by_day, days.sum(axis=0))
+    np.testing.assert_array_equal(by_item, hours.sum(axis=1))
+    near = log.hours_near(now.value, 20, 1.0)
+    np.testing.assert_array_equal(near, hours.astype(np.float64) @ hour_kernel(np.arange(24), 20, 1.0))
 
 
 def test_save_and_load_give_the_same_candidates(data, tmp_path):

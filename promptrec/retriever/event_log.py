@@ -199,6 +199,29 @@ class TimeIndexedLog:
 
         return self.memo(("calendar_counts", pos), compute)
 
+    def calendar_totals(self, now_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sums of :meth:`calendar_counts`: events per hour (24), per weekday (7) and per item, once per slot.
+        Taken as products with ones (a reduction over 24 or 7 columns is several times slower); whole counts,
+        so the sums are exact (below 2**24 per cell) and equal the arrays' own sums."""
+        pos = self.position(self.slot(now_ns))
+
+        def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            hours, days = self.calendar_counts(now_ns)
+            ones = np.ones(len(hours), dtype=np.float32)
+            return ones @ hours, ones @ days, hours @ np.ones(HOURS, dtype=np.float32)
+
+        return self.memo(("calendar_totals", pos), compute)
+
+    def hours_near(self, now_ns: int, hour: int, bandwidth: float) -> np.ndarray:
+        """Per item, events before ``now``'s slot at each local hour weighted by closeness to ``hour`` (Gaussian of
+        the circular distance, ``bandwidth`` hours; float64), once per slot: the time-of-day lift and the habit
+        prior both take it."""
+        from promptrec.retriever.signals.base import hour_kernel
+
+        pos = self.position(self.slot(now_ns))
+        return self.memo(("hours_near", pos, hour, bandwidth), lambda: self.calendar_counts(now_ns)[0]
+                         @ hour_kernel(np.arange(HOURS), hour, bandwidth))
+
     def decayed_counts(self, now_ns: int, half_life_ns: float, window_ns: float) -> np.ndarray:
         """Per item, events in [now - window, now) weighted by 0.5 ** (age / half_life), ``now`` taken at its slot."""
         now_ns = self.slot(now_ns)

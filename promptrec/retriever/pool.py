@@ -130,8 +130,8 @@ class CandidatePool:
                release_ns: np.ndarray | None = None, repeats: bool = True) -> list[np.ndarray]:
         """Each query's pool: sorted unique item codes (the user's own items only where ``repeats`` allows them)."""
         c = self.config
-        cache: dict[Any, np.ndarray] = {}
         transition, place = signals.get("transition"), signals.get("place")
+        trending = (signals.get("trending") or TrendingSignal()).params  # its window even where it is not a signal
         follows = transition.follows(queries).tocsr() if transition is not None and c.transition else None
         out = []
         for i, q in enumerate(queries):
@@ -143,12 +143,13 @@ class CandidatePool:
             if place is not None and c.nearby:
                 parts.append(self._nearby(place, q, c.nearby))
             if c.popular:
-                parts.append(self._slot_top(cache, ("popular", log.slot(q.now_ns)), c.popular,
-                                            lambda: _trending_counts(log, q.now_ns, signals.get("trending"))))
+                half_life, window = trending["half_life_days"] * DAY_NS, trending["window_days"] * DAY_NS
+                parts.append(_slot_top(log, ("pool_popular", log.slot(q.now_ns), half_life, window), c.popular,
+                                       lambda: log.decayed_counts(q.now_ns, half_life, window)))
             if c.hour:
                 hour = log.local_calendar(q.now_ns)[0]
-                parts.append(self._slot_top(cache, ("hour", log.slot(q.now_ns), hour), c.hour,
-                                            lambda: log.calendar_counts(q.now_ns)[0][:, hour]))
+                parts.append(_slot_top(log, ("pool_hour", log.slot(q.now_ns), hour), c.hour,
+                                       lambda: log.calendar_counts(q.now_ns)[0][:, hour]))
             if c.fresh and release_ns is not None:
                 parts.append(self._newest_before(release_ns, q.now_ns, c.fresh))
             codes = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
@@ -178,14 +179,6 @@ class CandidatePool:
         end = int(np.searchsorted(times, now_ns, side="left"))
         return items[max(0, end - k):end]
 
-    @staticmethod
-    def _slot_top(cache: dict, key: tuple, k: int, values: Any) -> np.ndarray:
-        """The ``k`` items with the largest values (computed once per key, e.g. per time slot), positive only."""
-        if key not in cache:
-            v = np.asarray(values(), dtype=np.float64)
-            top = np.argpartition(-v, min(k, len(v)) - 1)[:k] if len(v) > k else np.arange(len(v))
-            cache[key] = top[v[top] > 0]
-        return cache[key]
 
 
 @dataclass
@@ -253,9 +246,15 @@ def _top_of_sparse_row(m: Any, i: int, k: int) -> np.ndarray:
     return cols
 
 
-def _trending_counts(log: Any, now_ns: int, trending: Any) -> np.ndarray:
-    p = (trending if trending is not None else TrendingSignal()).params  # its window even where it is not a signal
-    return log.decayed_counts(now_ns, p["half_life_days"] * DAY_NS, p["window_days"] * DAY_NS)
+def _slot_top(log: Any, key: tuple, k: int, values: Any) -> np.ndarray:
+    """The ``k`` items with the largest ``values()``, positive only: once per ``key`` (e.g. a time slot) and kept
+    between batches (``log.memo``)."""
+    def compute() -> np.ndarray:
+        v = np.asarray(values(), dtype=np.float64)
+        top = np.argpartition(-v, min(k, len(v)) - 1)[:k] if len(v) > k else np.arange(len(v))
+        return top[v[top] > 0]
+
+    return log.memo(key + (k,), compute)
 
 
 def pack_rows(own: np.ndarray, arrays: dict[str, np.ndarray], exclude: np.ndarray, true_cols: np.ndarray,

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from promptrec.retriever.event_log import HOURS
 from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, columns_of, hour_kernel, local_hour_dow,
                                               recency_weights)
 
@@ -37,8 +36,7 @@ class HabitSignal(CategorySignal):
     def _global_at_hour(self, log: Any, now_ns: int, hour: int) -> np.ndarray:
         """Everybody's item shares at this hour (smoothed over neighbouring hours), once per slot (log.memo)."""
         def compute() -> np.ndarray:
-            hours, _ = log.calendar_counts(now_ns)
-            at = hours @ hour_kernel(np.arange(HOURS), hour, self.params["hour_bandwidth"]) + 0.1
+            at = log.hours_near(now_ns, hour, self.params["hour_bandwidth"]) + 0.1
             return at / at.sum()
 
         return log.memo(("habit_prior", id(self), self.params["hour_bandwidth"], log.slot(now_ns), hour), compute)

@@ -19,17 +19,12 @@ class TimeContextSignal(CategorySignal):
     def __init__(self, smoothing: float = 20.0, hour_bandwidth: float = 1.0):
         super().__init__("time_context", {"smoothing": smoothing, "hour_bandwidth": hour_bandwidth})
 
-    def _lift(self, counts: np.ndarray, col: int, kernel: np.ndarray | None = None) -> np.ndarray:
-        """log P(bin | item) / P(bin) for one bin, the counts smoothed over neighbouring bins by ``kernel``
-        (circulant, so every row of smoothed counts sums to the raw row sum times one constant); only the
-        asked column is smoothed, which is all the lift needs."""
+    def _lift(self, column: np.ndarray, bin_totals: np.ndarray, row_sums: np.ndarray, col: int) -> np.ndarray:
+        """log P(bin | item) / P(bin) for the bin ``col``: ``column`` the items' counts in it, ``bin_totals`` and
+        ``row_sums`` every bin's and every item's total (hours smoothed over neighbouring hours by a circulant
+        kernel, under which every item's smoothed total is its raw total times one constant)."""
         a = self.params["smoothing"]
-        if kernel is None:
-            column, bin_totals, row_sums = counts[:, col], counts.sum(axis=0), counts.sum(axis=1)
-        else:
-            column, bin_totals = counts @ kernel[:, col], counts.sum(axis=0) @ kernel
-            row_sums = counts.sum(axis=1) * kernel[:, 0].sum()
-        p_global = (bin_totals + 1.0) / (bin_totals.sum() + 1e-9 + counts.shape[1])
+        p_global = (bin_totals + 1.0) / (bin_totals.sum() + 1e-9 + len(bin_totals))
         cat_column = self.cat_item @ column
         p_cat = (cat_column + a * p_global[col]) / (self.cat_item @ row_sums + a)
         prior = self.item_cat @ p_cat  # the item's categories' share of this bin
@@ -37,8 +32,13 @@ class TimeContextSignal(CategorySignal):
         return np.log(p_item / p_global[col])
 
     def _lift_at(self, log: Any, now_ns: int, hour: int, dow: int, kernel: np.ndarray) -> np.ndarray:
-        hours, days = log.calendar_counts(now_ns)
-        return self._lift(hours, hour, kernel) + self._lift(days, dow)
+        """The hour's lift (counts smoothed by ``kernel``, whose column ``hour`` is the log's ``hours_near``) plus
+        the weekday's."""
+        by_hour, by_day, by_item = log.calendar_totals(now_ns)
+        near = log.hours_near(now_ns, hour, self.params["hour_bandwidth"])
+        days = log.calendar_counts(now_ns)[1]
+        return (self._lift(near, by_hour @ kernel, by_item * kernel[:, 0].sum(), hour)
+                + self._lift(days[:, dow], by_day, by_item, dow))
 
     def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
         out = np.empty((len(queries), n_columns(log, items)))
