@@ -180,7 +180,6 @@ class CandidatePool:
         return items[max(0, end - k):end]
 
 
-
 @dataclass
 class PooledColumns:
     """A pooled batch's columns: ``items`` (sorted item codes: the union of its requests' pools and the reference

@@ -329,8 +329,9 @@ class TimeAwareRetriever:
     def _score_batch(self, queries: list[Query], exclude: np.ndarray | None = None, columns: np.ndarray | None = None,
                      exclude_seen: bool | None = None) -> ScoredBatch:
         """Blended scores of every item, or, with a candidate pool, of the batch's pooled items (a request's
-        scores are -inf outside its own pool; z-scores and top-N are taken within it). ``exclude``: the
-        (batch x every item) mask of :meth:`_exclude` if already made."""
+        scores are -inf outside its own pool; the learned blend's top-N are taken within it, the linear blend's
+        z-scores on the catalogue's estimated scale). ``exclude``: the (batch x every item) mask of
+        :meth:`_exclude` if already made."""
         pooled = self._pool_columns(queries, columns, exclude_seen)
         items = None if pooled is None else pooled.items
         if exclude is None:
