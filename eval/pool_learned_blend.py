@@ -2,7 +2,8 @@
 split in time, the retriever's learned blend (LightGBM) tuned and scored twice: every signal over the whole catalogue
 (``pool=None``) and over each request's pool (``pool="on"``).
 
-    python eval/pool_learned_blend.py [--items 50000] [--users 10000] [--targets 3000] [--out eval/results]
+    python eval/pool_learned_blend.py [--items 50000] [--users 10000] [--targets 3000] [--pool '{"nearby": 100}']
+                                      [--out eval/results]
 
 Training: days 0-35 of six weeks; validation: days 35-38; test: days 38-42 (each target with everything before it).
 ``--targets`` validation and test targets are drawn (seeded) from those periods. The blend is trained on the
@@ -28,10 +29,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_catalog_scale import START, synthetic_city  # noqa: E402
 
-MODES = {"exhaustive": None, "pooled": "on"}
-
-
-def run(n_items: int, n_users: int, n_targets: int, cache: Path) -> dict:
+def run(n_items: int, n_users: int, n_targets: int, cache: Path, pool: object = "on") -> dict:
+    """Both modes fitted, tuned and scored; ``pool``: the pooled mode's setting ("on" or PoolConfig settings)."""
     from promptrec.data.splits import temporal_split
     from promptrec.eval.metrics import hit_rate, mrr
     from promptrec.eval.report import paired_differences
@@ -46,9 +45,9 @@ def run(n_items: int, n_users: int, n_targets: int, cache: Path) -> dict:
     valid, test = ([targets[i] for i in np.sort(rng.choice(len(targets), min(n_targets, len(targets)), replace=False))]
                    for targets in (split.validation, split.test))
     rows, ranks = [], {}
-    for mode, pool in MODES.items():
+    for mode, setting in (("exhaustive", None), ("pooled", pool)):
         print(f"== {mode}", flush=True)
-        retriever = TimeAwareRetriever(pool=pool).fit(split.train, catalog, index, log=split.full)
+        retriever = TimeAwareRetriever(pool=setting).fit(split.train, catalog, index, log=split.full)
         t = time.perf_counter()
         report = retriever.tune(valid, method="lightgbm", ranker={"earlier_windows": 0}, progress=True)
         tune_s = time.perf_counter() - t
@@ -59,7 +58,7 @@ def run(n_items: int, n_users: int, n_targets: int, cache: Path) -> dict:
                      "trees": report["learned"]["best_iteration"], "HR@10": hit_rate(ranks[mode], 10),
                      "HR@100": hit_rate(ranks[mode], 100), "MRR": mrr(ranks[mode])})
     paired = paired_differences(ranks, "pooled", [10, 100], n_boot=1000, seed=0)["exhaustive"]
-    return {"items": n_items, "users": n_users, "validation_targets": len(valid), "test_targets": len(test),
+    return {"items": n_items, "users": n_users, "pool": pool, "validation_targets": len(valid), "test_targets": len(test),
             "rows": rows, "pooled_minus_exhaustive": paired}
 
 
@@ -71,7 +70,8 @@ def write(result: dict, out: Path) -> None:
           f"Synthetic city of {result['items']:,} places and {result['users']:,} users (`synthetic_city` in "
           "`eval/bench_catalog_scale.py`), split in time (training days 0-35, validation 35-38, test 38-42); the "
           "retriever's learned blend (LightGBM, default signals, trained on the validation targets alone) fitted, "
-          f"tuned and scored exhaustively and with candidate pools; {result['validation_targets']:,} validation and "
+          f"tuned and scored exhaustively and with candidate pools (`pool={json.dumps(result.get('pool', 'on'))}`); "
+          f"{result['validation_targets']:,} validation and "
           f"{result['test_targets']:,} test targets drawn with seed 0.", "",
           "| mode | tune s | score s | targets/s | trees | HR@10 | HR@100 | MRR |", "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -89,6 +89,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=50_000)
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--targets", type=int, default=3_000)
+    ap.add_argument("--pool", default="on", help="the pooled mode's pool: on, or a JSON object of PoolConfig settings")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/promptrec-bench-scale"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
@@ -96,7 +97,8 @@ def main() -> None:
 
     result = {"command": "python " + shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": f"{platform.platform()}, {cpu_model()}, {os.cpu_count()} cores",
-              **run(args.items, args.users, args.targets, args.cache)}
+              **run(args.items, args.users, args.targets, args.cache,
+                    json.loads(args.pool) if args.pool.startswith("{") else args.pool)}
     write(result, args.out)
 
 
