@@ -29,6 +29,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_catalog_scale import START, synthetic_city  # noqa: E402
 
+
 def run(n_items: int, n_users: int, n_targets: int, cache: Path, pool: object = "on") -> dict:
     """Both modes fitted, tuned and scored; ``pool``: the pooled mode's setting ("on" or PoolConfig settings)."""
     from promptrec.data.splits import temporal_split
