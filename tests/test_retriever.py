@@ -175,6 +175,26 @@ def test_log_statistics_are_strictly_before_now(demo):
     np.testing.assert_array_equal(near, hours.astype(np.float64) @ hour_kernel(np.arange(24), 20, 1.0))
 
 
+
+def test_the_log_memo_keeps_recent_statistics_within_its_byte_bound_and_forgets_them_when_events_arrive(demo,
+                                                                                                      monkeypatch):
+    import promptrec.retriever.event_log as event_log
+
+    ds = demo.dataset
+    log = TimeIndexedLog(ds.interactions, ds.catalog)
+    monkeypatch.setattr(event_log, "MEMO_BYTES", 3 * 800)
+    calls = []
+    value = lambda k: (calls.append(k), np.zeros(100))[1]  # noqa: E731 (800 bytes each)
+    for k in range(5):
+        log.memo(k, lambda k=k: value(k))
+    log.memo(2, lambda: value("again"))  # kept: not computed again, and now the most recent
+    log.memo(5, lambda: value(5))
+    assert calls == [0, 1, 2, 3, 4, 5] and list(log._memo) == [4, 2, 5]  # least recently used went first
+    assert log._memo_bytes == sum(v.nbytes for v in log._memo.values()) == 2400
+    t = int(log.ts[-1]) + 1
+    log.extend(np.array([t]), np.array([0]), np.array([1.0]))
+    assert not log._memo and log._memo_bytes == 0
+
 def test_save_and_load_give_the_same_candidates(data, tmp_path):
     _, _, loo, _ = data
     r = fitted(data)

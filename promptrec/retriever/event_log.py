@@ -40,6 +40,7 @@ class TimeIndexedLog:
         self.resolution_ns = int(resolution_ns)
         self._n = 0
         self._memo: OrderedDict[Any, Any] = OrderedDict()
+        self._memo_bytes = 0  # the kept values' size, kept up to date (summing them on every insert was quadratic)
         self._cols: dict[str, np.ndarray] = {}
         self.first_seen = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
         self._rebuild(epoch_ns(frame["timestamp"]), catalog.codes(frame["item_id"].to_numpy()),
@@ -61,7 +62,7 @@ class TimeIndexedLog:
 
     def _rebuild(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
         """Sort everything by time and recompute the checkpoints (construction, and out-of-order events)."""
-        self._memo.clear()
+        self._forget()
         order = np.argsort(ts, kind="stable")
         ts, codes, weights = ts[order].astype(np.int64), codes[order].astype(np.int64), weights[order]
         hour, dow = self._calendar(ts)
@@ -91,7 +92,7 @@ class TimeIndexedLog:
         weights = np.asarray(weights, dtype=np.float64)
         if not len(ts):
             return
-        self._memo.clear()
+        self._forget()
         order = np.argsort(ts, kind="stable")
         ts, codes, weights = ts[order], codes[order], weights[order]
         late = int(np.searchsorted(ts, self.ts[-1], side="left")) if self._n else 0  # a prefix of the batch
@@ -176,9 +177,15 @@ class TimeIndexedLog:
             return self._memo[key]
         value = compute()
         self._memo[key] = value
-        while len(self._memo) > 1 and sum(_nbytes(v) for v in self._memo.values()) > MEMO_BYTES:
-            self._memo.popitem(last=False)
+        self._memo_bytes += _nbytes(value)
+        while len(self._memo) > 1 and self._memo_bytes > MEMO_BYTES:
+            self._memo_bytes -= _nbytes(self._memo.popitem(last=False)[1])
         return value
+
+    def _forget(self) -> None:
+        """Drop every kept statistic (events were added)."""
+        self._memo.clear()
+        self._memo_bytes = 0
 
     def _counts(self, a: int, b: int, key: np.ndarray, width: int) -> np.ndarray:
         flat = np.bincount(self.codes[a:b] * width + key[a:b], minlength=self.n_items * width)
