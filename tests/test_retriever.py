@@ -113,6 +113,26 @@ def test_transition_signal_learns_series_order(demo, data):
     assert scores[codes[1]] == scores.max()
 
 
+
+def test_transition_pairs_weighed_by_the_time_between_them():
+    """One outing's steps (A then B ten minutes later) outweigh a step across days (A, then C two days later)
+    when ``pair_half_life_hours`` is set; without it both pairs count the same."""
+    from promptrec.retriever.signals.base import HOUR_NS, FitData
+    from promptrec.retriever.signals.transition import TransitionSignal
+
+    t0 = pd.Timestamp("2024-03-01T08:00Z").value
+    times = np.array([t0, t0 + HOUR_NS // 6, t0, t0 + 48 * HOUR_NS], dtype=np.int64)
+    data = FitData(np.array(["u", "u", "v", "v"]), np.array([0, 1, 0, 2]), 3, None, [()] * 3,
+                   np.full(3, np.iinfo(np.int64).min), train_times=times)
+    plain, timed = TransitionSignal(window=1), TransitionSignal(window=1, pair_half_life_hours=6)
+    plain.fit(data)
+    timed.fit(data)
+    assert plain.matrix[0, 1] == pytest.approx(plain.matrix[0, 2])
+    assert timed.matrix[0, 1] > 100 * timed.matrix[0, 2] > 0  # 2 ** (-1/36) against 2 ** -8
+    q = Query("w", t0 + 100 * HOUR_NS, np.array([0]), np.array([t0 + 99 * HOUR_NS]))
+    scores = timed.score([q], None, items=np.array([1, 2]))[0]
+    assert scores[0] > scores[1]
+
 def test_trending_and_freshness_use_only_the_past(demo, data):
     ds, _, loo, _ = data
     r = fitted(data, ["trending", "freshness"])

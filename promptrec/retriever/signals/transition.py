@@ -19,23 +19,31 @@ from promptrec.retriever.signals.base import HOUR_NS, FitData, Query, Signal, n_
 class TransitionSignal(Signal):
     """Item-to-item transitions from training sequences (which items follow which, within ``window`` steps),
     applied to the user's last items weighted by position and elapsed time (``gap_half_life_hours``;
-    0 turns the time weighting off)."""
+    0 turns the time weighting off). ``pair_half_life_hours`` (0: off) also weighs each training pair by the time
+    between its two events, so that one outing's steps count more than last night's bar before this
+    morning's office (sessions, without a session column)."""
 
     scores_items = True
 
     def __init__(self, window: int = 5, step_decay: float = 0.8, backward: float = 0.5, source_norm: float = 0.75,
-                 last_items: int = 10, position_decay: float = 0.7, gap_half_life_hours: float = 24.0):
+                 last_items: int = 10, position_decay: float = 0.7, gap_half_life_hours: float = 24.0,
+                 pair_half_life_hours: float = 0.0):
         super().__init__("transition", {"window": window, "step_decay": step_decay, "backward": backward,
                                         "source_norm": source_norm, "last_items": last_items,
-                                        "position_decay": position_decay, "gap_half_life_hours": gap_half_life_hours})
+                                        "position_decay": position_decay, "gap_half_life_hours": gap_half_life_hours,
+                                        "pair_half_life_hours": pair_half_life_hours})
         self.matrix: sp.csr_matrix | None = None
 
     def fit(self, data: FitData) -> None:
         p, users, codes, n = self.params, data.train_users, data.train_codes, data.n_items
+        pair_half_life = p.get("pair_half_life_hours", 0) or 0
+        times = data.train_times if pair_half_life > 0 else None
         rows, cols, vals = [], [], []
         for step in range(1, int(p["window"]) + 1):
             a = np.flatnonzero(users[:-step] == users[step:])
             w = np.full(len(a), p["step_decay"] ** (step - 1))
+            if times is not None:  # the time between the pair's events (sorted by user, then time: never negative)
+                w = w * np.exp2(-(times[a + step] - times[a]).astype(np.float64) / (pair_half_life * HOUR_NS))
             rows += [codes[a], codes[a + step]]
             cols += [codes[a + step], codes[a]]
             vals += [w, w * p["backward"]]
