@@ -58,7 +58,8 @@ class TimeIndexedLog:
 
     def _calendar(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(self.timezone)
-        return np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
+        # one byte each (an event's five columns take 26 bytes instead of 40); arithmetic with the int64 codes is int64
+        return np.asarray(local.hour, dtype=np.int8), np.asarray(local.dayofweek, dtype=np.int8)
 
     def _rebuild(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
         """Sort everything by time and recompute the checkpoints (construction, and out-of-order events)."""
