@@ -1,0 +1,132 @@
+"""README's results at a glance, drawn from the committed `promptrec eval` results: NDCG@10 with its 95% interval for
+the baselines, SASRec, the time-aware retriever and the LLM on each data set, one panel per data set and protocol.
+Reads eval/results/<run>/results.json only (nothing is recomputed); writes eval/results/glance.{md,json,png}.
+
+    python eval/results_glance.py [--results eval/results] [--out eval/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METRIC = "NDCG@10"
+
+# (title, results folder, protocol, population, pipelines as named in that run)
+PANELS = [
+    ("NYC check-ins, full ranking", "foursquare-nyc", "full", "all",
+     ["item co-occurrence", "user frequency by hour", "SASRec, 3 seeds", "time-aware retriever"]),
+    ("NYC check-ins, LLM reranking the retriever's top 20", "foursquare-nyc-gemma", "full", "llm_sample",
+     ["time-aware retriever", "Gemma 3 270M zero-shot + evidence", "Gemma tuned (one epoch)",
+      "Gemma tuned (one epoch) + fusion"]),
+    ("MovieLens 100K, full ranking", "ml100k-retriever", "full", "all",
+     ["popularity", "item co-occurrence", "SASRec, text start, 3 seeds", "time-aware retriever",
+      "time-aware retriever + SASRec, text start, 3 seeds"]),
+    ("MovieLens 100K, true item + 19", "ml100k-retriever", "sampled", "all",
+     ["popularity", "item co-occurrence", "SASRec, text start, 3 seeds", "time-aware retriever",
+      "time-aware retriever + SASRec, text start, 3 seeds"]),
+    ("MovieLens 100K, true item + 19 in the retriever's order", "ml100k-lora", "sampled", "llm_sample",
+     ["popularity", "time-aware retriever", "zero-shot LLM (retriever order)", "tuned LLM (retriever order)",
+      "tuned LLM (retriever order) + fusion"]),
+    ("Demo (planted time effects), full ranking", "demo", "full", "all",
+     ["content similarity", "SASRec, text start, 3 seeds", "time-blind retriever", "time-aware retriever"]),
+]
+
+
+def kind(pipeline: str) -> str:
+    """What a pipeline is, for its colour: the LLM, the retriever, SASRec or a baseline."""
+    if any(w in pipeline for w in ("LLM", "Gemma")):
+        return "LLM"
+    if "retriever" in pipeline:
+        return "retriever"
+    return "SASRec" if "SASRec" in pipeline else "baseline"
+
+
+COLOURS = {"baseline": "#999999", "SASRec": "#2ca02c", "retriever": "#1f77b4", "LLM": "#ff7f0e"}
+
+
+def collect(results: Path) -> list[dict]:
+    """Each panel's rows (pipeline, NDCG@10, interval, targets) from the committed results files."""
+    panels = []
+    for title, run, protocol, population, pipelines in PANELS:
+        path = results / run / "results.json"
+        if not path.exists():
+            raise SystemExit(f"{path} not found: run `promptrec eval` for {run} first (README, Evaluation).")
+        res = json.loads(path.read_text())
+        table = res["protocols"][protocol][population]
+        missing = [p for p in pipelines if p not in table]
+        if missing:
+            raise SystemExit(f"{path}: no pipeline {missing} in protocol {protocol} / {population}; "
+                             f"it has {sorted(table)}.")
+        targets = res["llm_sample"] if population == "llm_sample" else res["test_targets"]
+        panels.append({"title": title, "results": f"eval/results/{run}/results.md", "protocol": protocol,
+                       "population": population, "targets": targets, "date": res["date"],
+                       "rows": [{"pipeline": p, "kind": kind(p), METRIC: table[p][METRIC],
+                                 "ci95": table[p][f"{METRIC}_ci95"]} for p in pipelines]})
+    return panels
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Results at a glance", "",
+             f"Command: `{result['command']}` ({result['date']}). {METRIC} with its 95% bootstrap interval, read from "
+             "each committed results file (the run's date beside it); nothing recomputed.", "",
+             "![results at a glance](glance.png)", ""]
+    for panel in result["panels"]:
+        lines += [f"## {panel['title']} ({panel['targets']:,} targets)", "",
+                  f"`{panel['results']}`, run {panel['date']}", "",
+                  f"| pipeline | {METRIC} [95% interval] |", "|---|---|"]
+        lines += [f"| {r['pipeline']} | {r[METRIC]:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] |"
+                  for r in panel["rows"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(panels: list[dict], out: Path) -> None:
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(3, 2, figsize=(15, 11))
+    for ax, panel in zip(axes.ravel(), panels):
+        rows = panel["rows"]
+        values = [r[METRIC] for r in rows]
+        errors = [[r[METRIC] - r["ci95"][0] for r in rows], [r["ci95"][1] - r[METRIC] for r in rows]]
+        labels = [textwrap.fill(r["pipeline"], 30) for r in rows]
+        ax.barh(labels, values, xerr=errors, color=[COLOURS[r["kind"]] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(r["ci95"][1] for r in rows) * 1.18)
+        for y, r in enumerate(rows):
+            ax.text(r["ci95"][1], y, f" {r[METRIC]:.3f}", va="center", fontsize=8)
+        ax.set_title(f"{panel['title']} ({panel['targets']:,})", fontsize=10)
+        ax.set_xlabel(f"{METRIC} (95% interval)")
+    fig.legend(handles=[Patch(color=c, label=k) for k, c in COLOURS.items()], loc="lower center", ncol=4)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(out / "glance.png", dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=str(RESULTS), help="folder of the committed eval results")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    panels = collect(Path(args.results))
+    result = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"), "panels": panels}
+    (out / "glance.json").write_text(json.dumps(result, indent=2))
+    (out / "glance.md").write_text(markdown(result))
+    plot(panels, out)
+    print(f"wrote {out}/glance.md, .json and .png")
+
+
+if __name__ == "__main__":
+    main()
