@@ -113,7 +113,6 @@ def test_transition_signal_learns_series_order(demo, data):
     assert scores[codes[1]] == scores.max()
 
 
-
 def test_transition_pairs_weighed_by_the_time_between_them():
     """One outing's steps (A then B ten minutes later) outweigh a step across days (A, then C two days later)
     when ``pair_half_life_hours`` is set; without it both pairs count the same."""
