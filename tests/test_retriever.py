@@ -11,7 +11,7 @@ from promptrec.eval.metrics import hit_rate, ndcg
 from promptrec.index.item_index import ItemIndex
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
-from promptrec.retriever.signals import DAY_NS, Query
+from promptrec.retriever.signals import DAY_NS, HOUR_NS, FitData, Query, TransitionSignal
 from promptrec.retriever.signals.base import hour_kernel
 
 
@@ -116,9 +116,6 @@ def test_transition_signal_learns_series_order(demo, data):
 def test_transition_pairs_weighed_by_the_time_between_them():
     """One outing's steps (A then B ten minutes later) outweigh a step across days (A, then C two days later)
     when ``pair_half_life_hours`` is set; without it both pairs count the same."""
-    from promptrec.retriever.signals.base import HOUR_NS, FitData
-    from promptrec.retriever.signals.transition import TransitionSignal
-
     t0 = pd.Timestamp("2024-03-01T08:00Z").value
     times = np.array([t0, t0 + HOUR_NS // 6, t0, t0 + 48 * HOUR_NS], dtype=np.int64)
     data = FitData(np.array(["u", "u", "v", "v"]), np.array([0, 1, 0, 2]), 3, None, [()] * 3,
@@ -293,7 +290,7 @@ def test_movielens_targets(ml100k_path, tmp_path):
 def test_neighbours_signal_scores_what_similar_users_chose_never_the_users_own_row():
     from types import SimpleNamespace
 
-    from promptrec.retriever.signals import FitData, NeighboursSignal
+    from promptrec.retriever.signals import NeighboursSignal
 
     # a and b share items 0-3 (b also 4), c lives apart on 5-7; a alone had item 9
     train = {"a": [0, 1, 2, 3, 9], "b": [0, 1, 2, 3, 4], "c": [5, 6, 7, 5]}
