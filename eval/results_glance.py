@@ -1,6 +1,7 @@
 """README's results at a glance, drawn from the committed `promptrec eval` results: NDCG@10 with its 95% interval for
 the baselines, SASRec, the time-aware retriever and the LLM on each data set, one panel per data set and protocol.
-Reads eval/results/<run>/results.json only (nothing is recomputed); writes eval/results/glance.{md,json,png}.
+Reads eval/results/<run>/results.json only (nothing is recomputed); writes eval/results/glance.{md,json,png}, and
+says which numbers of README's hand-written tables at a glance no longer match the results files they name.
 
     python eval/results_glance.py [--results eval/results] [--out eval/results]
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -70,6 +72,48 @@ def collect(results: Path) -> list[dict]:
     return panels
 
 
+# README's column headers: (protocol or None for the table's own, metric in results.json)
+README_COLUMNS = {"Acc@1": (None, "HR@1"), "Acc@5": (None, "HR@5"), "Acc@10": (None, "HR@10"),
+                  "NDCG@10": (None, "NDCG@10"), "MRR": (None, "MRR"),
+                  "full ranking NDCG@10": ("full", "NDCG@10"), "true item + 19 sampled NDCG@10": ("sampled", "NDCG@10")}
+
+
+def readme_mismatches(readme: str, results: Path) -> list[str]:
+    """Cells of the tables in README's *Results at a glance* that differ from the results file the table's
+    paragraph names (`eval/results/<run>/results.md`), at the 3 decimals shown. A row is a pipeline as named in
+    that run (bold and a trailing parenthesis are decoration); the tables of other sections are not read."""
+    section = readme.split("## Results at a glance", 1)[-1].split("\n## ", 1)[0]
+    problems, run = [], None
+    lines = section.splitlines()
+    for i, line in enumerate(lines):
+        named = re.findall(r"`eval/results/([\w.-]+)/results\.md`", line)
+        if named and not line.startswith("|"):
+            run = named[0]
+        if not (line.startswith("| pipeline |") and run):
+            continue
+        header = [c.strip() for c in line.strip("|").split("|")][1:]
+        unknown = [h for h in header if h not in README_COLUMNS]
+        if unknown:
+            problems.append(f"README glance table for {run}: no rule for the columns {unknown}")
+            continue
+        table = json.loads((results / run / "results.json").read_text())["protocols"]
+        for row in lines[i + 2:]:
+            if not row.startswith("|"):
+                break
+            cells = [c.replace("**", "").strip() for c in row.strip("|").split("|")]
+            pipeline = re.sub(r"\s*\([^()]*\)$", "", cells[0])
+            for column, cell in zip(header, cells[1:]):
+                protocol, metric = README_COLUMNS[column]
+                scores = table[protocol or "full"]["all"].get(pipeline)
+                if scores is None:
+                    problems.append(f"README glance, {run}: no pipeline {pipeline!r} in its results")
+                    break
+                if cell != f"{scores[metric]:.3f}":
+                    problems.append(f"README glance, {run}, {pipeline!r}, {column}: README says {cell}, "
+                                    f"the results say {scores[metric]:.3f}")
+    return problems
+
+
 def markdown(result: dict) -> str:
     lines = ["# Results at a glance", "",
              f"Command: `{result['command']}` ({result['date']}). {METRIC} with its 95% bootstrap interval, read from "
@@ -126,6 +170,9 @@ def main() -> None:
     (out / "glance.md").write_text(markdown(result))
     plot(panels, out)
     print(f"wrote {out}/glance.md, .json and .png")
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    for problem in readme_mismatches(readme.read_text(), Path(args.results)):
+        print(f"update README: {problem}")
 
 
 if __name__ == "__main__":
