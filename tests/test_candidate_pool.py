@@ -28,7 +28,8 @@ def test_signals_scoring_a_subset_give_exactly_those_columns_of_their_full_score
     """Every feature of every signal, for a subset with and without the users' own places: habit's totals and
     category shares still count every event of the user, not only the pooled places'."""
     _, ds, split = checkins
-    r = fit(ds, split, signals=SIGNALS, params={"habit": {"recency_rank": True, "category_since": True}})
+    r = fit(ds, split, signals=SIGNALS, params={"habit": {"recency_rank": True, "category_since": True,
+                                                                     "user_style": True}})
     queries = _queries(r, split.test, 12)
     seen = np.unique(np.concatenate([q.codes for q in queries]))
     rng = np.random.default_rng(0)

@@ -12,6 +12,7 @@ from promptrec.data.interactions import Interactions
 from promptrec.data.loaders import detect_format, load_dataset
 from promptrec.data.splits import temporal_split
 from promptrec.retriever.retriever import TimeAwareRetriever
+from promptrec.retriever.signals.habit import user_style_shares
 
 BASE = (40.75, -73.98)
 ROUTINE = [(8, "Coffee Shop"), (9, "Office"), (13, "Deli / Bodega"), (19, "Gym / Fitness Center"), (22, "Home (private)")]
@@ -154,6 +155,24 @@ def test_category_since_counts_hours_since_the_users_last_choice_of_that_kind(ch
     assert kind.size >= 3 and np.isfinite(since).sum() > kind.size
     assert "habit_category_since" not in fit(ds, split, signals=["habit"]).signals["habit"].features(
         [r._query(t.user_id, t.now)], r.log)
+
+
+def test_user_style_says_how_the_users_past_returns_went(checkins):
+    # places 1,2,1,2,3,1: three returns, all within 3 events of the last visit, one at the last visit's hour
+    np.testing.assert_allclose(user_style_shares(np.array([1, 2, 1, 2, 3, 1]), np.array([8, 9, 8, 20, 10, 12])),
+                               [(3 + 1) / (6 + 2), (3 + 1) / (3 + 2), (1 + 1) / (3 + 2)])
+    # a user who never returns, and hours that wrap around midnight (23h then 0h: one hour apart)
+    np.testing.assert_allclose(user_style_shares(np.array([4, 5, 6, 7]), np.zeros(4, int)), [1 / 6, 0.5, 0.5])
+    assert user_style_shares(np.array([4, 5, 4]), np.array([23, 3, 0]))[2] == pytest.approx((1 + 1) / (1 + 2))
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["habit"], params={"habit": {"user_style": True}})
+    t = split.test[3]
+    q = r._query(t.user_id, t.now)
+    feats = r.signals["habit"].features([q], r.log)
+    want = user_style_shares(q.codes, q.calendar(r.log.timezone)[0])
+    for j, name in enumerate(("returns", "loops", "hourly")):
+        np.testing.assert_array_equal(feats[f"habit_style_{name}"][0], np.full(len(ds.catalog), want[j]))
+    assert "habit_style_returns" not in fit(ds, split, signals=["habit"]).signals["habit"].features([q], r.log)
 
 
 def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):

@@ -23,15 +23,19 @@ class HabitSignal(CategorySignal):
     ``recency_rank`` adds, as a learned-blend feature, each of the user's items' place in the order of last
     use (1: the last item, 2: the one before it; return trips), not a change to the score. ``category_since``
     adds the hours since the user last chose anything of each item's categories ("coffee an hour ago": not
-    another coffee shop now), as a learned-blend feature."""
+    another coffee shop now), as a learned-blend feature. ``user_style`` adds three per-user features that say
+    how this user's past returns went (smoothed shares over the history: returns among all events, returns
+    within 3 steps of the last visit, returns at the hour of the last visit), so that the blend can weigh
+    recency for users who loop and the hour for users with a routine."""
 
     scores_items = True
 
     def __init__(self, half_life_days: float = 14.0, hour_bandwidth: float = 1.0, hour_prior: float = 2.0,
-                 user_prior: float = 5.0, recency_rank: bool = False, category_since: bool = False):
+                 user_prior: float = 5.0, recency_rank: bool = False, category_since: bool = False,
+                 user_style: bool = False):
         super().__init__("habit", {"half_life_days": half_life_days, "hour_bandwidth": hour_bandwidth,
                                    "hour_prior": hour_prior, "user_prior": user_prior, "recency_rank": recency_rank,
-                                   "category_since": category_since})
+                                   "category_since": category_since, "user_style": user_style})
 
     def _global_at_hour(self, log: Any, now_ns: int, hour: int) -> np.ndarray:
         """Everybody's item shares at this hour (smoothed over neighbouring hours), once per slot (log.memo)."""
@@ -99,6 +103,10 @@ class HabitSignal(CategorySignal):
                 last_used[owner, np.searchsorted(used, codes)] = times
                 last_of_kind = _category_last_seen(last_used, self.item_cat[used], of=item_cat)
             extra["category_since"] = np.log1p((now[:, None] - last_of_kind) / HOUR_NS)
+        if p.get("user_style"):
+            style = np.stack([user_style_shares(q.codes, q.calendar(log.timezone)[0]) for q in queries])
+            extra |= {f"style_{name}": np.repeat(style[:, j:j + 1], n, axis=1)
+                      for j, name in enumerate(("returns", "loops", "hourly"))}
 
         def category_share(per_item: np.ndarray, weights: np.ndarray) -> np.ndarray:
             """(batch x items) each item's categories' share of the row's weight (summed per category over the
@@ -136,6 +144,24 @@ def _category_last_seen(last_seen: np.ndarray, item_cat: Any, of: Any = None) ->
         values = per_cat[:, pairs.indices]
         out[:, has] = np.fmax.reduceat(values, pairs.indptr[:-1][has], axis=1)
     return out
+
+
+def user_style_shares(codes: np.ndarray, hours: np.ndarray, prior: float = 2.0) -> np.ndarray:
+    """How a user's past events went: the share of returns to an earlier item, and among returns the share
+    within 3 events of the previous visit and the share within an hour of day of it; each smoothed toward
+    0.5 with ``prior`` pseudo-events."""
+    previous: dict[int, int] = {}
+    returns = loops = hourly = 0
+    for i, (code, hour) in enumerate(zip(codes.tolist(), hours.tolist())):
+        j = previous.get(code)
+        if j is not None:
+            returns += 1
+            loops += i - j <= 3
+            gap = abs(hour - int(hours[j]))
+            hourly += min(gap, 24 - gap) <= 1
+        previous[code] = i
+    return np.array([(returns + prior / 2) / (len(codes) + prior), (loops + prior / 2) / (returns + prior),
+                     (hourly + prior / 2) / (returns + prior)])
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
