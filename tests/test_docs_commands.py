@@ -1,4 +1,5 @@
-"""The commands and imports that README and docs/ show exist: a renamed option or module fails here, not for a reader."""
+"""The commands and imports that README and docs/ show exist: a renamed option or module fails here, not for a
+reader."""
 
 import importlib
 import re
@@ -10,7 +11,8 @@ from typer.main import get_command
 from promptrec.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "eval" / "results").glob("*/README.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "eval" / "results").glob("*/README.md"))]
 
 
 def shown_commands(text: str) -> list[str]:
@@ -45,7 +47,8 @@ def test_every_shown_command_and_option_exists():
 
 
 def test_a_renamed_option_or_command_is_reported():
-    text = "```bash\npromptrec eval eval/configs/demo.yaml --out x \\\n    --no-such-flag  # comment\npromptrec data infos x\n```"
+    text = ("```bash\npromptrec eval eval/configs/demo.yaml --out x \\\n    --no-such-flag  # comment\n"
+            "promptrec data infos x\n```")
     assert shown_commands(text) == ["promptrec eval eval/configs/demo.yaml --out x --no-such-flag",
                                     "promptrec data infos x"]
     assert unknown_parts(shown_commands(text)[0]) == ["--no-such-flag"]
