@@ -105,3 +105,18 @@ def test_log_extend_out_of_order_and_checkpoints(demo):
                                full.decayed_counts(q, 7 * 86400e9, 35 * 86400e9))
     # checkpoints were thinned in place: the counts' memory is what it was at construction
     assert grown._spacing > spacing and len(grown._snaps["hour"]) == capacity
+
+
+def test_hours_near_is_the_whole_product_computed_a_block_of_rows_at_a_time():
+    from promptrec.retriever.event_log import _rows_times
+    from promptrec.retriever.signals.base import hour_kernel
+
+    kernel = hour_kernel(np.arange(24), 8, 1.0)
+    for n in (100, 4095, 5000, 3 * 2048 + 3):
+        counts = np.random.default_rng(n).poisson(0.3, size=(n, 24)).astype(np.float32)
+        got, whole = _rows_times(counts, kernel), counts @ kernel
+        assert got.dtype == np.float64
+        if n < 2 * 2048:  # one block: the whole product itself
+            assert np.array_equal(got, whole)
+        np.testing.assert_allclose(got, whole, rtol=1e-14, atol=0)
+        assert np.array_equal(_rows_times(counts, kernel), got)

