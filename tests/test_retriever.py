@@ -129,6 +129,7 @@ def test_transition_pairs_weighed_by_the_time_between_them():
     scores = timed.score([q], None, items=np.array([1, 2]))[0]
     assert scores[0] > scores[1]
 
+
 def test_trending_and_freshness_use_only_the_past(demo, data):
     ds, _, loo, _ = data
     r = fitted(data, ["trending", "freshness"])
