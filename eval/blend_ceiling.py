@@ -28,9 +28,9 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def ranked(ranks: np.ndarray) -> dict[str, float]:
     """Acc@1, Acc@10, NDCG@10 of 0-based ranks."""
-    ranks = np.asarray(ranks, dtype=float)
-    gain = np.where(ranks < 10, 1 / np.log2(ranks + 2), 0.0)
-    return {"Acc@1": float(np.mean(ranks < 1)), "Acc@10": float(np.mean(ranks < 10)), "NDCG@10": float(gain.mean())}
+    from promptrec.eval.metrics import hit_rate, ndcg
+
+    return {"Acc@1": hit_rate(ranks, 1), "Acc@10": hit_rate(ranks, 10), "NDCG@10": ndcg(ranks, 10)}
 
 
 def hits(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_targets: int) -> dict[str, float]:

@@ -150,16 +150,16 @@ def user_style_shares(codes: np.ndarray, hours: np.ndarray, prior: float = 2.0) 
     """How a user's past events went: the share of returns to an earlier item, and among returns the share
     within 3 events of the previous visit and the share within an hour of day of it; each smoothed toward
     0.5 with ``prior`` pseudo-events."""
-    previous: dict[int, int] = {}
+    previous: dict[int, tuple[int, int]] = {}  # item -> (position, hour) of its last event so far
     returns = loops = hourly = 0
     for i, (code, hour) in enumerate(zip(codes.tolist(), hours.tolist())):
-        j = previous.get(code)
-        if j is not None:
+        if code in previous:
+            j, last_hour = previous[code]
             returns += 1
             loops += i - j <= 3
-            gap = abs(hour - int(hours[j]))
+            gap = abs(hour - last_hour)
             hourly += min(gap, 24 - gap) <= 1
-        previous[code] = i
+        previous[code] = (i, hour)
     return np.array([(returns + prior / 2) / (len(codes) + prior), (loops + prior / 2) / (returns + prior),
                      (hourly + prior / 2) / (returns + prior)])
 
