@@ -315,6 +315,22 @@ def test_learned_blend_beats_user_frequency_by_hour(checkins):
     assert hit_rate(learned, 1) > hit_rate(habit, 1) - 0.02 and hit_rate(learned, 1) > 0.4
 
 
+def test_user_frequency_by_hour_breaks_ties_by_overall_count_then_last_visit(checkins):
+    _, ds, split = checkins
+    r = TimeAwareRetriever(signals=["user_frequency"], params={"user_frequency": {"hour_window": 1}}).fit(
+        split.train, ds.catalog, log=split.full)
+    for t in split.test[:40:4]:
+        hist = split.history(t).reset_index(drop=True)
+        local = hist["timestamp"].dt.tz_convert(ds.interactions.timezone).dt.hour
+        d = (local - t.now.tz_convert(ds.interactions.timezone).hour).abs()
+        hist["near"] = (np.minimum(d, 24 - d) <= 1).astype(int)
+        per_place = hist.reset_index().groupby("item_id").agg(near=("near", "sum"), total=("near", "size"),
+                                                               last=("index", "max"))
+        expected = per_place.sort_values(["near", "total", "last"], ascending=False).index.to_list()
+        got = [c.item_id for c in r.retrieve(t.user_id, t.now, k=len(expected))]
+        assert got == expected
+
+
 def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checkins):
     from promptrec.retriever.learned import RankerConfig
 
