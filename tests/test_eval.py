@@ -378,6 +378,17 @@ def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, def
     a, b = first["protocols"]["sampled"]["llm_sample"], second["protocols"]["sampled"]["llm_sample"]
     assert a["llm"]["NDCG@10"] == pytest.approx(b["llm"]["NDCG@10"])
     assert a["retriever"]["NDCG@10"] == b["retriever"]["NDCG@10"]
+    # the records as eval/llm_fusion_ceiling.py reads them: from the cache, in the LLM sample's order, nothing redone
+    from promptrec.eval.runner import EvalRun
+
+    run = EvalRun(load_config(tmp_path / "c.yaml"), tmp_path / "out", progress=False).load()
+    run.run()
+    before = cache.read_text()
+    got = run.llm_records("llm", "sampled", "test")
+    assert [r["i"] for r in got] == [t.index for t in run.llm_sample] and cache.read_text() == before
+    assert {r["i"]: r["llm"] for r in got} == {r["i"]: r["llm"] for r in records}
+    with pytest.raises(ValueError, match="no rerank pipeline 'retriever'"):
+        run.llm_records("retriever")
 
 
 def test_fusion_keeps_the_retriever_unless_the_llm_gain_is_beyond_noise():

@@ -204,6 +204,14 @@ class EvalRun:
         return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
                         max_candidates=n, seed=self.cfg.seed, **opts)
 
+    def llm_records(self, name: str, proto: str = "full", part: str = "test") -> list[dict[str, Any]]:
+        """A rerank pipeline's per-target records (candidates in the retriever's order, their retriever and LLM
+        scores) on the LLM test sample or the validation sample, computed where not cached; after :meth:`run`."""
+        p = next((q for q in self.cfg.pipelines if q.name == name and q.uses_llm), None)
+        if p is None or p.options.get("retriever") not in self.models:
+            raise ValueError(f"no rerank pipeline {name!r} whose retriever ran; run() first, and check the name.")
+        return self._rerank_targets(p, proto, part, self.llm_sample if part == "test" else self.validation_sample())
+
     def _rerank_targets(self, p: PipelineConfig, proto: str, part: str, targets: list[EvalTarget]
                         ) -> list[dict[str, Any]]:
         key = (p.name, proto, part, self._fingerprint(p))
