@@ -14,7 +14,6 @@ Writes eval/results/blend_ceiling.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import textwrap
@@ -103,19 +102,15 @@ def main() -> None:
             "trained on the test rows, in-sample": hits(in_sample.predict(rows.features), rows.labels, rows.groups, n),
         },
         "seconds": round(time.perf_counter() - started, 1)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "blend_ceiling.json").write_text(json.dumps(result, indent=2))
-    (out / "blend_ceiling.md").write_text(markdown(result))
-    plot(result, out / "blend_ceiling.png")
-    print(markdown(result))
+    from promptrec.eval.report import write_outputs
+
+    print(write_outputs(result, args.out, "blend_ceiling", markdown, plot))
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(result["rows"])
     values = [result["rows"][k]["Acc@10"] for k in names]

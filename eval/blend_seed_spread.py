@@ -14,7 +14,6 @@ of these: compare blends over seeds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -117,10 +116,9 @@ def paired(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from promptrec.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     periods = list(dict.fromkeys(r["period"] for r in rows))
     arms = list(dict.fromkeys(r["arm"] for r in rows))
@@ -186,12 +184,9 @@ def main() -> None:
               "machine": f"{platform.platform()}, {os.cpu_count()} cores", "pipeline": args.pipeline,
               "seeds": args.seeds, "seconds": round(time.perf_counter() - started, 1), "runs": rows,
               "summary": summary(rows), "paired": paired(rows)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "blend_seed_spread.json").write_text(json.dumps(result, indent=2))
-    plot(rows, out / "blend_seed_spread.png")
-    (out / "blend_seed_spread.md").write_text(markdown(result))
-    print(markdown(result))
+    from promptrec.eval.report import write_outputs
+
+    print(write_outputs(result, args.out, "blend_seed_spread", markdown, lambda res, path: plot(res["runs"], path)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import shlex
 import sys
@@ -195,19 +194,15 @@ def main() -> None:
         order = np.argsort([t.now.value for t in run.llm_sample], kind="stable")  # blocks in time for cross-fitting
         result["pipelines"][p.name] = summary(compare(valid, subset(test, order)), cfg.seed)
     result["seconds"] = round(time.perf_counter() - started, 1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "llm_fusion_ceiling.json").write_text(json.dumps(result, indent=2))
-    (out / "llm_fusion_ceiling.md").write_text(markdown(result))
-    plot(result, out / "llm_fusion_ceiling.png")
-    print(markdown(result))
+    from promptrec.eval.report import write_outputs
+
+    print(write_outputs(result, args.out, "llm_fusion_ceiling", markdown, plot))
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.eval.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     pipes = list(result["pipelines"])
     fig, axes = plt.subplots(1, len(pipes), figsize=(5.5 * len(pipes), 3.6), sharey=True, squeeze=False)

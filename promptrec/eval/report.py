@@ -462,7 +462,8 @@ def _slices_md(res: dict[str, Any], h: int) -> list[str]:
     return out
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -471,9 +472,21 @@ def _plt():
     return plt
 
 
+def write_outputs(result: dict[str, Any], out: str | Path, stem: str, markdown, plot) -> str:
+    """A study's ``<stem>.json``, ``.md`` (``markdown(result)``) and ``.png`` (``plot(result, path)``) in ``out``;
+    returns the markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=_json_default))
+    text = markdown(result)
+    (out / f"{stem}.md").write_text(text)
+    plot(result, out / f"{stem}.png")
+    return text
+
+
 def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
     """One figure per protocol: NDCG@h with 95% intervals, a panel per population."""
-    plt = _plt()
+    plt = pyplot()
     h = _headline_k(res["config"]["ks"])
     key = f"NDCG@{h}"
     files = []
@@ -504,7 +517,7 @@ def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
 
 def plot_slices(res: dict[str, Any], out: Path) -> list[str]:
     """NDCG@h per time slice for the full protocol (or the first one run), one panel per slice."""
-    plt = _plt()
+    plt = pyplot()
     h = _headline_k(res["config"]["ks"])
     proto = "full" if "full" in res["slices"] else next(iter(res["slices"]), None)
     if proto is None:

@@ -33,7 +33,7 @@ class UserFrequencySignal(Signal):
                 continue
             total = np.bincount(q.codes, minlength=log.n_items).astype(float)
             last = np.zeros(log.n_items)
-            last[q.codes] = (np.arange(n) + 1.0) / (n + 1.0)  # later visits overwrite earlier ones
+            np.maximum.at(last, q.codes, (np.arange(n) + 1.0) / (n + 1.0))  # each item's latest position
             if window is None:
                 out[i] = lexicographic(total, last)
                 continue
