@@ -104,10 +104,9 @@ def markdown(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     modes = list(dict.fromkeys(r["mode"] for r in res["runs"]))
     fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4), squeeze=False)
@@ -117,8 +116,7 @@ def plot(res: dict, path: Path) -> None:
         ax.set(title=f"{mode} ({runs[0]['users']} users)", ylabel="users/s")
         ax.grid(alpha=0.3, axis="y")
         ax.tick_params(axis="x", labelsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

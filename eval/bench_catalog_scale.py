@@ -163,10 +163,9 @@ def add_overlap(results: list[dict], cache: Path) -> None:
 def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: str = "baseline") -> None:
     """catalog_scale.{json,md,png} in ``out`` for ``run`` (meta + "sizes"); ``baseline``, another run's JSON
     (e.g. of an earlier commit, the same command), is shown beside it."""
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out.mkdir(parents=True, exist_ok=True)
     if baseline is not None:
@@ -211,8 +210,7 @@ def write(run: dict, out: Path, baseline: dict | None = None, baseline_label: st
     d.set(xscale="log", xlabel="items", ylabel="HR@100 (last event)", title="quality: top 100")
     for ax in (a, b, c, d):
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "catalog_scale.png", dpi=100)
+    save_figure(fig, out / "catalog_scale.png", dpi=100)
     print("\n".join(md))
 
 

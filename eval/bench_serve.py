@@ -166,10 +166,9 @@ def replicas_markdown(res: dict) -> str:
 
 
 def replicas_plot(res: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = [r["setup"] for r in res["runs"]]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -184,8 +183,7 @@ def replicas_plot(res: dict, path: Path) -> None:
         ax.set_xticks(list(x), names, fontsize=8)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def markdown(res: dict) -> str:
@@ -220,10 +218,9 @@ def markdown(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for rerank, style in ((False, "o-"), (True, "s--")):
@@ -242,8 +239,7 @@ def plot(res: dict, path: Path) -> None:
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -153,10 +153,9 @@ def plot_memory(ax, runs: list[tuple[str | None, dict]], ylabel: str, title: str
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(len(res["runs"]), 2, figsize=(11, 3.6 * len(res["runs"])), squeeze=False)
     for row, r in zip(axes, res["runs"]):
@@ -169,8 +168,7 @@ def plot(res: dict, path: Path) -> None:
         for ax in row:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

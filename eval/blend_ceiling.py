@@ -108,7 +108,7 @@ def main() -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    from promptrec.eval.report import pyplot
+    from promptrec.plots import pyplot
 
     plt = pyplot()
 

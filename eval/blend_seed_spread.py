@@ -116,7 +116,7 @@ def paired(rows: list[dict]) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from promptrec.eval.report import pyplot
+    from promptrec.plots import pyplot, save_figure
 
     plt = pyplot()
 
@@ -136,9 +136,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_title(f"test {m} minus its mean as configured, per data set", fontsize=10)
     axes[0].set_ylabel("one point per LightGBM seed")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def markdown(result: dict) -> str:

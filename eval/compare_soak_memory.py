@@ -39,10 +39,9 @@ def main() -> None:
 
 
 def plot(runs: list[tuple[str, dict]], path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from bench_soak import plot_memory  # this folder is on the path when run as a script
 
@@ -50,8 +49,7 @@ def plot(runs: list[tuple[str, dict]], path: Path) -> None:
     plot_memory(ax, runs, "server RSS with children (MB)", "promptrec serve under a soak: memory")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

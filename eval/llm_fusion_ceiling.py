@@ -87,11 +87,11 @@ def tuned_fusion(valid_llm: np.ndarray, valid: Requests) -> float:
 def features(req: Requests) -> np.ndarray:
     """Per candidate: position, retriever score (z in the request), LLM score (z, and below the request's best),
     LLM rank."""
-    from promptrec.reranker.reranker import _z
+    from promptrec.reranker.reranker import z_scores
 
     n, k = req.llm.shape
-    cols = [np.tile(np.arange(k, dtype=float), (n, 1)), np.vstack([_z(r) for r in req.retriever]),
-            np.vstack([_z(x) for x in req.llm]), req.llm - req.llm.max(axis=1, keepdims=True),
+    cols = [np.tile(np.arange(k, dtype=float), (n, 1)), np.vstack([z_scores(r) for r in req.retriever]),
+            np.vstack([z_scores(x) for x in req.llm]), req.llm - req.llm.max(axis=1, keepdims=True),
             np.argsort(np.argsort(-req.llm, axis=1, kind="stable"), axis=1).astype(float)]
     return np.stack(cols, axis=-1).reshape(n * k, len(cols))
 
@@ -200,7 +200,7 @@ def main() -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    from promptrec.eval.report import pyplot
+    from promptrec.plots import pyplot, save_figure
 
     plt = pyplot()
 
@@ -217,9 +217,7 @@ def plot(result: dict, path: Path) -> None:
         ax.invert_yaxis()
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("test NDCG@10 minus the retriever's (95% paired)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def markdown(result: dict) -> str:

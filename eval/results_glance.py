@@ -132,11 +132,11 @@ def markdown(result: dict) -> str:
 def plot(panels: list[dict], out: Path) -> None:
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    from promptrec.plots import pyplot
+
+    plt = pyplot()
 
     fig, axes = plt.subplots(3, 2, figsize=(15, 11))
     for ax, panel in zip(axes.ravel(), panels):

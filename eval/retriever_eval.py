@@ -152,10 +152,9 @@ def reading(res: dict) -> str:
 
 
 def plot(res: dict, path: Path) -> None:
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = res["baselines"] + [res["retriever"]] + res["ablation_without"]
     names = [r["name"] for r in rows]
@@ -170,8 +169,7 @@ def plot(res: dict, path: Path) -> None:
         if ax is axes[1]:
             ax.set_yticklabels([])
     fig.suptitle(f"Retriever on {res['dataset']} ({res['split']['split']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

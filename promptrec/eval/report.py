@@ -15,6 +15,7 @@ import numpy as np
 
 from promptrec.eval.metrics import mrr, bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
 from promptrec.eval.targets import SLICES
+from promptrec.plots import pyplot, save_figure
 
 PROTOCOL_TITLES = {"full": "(a) full ranking over the items recommendable at now (unseen ones unless repeats are allowed)", "sampled": "(b) sampled candidates (true item + "
                    "{neg} unseen items, LLMRank style)", "retrieval": "(c) retrieval recall"}
@@ -462,16 +463,6 @@ def _slices_md(res: dict[str, Any], h: int) -> list[str]:
     return out
 
 
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_outputs(result: dict[str, Any], out: str | Path, stem: str, markdown, plot) -> str:
     """A study's ``<stem>.json``, ``.md`` (``markdown(result)``) and ``.png`` (``plot(result, path)``) in ``out``;
     returns the markdown."""
@@ -507,10 +498,8 @@ def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
             ax.set_xlabel(f"{key} (95% CI)")
             ax.set_title("all test targets" if pop == "all" else f"LLM sample ({res['llm_sample']})")
         fig.suptitle(f"{res['dataset']}: protocol {PROTOCOL_TITLES[proto].split(' (')[0]}")
-        fig.tight_layout()
         name = f"{key.lower().replace('@', '')}_{proto}.png"
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
+        save_figure(fig, out / name, dpi=100)
         files.append(name)
     return files
 

@@ -9,10 +9,9 @@ from typing import Any, Sequence
 
 def plot_training(history: Sequence[dict[str, Any]], path: str | Path, title: str = "LoRA training") -> Path:
     """Write the curve of a ``train_lora`` record's ``history`` to ``path``."""
-    import matplotlib
+    from promptrec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     steps = [h["step"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -29,7 +28,5 @@ def plot_training(history: Sequence[dict[str, Any]], path: str | Path, title: st
     right.set(xlabel="step", ylabel="validation", title="validation", ylim=(0, 1))
     right.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)

@@ -293,7 +293,7 @@ def fuse(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
     """(1 - weight) * z(llm) + weight * z(retriever), z-scored within the request."""
     if weight <= 0:
         return llm.astype(float)
-    return (1 - weight) * _z(llm) + weight * _z(retriever)
+    return (1 - weight) * z_scores(llm) + weight * z_scores(retriever)
 
 
 def fused_order(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
@@ -320,7 +320,8 @@ def choose_fusion(ranks_by_weight: dict[float, np.ndarray], alpha: float = 0.05)
     return float(best) if gain_beyond_noise(gain[best] - gain[1.0], alpha, tests=len(gain) - 1) else 1.0
 
 
-def _z(x: np.ndarray) -> np.ndarray:
+def z_scores(x: np.ndarray) -> np.ndarray:
+    """``x`` standardised within the request (non-finite values just below the lowest finite one; constant -> 0)."""
     x = np.asarray(x, dtype=float)
     finite = np.isfinite(x)
     if not finite.any():
