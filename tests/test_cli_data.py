@@ -44,3 +44,21 @@ def test_data_info_real_movielens(ml100k_path):
     result = runner.invoke(app, ["data", "info", str(ml100k_path), "--format", "movielens-100k"])
     assert result.exit_code == 0
     assert "943" in result.output and "1,682" in result.output and "100,000" in result.output
+
+
+def test_data_split_in_local_days():
+    """`promptrec data split --split temporal --test-days N --valid-days M` cuts at local midnights."""
+    import pandas as pd
+
+    result = runner.invoke(app, ["data", "split", "--split", "temporal", "--test-days", "14", "--valid-days", "7"])
+    assert result.exit_code == 0, result.output
+    cuts = {}
+    for line in result.output.splitlines():
+        cells = [c.strip() for c in line.strip("│|").split("│")]
+        if len(cells) == 2 and cells[0] in ("valid_start", "test_start", "test_end"):
+            cuts[cells[0]] = pd.Timestamp(cells[1]).tz_convert("America/New_York")  # the demo's zone
+    assert set(cuts) == {"valid_start", "test_start", "test_end"}
+    assert all(t == t.normalize() for t in cuts.values())  # local midnights
+    assert (cuts["test_end"] - cuts["test_start"]).days == 14 and (cuts["test_start"] - cuts["valid_start"]).days == 7
+    bad = runner.invoke(app, ["data", "split", "--split", "temporal", "--test-days", "0"])
+    assert bad.exit_code != 0 and "whole number of days" in bad.output

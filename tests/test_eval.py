@@ -415,3 +415,39 @@ def test_gain_beyond_noise_is_a_one_sided_paired_test_with_bonferroni():
     borderline = noise - noise.mean() + 0.11  # z about 2.2: beyond 5%, not beyond 5% / 20
     assert gain_beyond_noise(borderline) and not gain_beyond_noise(borderline, tests=20)
     assert not gain_beyond_noise(np.array([1.0]))  # one query decides nothing
+
+
+def test_a_split_in_days_follows_the_data_and_the_cache_knows_which_data(tmp_path):
+    """A config whose split is in days measures whatever period its file holds; the results folder remembers
+    what the split made of the data, so a file replaced in place does not mix with the cached records; dates
+    outside the data say where the data is."""
+    import pandas as pd
+
+    from promptrec.data.demo import generate_demo
+    from promptrec.eval.runner import EvalRun
+
+    ds = generate_demo().dataset
+    folder = tmp_path / "data"
+    folder.mkdir()
+    items = ds.catalog.frame.reset_index()
+    items.assign(categories=items["categories"].map("|".join)).to_csv(folder / "items.csv", index=False)
+    events = ds.interactions.frame
+    events.to_csv(folder / "events.csv", index=False)
+    raw = {"dataset": {"path": str(folder), "options": {"timezone": "America/New_York"}}, "protocols": ["full"],
+           "index_root": str(tmp_path / "idx"), "split": {"name": "temporal", "test_days": 14, "valid_days": 7},
+           "pipelines": [{"name": "pop", "kind": "popularity"}]}
+    cfg = parse_config(raw)
+    run = EvalRun(cfg, tmp_path / "out", progress=False).load()
+    last = events["timestamp"].max().tz_convert("America/New_York")
+    assert pd.Timestamp(run.split.report["test_end"]) == last.normalize() + pd.DateOffset(days=1)
+    # the same config on an earlier stretch of the log (the file replaced in place): its own last 14 days
+    events[events["timestamp"] < events["timestamp"].max() - pd.Timedelta(days=30)].to_csv(folder / "events.csv",
+                                                                                            index=False)
+    with pytest.raises(ConfigError, match="other data"):
+        EvalRun(cfg, tmp_path / "out", progress=False).load()
+    earlier = EvalRun(cfg, tmp_path / "out2", progress=False).load()
+    assert pd.Timestamp(earlier.split.report["test_end"]) < pd.Timestamp(run.split.report["test_start"])
+    dated = parse_config({**raw, "split": {"name": "temporal", "valid_start": "2030-01-01T00:00:00Z",
+                                           "test_start": "2030-01-08T00:00:00Z"}})
+    with pytest.raises(ValueError, match="the data runs from 2024"):
+        EvalRun(dated, tmp_path / "out3", progress=False).load()

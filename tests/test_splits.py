@@ -95,6 +95,50 @@ def test_temporal_split_cuts_globally():
         temporal_split(inter, test_start=at(10), valid_start=at(50))
 
 
+def test_temporal_split_in_days_counts_back_local_midnights_across_a_clock_change():
+    """``test_days`` / ``valid_days``: whole local days back from the midnight after the last event, so one
+    config measures any period; a day is 23 hours where New York springs forward (2024-03-10)."""
+    zone = "America/New_York"
+    days = pd.date_range("2024-03-01 09:00", "2024-03-20 09:00", freq="D", tz=zone)
+    rows = [(u, f"i{d.day}", d + pd.Timedelta(minutes=k)) for k, u in enumerate("ab") for d in days]
+    inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), timezone=zone)
+    split = temporal_split(inter, test_days=7, valid_days=5)
+    cut = {k: pd.Timestamp(v).tz_convert(zone) for k, v in split.report.items() if k.endswith(("start", "end"))}
+    assert cut == {"test_end": pd.Timestamp("2024-03-21", tz=zone), "test_start": pd.Timestamp("2024-03-14", tz=zone),
+                   "valid_start": pd.Timestamp("2024-03-09", tz=zone)}  # local midnights, one 23-hour day between
+    assert sorted({t.now.day for t in split.test}) == list(range(14, 21))
+    assert sorted({t.now.day for t in split.validation}) == list(range(9, 14))
+    assert_no_leakage(split)
+    # the same days give the same split, in local days, on a log that is shifted by weeks: any later period
+    later = Interactions(inter.frame.assign(timestamp=inter.frame["timestamp"] + pd.Timedelta(weeks=10)), timezone=zone)
+    assert len(temporal_split(later, test_days=7, valid_days=5).test) == len(split.test)
+    # an explicit end: the days count back from it
+    earlier = temporal_split(inter, test_end="2024-03-10T00:00:00-05:00", test_days=3, valid_days=2)
+    assert sorted({t.now.day for t in earlier.test}) == [7, 8, 9] and len(earlier.validation) == 4
+    with pytest.raises(ValueError, match="not both"):
+        temporal_split(inter, test_start=at(70), test_days=7)
+    with pytest.raises(ValueError, match="whole number of days"):
+        temporal_split(inter, test_days=1.5)
+
+
+def test_nyc_split_in_days_is_the_issues_split_in_dates():
+    """eval/configs/foursquare_nyc.yaml says its split in days, so that it measures a later file the same way;
+    on the shared file it must be the issue's dates (training to Nov 30, validation to Dec 7, test to Dec 21)."""
+    from pathlib import Path
+
+    from promptrec.data.loaders.checkins import load_checkins
+
+    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "foursquare-nyc" / "checkins.csv"
+    if not path.exists():
+        pytest.skip(f"the NYC check-ins are not at {path}")
+    inter = load_checkins(path, timezone="America/New_York").interactions
+    dates = temporal_split(inter, valid_start="2012-11-30T00:00:00-05:00", test_start="2012-12-07T00:00:00-05:00",
+                           test_end="2012-12-22T00:00:00-05:00")
+    days = temporal_split(inter, test_days=15, valid_days=7)
+    assert days.report == dates.report
+    assert days.test == dates.test and days.validation == dates.validation and len(days.test) == 3883
+
+
 def test_session_split():
     # user a: sessions at 0-2 min, 120-121 min, 300-302 min; user b: one session
     rows = [("a", "x", at(0)), ("a", "y", at(2)), ("a", "z", at(120)), ("a", "w", at(121)),

@@ -61,6 +61,9 @@ def split(
     name: str = typer.Option("leave-last-out", "--split", help="leave-last-out, temporal or session."),
     gap: str = typer.Option("30min", help="Inactivity gap that ends a session (session split)."),
     test_fraction: float = typer.Option(0.1, help="Share of events after the temporal cut."),
+    test_days: Optional[int] = typer.Option(None, help="Temporal: the last N local days are test (instead of "
+                                                       "--test-fraction)."),
+    valid_days: Optional[int] = typer.Option(None, help="Temporal: the N local days before the test are validation."),
     seed: int = typer.Option(0, help="Seed for the order of same-second events."),
 ) -> None:
     """Make a held-out split and report its sizes."""
@@ -68,7 +71,9 @@ def split(
 
     with user_errors():
         ds = load(path, format, seed=seed)
-        options = {"gap": gap} if name == "session" else {"test_fraction": test_fraction} if name == "temporal" else {}
+        days = {k: v for k, v in (("test_days", test_days), ("valid_days", valid_days)) if v is not None}
+        options = ({"gap": gap} if name == "session" else {"test_fraction": test_fraction, **days} if name == "temporal"
+                   else {})
         sp = make_split(ds.interactions, name, **options)
     console.print(kv_table(f"{name} split of {ds.name}", sp.describe()))
 

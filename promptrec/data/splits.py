@@ -101,17 +101,36 @@ def leave_last_out(inter: Interactions) -> Split:
 
 
 def temporal_split(inter: Interactions, test_start: Any = None, *, valid_start: Any = None, test_end: Any = None,
-                   test_fraction: float = 0.1, valid_fraction: float = 0.1) -> Split:
+                   test_fraction: float = 0.1, valid_fraction: float = 0.1, test_days: int | None = None,
+                   valid_days: int | None = None) -> Split:
     """Global cut: train before ``valid_start``, validation in [valid_start, test_start), test from ``test_start``.
 
-    Cut times default to quantiles of event time (the last ``test_fraction`` of events are test).
+    Cut times are given as times, as whole days counted back at local midnights (``test_days``: the test
+    period ends at ``test_end``, else at the midnight after the last event; ``valid_days``: validation ends where
+    the test begins), or default to quantiles of event time (the last ``test_fraction`` of events are test).
+    Days make one config measure any period the same way: ``test_days: 15, valid_days: 7`` is the NYC
+    check-ins' split on that file and the last three weeks of a later one.
     Every held-out event needs an earlier event of its user to be a target.
     """
     ts = inter._ts
-    t_test = to_utc(test_start).value if test_start is not None else int(np.quantile(ts, 1 - test_fraction))
-    t_val = (to_utc(valid_start).value if valid_start is not None
-             else int(np.quantile(ts, max(0.0, 1 - test_fraction - valid_fraction))))
+    if not len(ts):
+        raise ValueError("a temporal split needs events; the log is empty.")
     t_end = to_utc(test_end).value if test_end is not None else np.iinfo(np.int64).max
+    if test_days is not None:
+        if test_start is not None:
+            raise ValueError("give test_start or test_days, not both.")
+        end = (to_utc(test_end) if test_end is not None
+               else _local_midnight_after(int(ts.max()), inter.timezone))
+        t_end, t_test = end.value, _days_before(end, test_days, "test_days", inter.timezone).value
+    else:
+        t_test = to_utc(test_start).value if test_start is not None else int(np.quantile(ts, 1 - test_fraction))
+    if valid_days is not None:
+        if valid_start is not None:
+            raise ValueError("give valid_start or valid_days, not both.")
+        t_val = _days_before(pd.Timestamp(t_test, tz="UTC"), valid_days, "valid_days", inter.timezone).value
+    else:
+        t_val = (to_utc(valid_start).value if valid_start is not None
+                 else int(np.quantile(ts, max(0.0, 1 - test_fraction - valid_fraction))))
     if not t_val <= t_test < t_end:
         raise ValueError("need valid_start <= test_start < test_end.")
     user_start = np.repeat(ts[inter._starts], inter._ends - inter._starts)
@@ -123,9 +142,21 @@ def temporal_split(inter: Interactions, test_start: Any = None, *, valid_start: 
         "temporal", inter._subset(ts < t_val), _target_rows(inter, np.flatnonzero(val_mask)),
         _target_rows(inter, np.flatnonzero(test_mask)), inter,
         {"valid_start": str(pd.Timestamp(t_val, tz="UTC")), "test_start": str(pd.Timestamp(t_test, tz="UTC")),
-         "test_end": None if test_end is None else str(to_utc(test_end)),
+         "test_end": None if t_end == np.iinfo(np.int64).max else str(pd.Timestamp(t_end, tz="UTC")),
          "held_out_without_history": int((held & ~with_history).sum())},
     )
+
+
+def _local_midnight_after(t_ns: int, timezone: str) -> pd.Timestamp:
+    """The first local midnight after ``t_ns`` (UTC nanoseconds): the end of the last event's day."""
+    return (pd.Timestamp(t_ns, tz="UTC").tz_convert(timezone).normalize() + pd.DateOffset(days=1)).tz_convert("UTC")
+
+
+def _days_before(t: pd.Timestamp, days: Any, key: str, timezone: str) -> pd.Timestamp:
+    """``days`` whole local days before ``t`` (a day is 23 or 25 hours across a clock change)."""
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or days < 1:
+        raise ValueError(f"{key}={days!r}: a whole number of days >= 1.")
+    return (t.tz_convert(timezone) - pd.DateOffset(days=int(days))).tz_convert("UTC")
 
 
 def sessionize(inter: Interactions, gap: str | pd.Timedelta = "30min") -> np.ndarray:

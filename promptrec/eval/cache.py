@@ -4,8 +4,10 @@ One JSON-lines file per (pipeline, protocol, part, pipeline fingerprint) under
 ``<results>/cache/``; records are appended batch by batch and flushed, and a half-written last
 line (a kill mid-write) is ignored on reload. The folder is stamped with the fingerprint of what
 every pipeline shares (data, split, protocols, seeds, reranker defaults): results of another such
-config are never mixed in; a pipeline's own settings (and its retriever's, for a reranker) are in
-its files' names, so adding or editing one pipeline recomputes that one only.
+config are never mixed in, nor those of other data under the same config (the split's cut times and sizes
+are checked once the data is read: a file replaced in place, or ``test_days`` on a later period); a pipeline's
+own settings (and its retriever's, for a reranker) are in its files' names, so adding or editing one pipeline
+recomputes that one only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ class RecordCache:
                                   f"config {fingerprint}); rerun with --fresh to discard them, or choose another --out.")
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp.write_text(fingerprint + "\n")
+
+    def check_data(self, stamp: dict[str, Any]) -> None:
+        """Refuse a folder whose records were computed on other data (``stamp``: what the split made of it);
+        a folder without a stamp (older runs, or a new one) takes this one."""
+        path = self.folder / "DATA.json"
+        stamp = json.loads(json.dumps(stamp, default=str))
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old != stamp:
+                changed = {k: (old.get(k), stamp.get(k)) for k in sorted(set(old) | set(stamp))
+                           if old.get(k) != stamp.get(k)}
+                raise ConfigError(f"{self.folder} holds results computed on other data (cached -> now: {changed}); "
+                                  "rerun with --fresh to discard them, or choose another --out.")
+        path.write_text(json.dumps(stamp, indent=1) + "\n")
 
     def path(self, *key: str) -> Path:
         return self.folder / f"{'__'.join(_slug(k) for k in key)}.jsonl"

@@ -86,8 +86,16 @@ class EvalRun:
         self.timezone = self.ds.interactions.timezone
         self.test = build_targets(self.split, self.ds.catalog, "test", negatives=self.cfg.sampled_negatives,
                                   seed=self.cfg.seed, timezone=self.timezone)
-        if not self.test:
-            raise ValueError(f"split '{self.cfg.split.name}' left no test targets; check the split options.")
+        empty = "no training events" if not len(self.split.train) else None if self.test else "no test targets"
+        if empty:
+            span = self.ds.interactions.time_range()
+            cuts = {k: v for k, v in self.split.report.items() if k in ("valid_start", "test_start", "test_end") and v}
+            raise ValueError(f"split '{self.cfg.split.name}' left {empty}: the data runs from {span[0]} to {span[1]}, "
+                             f"the split cuts at {cuts or self.cfg.split.options}. Check the split options (dates "
+                             "written for another period? `test_days` / `valid_days` count back from the data's "
+                             "last day instead).")
+        self.cache.check_data({"events": len(self.ds.interactions), "items": len(self.ds.catalog),
+                               **self.split.describe()})
         self.llm_sample = sample_targets(self.test, self.cfg.llm_users, self.cfg.seed)
         return self
 
