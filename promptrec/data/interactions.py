@@ -91,8 +91,13 @@ class Interactions:
         return self._subset(self._ts < to_utc(now).value)
 
     def between(self, start: Any, end: Any) -> "Interactions":
-        """Events with start <= timestamp < end."""
-        return self._subset((self._ts >= to_utc(start).value) & (self._ts < to_utc(end).value))
+        """Events with start <= timestamp < end (``None``: no bound on that side)."""
+        keep = np.ones(len(self._ts), bool)
+        if start is not None:
+            keep &= self._ts >= to_utc(start).value
+        if end is not None:
+            keep &= self._ts < to_utc(end).value
+        return self._subset(keep)
 
     def for_users(self, user_ids: Any) -> "Interactions":
         return self._subset(self.frame["user_id"].isin([str(u) for u in user_ids]).to_numpy())

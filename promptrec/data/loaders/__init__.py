@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,22 @@ def detect_format(path: Path) -> str:
                        "with u.data, ratings.dat, a .inter file, events.* + items.*, or a check-in CSV.")
 
 
-def load_dataset(path: str | Path | None = None, format: str = "auto", **options: Any) -> Dataset:
-    """Load a dataset by folder and format; ``format='demo'`` (or no path) gives the embedded demo data."""
+def load_dataset(path: str | Path | None = None, format: str = "auto", *, since: Any = None, until: Any = None,
+                 **options: Any) -> Dataset:
+    """Load a dataset by folder and format; ``format='demo'`` (or no path) gives the embedded demo data.
+    ``since`` / ``until`` keep the events in [since, until) (a window of a longer log, as if it began or ended
+    there; the catalogue is unchanged: what is recommendable at ``now`` still follows the events before it)."""
+    ds = _load_format(path, format, **options)
+    if since is None and until is None:
+        return ds
+    window = ds.interactions.between(since, until)
+    if not len(window):
+        span = ds.interactions.time_range()
+        raise ValueError(f"no events in [{since}, {until}): the data runs from {span[0]} to {span[1]}.")
+    return dataclasses.replace(ds, interactions=window)
+
+
+def _load_format(path: str | Path | None, format: str, **options: Any) -> Dataset:
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}.")
     if path is None or format == "demo":
