@@ -93,6 +93,9 @@ def main() -> None:
         if since <= first:
             continue
         run = run_variant(cfg, since, work / f"weeks-{weeks}")
+        if any(run.split.report[k] != full.split.report[k] for k in ("valid_start", "test_start", "test_end")):
+            raise SystemExit(f"{args.config}'s split moved with the log's start (shares of the events?): give it in "
+                             "dates or in days (test_days, valid_days), so that every cut has the same test days.")
         label = f"{weeks} week{'s' if weeks > 1 else ''}"
         variants[label] = {n: ranks_by_target(run, n) for n in names}
         meta[label] = {"since": str(since), "test_targets": len(run.test), "train_events": len(run.split.train)}
