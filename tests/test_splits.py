@@ -131,7 +131,8 @@ def test_nyc_split_in_days_is_the_issues_split_in_dates():
     path = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "foursquare-nyc" / "checkins.csv"
     if not path.exists():
         pytest.skip(f"the NYC check-ins are not at {path}")
-    inter = load_checkins(path, timezone="America/New_York").interactions
+    inter = load_checkins(path).interactions  # as the config reads it: the zone of the rows' own offsets
+    assert inter.timezone == "Etc/GMT+5"
     dates = temporal_split(inter, valid_start="2012-11-30T00:00:00-05:00", test_start="2012-12-07T00:00:00-05:00",
                            test_end="2012-12-22T00:00:00-05:00")
     days = temporal_split(inter, test_days=15, valid_days=7)

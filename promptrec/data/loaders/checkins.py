@@ -5,13 +5,14 @@ which every row also describes the place (category, coordinates).
 
 Events: user_id, POI_id, UTC_time. Items: one per POI_id, titled by its category name
 (``POI_catname``, also its category), with ``latitude`` / ``longitude`` attributes. The time zone
-is the file's own: its ``timezone`` column gives each visit's offset from UTC in minutes; the
-most common offset becomes a fixed-offset zone (``Etc/GMT+5`` for New York in winter), unless
-``timezone`` is given (e.g. ``America/New_York``).
+is the file's own: its ``timezone`` column gives each visit's offset from UTC in minutes, and the zone that has
+those offsets at those times is the dataset's (:func:`file_timezone`), unless ``timezone`` is given (e.g.
+``America/New_York``).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 
 from promptrec.data.dataset import Dataset
 from promptrec.data.problems import DataError, Problem, reading
+from promptrec.data.timezones import fixed_zone, zone_for_offsets
 from promptrec.data.loaders.tabular import load_events_with_items
 
 COLUMNS = {"user_id": "user_id", "item_id": "POI_id", "timestamp": "UTC_time"}
@@ -37,20 +39,30 @@ def is_checkin_file(path: Path) -> bool:
 
 
 def file_timezone(path: Path) -> str:
-    """Fixed-offset zone of the file's most common ``timezone`` offset (minutes from UTC); UTC without one."""
+    """The zone of the file's per-row ``timezone`` offsets (minutes from UTC) at their ``UTC_time``: a fixed-offset
+    zone when the offset never changes (``Etc/GMT+5`` for New York in winter), the named zone that has those
+    offsets at those times when it does (daylight saving: ``America/New_York``); UTC without the column. A file
+    that fits no one zone (several cities) is read in its most common offset, with a warning."""
     with reading(str(path), "a check-in CSV"):
-        offsets = pd.read_csv(path, usecols=lambda c: c == "timezone", dtype=str)
-    if "timezone" not in offsets or offsets["timezone"].dropna().empty:
+        rows = pd.read_csv(path, usecols=lambda c: c in ("timezone", "UTC_time"), dtype=str)
+    if "timezone" not in rows or rows["timezone"].dropna().empty:
         return "UTC"
-    minutes = pd.to_numeric(offsets["timezone"], errors="coerce").dropna()
-    mode = float(minutes.mode().iloc[0]) if len(minutes) else float("nan")
-    if not (mode == mode and mode % 60 == 0 and abs(mode) <= 14 * 60):
+    minutes = pd.to_numeric(rows["timezone"], errors="coerce")
+    zone = zone_for_offsets(rows["UTC_time"], minutes) if "UTC_time" in rows else None
+    if zone is not None:
+        return zone
+    mode = float(minutes.dropna().mode().iloc[0]) if minutes.notna().any() else float("nan")
+    fixed = fixed_zone(mode) if mode == mode else None
+    if fixed is None:
         raise DataError(Problem(str(path), "timezone", "bad_timezone",
-                                f"the most common offset is {mode:g} minutes, not a whole number of hours within "
-                                "UTC-14..UTC+14.", "fix the column, or pass timezone= (an IANA name such as "
+                                f"the most common offset is {mode:g} minutes, and no time zone has the file's "
+                                "offsets at its times.", "fix the column, or pass timezone= (an IANA name such as "
                                 "'America/New_York')."))
-    hours = int(mode) // 60
-    return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"  # Etc/GMT+5 is UTC-5 (POSIX sign)
+    offsets = sorted(minutes.dropna().unique())
+    warnings.warn(f"{path}: the rows' offsets from UTC ({', '.join(f'{m:g}' for m in offsets[:6])} minutes) fit no "
+                  f"one time zone; hours are read at the most common offset ({fixed}). Split the file by place, or "
+                  "pass timezone= to choose.", stacklevel=2)
+    return fixed
 
 
 def load_checkins(path: str | Path, *, timezone: str | None = None, **options: Any) -> Dataset:
