@@ -34,10 +34,10 @@ def zone_for_offsets(utc: pd.Series, minutes: pd.Series, fit: float = 0.99) -> s
     """The zone whose offset at the rows' UTC times is the rows' offset (minutes east of UTC), for at least
     ``fit`` of the rows (real files have a stray row or two).
 
-    One offset throughout: its fixed ``Etc/GMT`` zone when it is whole hours (which rule of daylight saving the
-    place follows cannot be told from one season), else the first named zone that fits (India's +330 is
-    Asia/Kolkata). Offsets that change (daylight saving): the first named zone, PREFERRED ones first, that has
-    those offsets at those times. None when no zone fits (a log of several zones).
+    One offset (for that share of the rows): its fixed ``Etc/GMT`` zone when it is whole hours (which rule of
+    daylight saving the place follows cannot be told from one season), else the first named zone that fits
+    (India's +330 is Asia/Kolkata). Offsets that change (daylight saving): the first named zone, PREFERRED ones
+    first, that has those offsets at those times. None when no zone fits (a log of several zones).
     """
     times = pd.to_datetime(utc, utc=True, errors="coerce", format="mixed")  # a bad time is the loader's to report
     rows = pd.DataFrame({"hour": times.dt.floor("h"), "minutes": pd.to_numeric(minutes, errors="coerce")}).dropna()
