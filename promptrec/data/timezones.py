@@ -9,6 +9,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from promptrec.data.validate import parse_timestamps
+
 # checked first, so that a file that fits many zones gets the one people mean (the first that fits wins)
 PREFERRED = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "America/Sao_Paulo",
              "America/Mexico_City", "Europe/London", "Europe/Paris", "Europe/Berlin", "Europe/Moscow", "Asia/Tokyo",
@@ -39,8 +41,9 @@ def zone_for_offsets(utc: pd.Series, minutes: pd.Series, fit: float = 0.99) -> s
     (India's +330 is Asia/Kolkata). Offsets that change (daylight saving): the first named zone, PREFERRED ones
     first, that has those offsets at those times. None when no zone fits (a log of several zones).
     """
-    times = pd.to_datetime(utc, utc=True, errors="coerce", format="mixed")  # a bad time is the loader's to report
-    rows = pd.DataFrame({"hour": times.dt.floor("h"), "minutes": pd.to_numeric(minutes, errors="coerce")}).dropna()
+    times = parse_timestamps(pd.Series(utc).reset_index(drop=True))  # as the loader reads them (a bad one: NaT)
+    offsets = pd.to_numeric(pd.Series(minutes).reset_index(drop=True), errors="coerce")
+    rows = pd.DataFrame({"hour": times.dt.floor("h"), "minutes": offsets}).dropna()
     if rows.empty:
         return None
     pairs = rows.groupby(["hour", "minutes"]).size().reset_index(name="rows")

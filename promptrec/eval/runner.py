@@ -86,7 +86,11 @@ class EvalRun:
         self.timezone = self.ds.interactions.timezone
         self.test = build_targets(self.split, self.ds.catalog, "test", negatives=self.cfg.sampled_negatives,
                                   seed=self.cfg.seed, timezone=self.timezone)
-        empty = "no training events" if not len(self.split.train) else None if self.test else "no test targets"
+        empty = None
+        if not len(self.split.train):
+            empty = "no training events"
+        elif not self.test:
+            empty = "no test targets"
         if empty:
             span = self.ds.interactions.time_range()
             cuts = {k: v for k, v in self.split.report.items() if k in ("valid_start", "test_start", "test_end") and v}
