@@ -440,6 +440,14 @@ def test_a_split_in_days_follows_the_data_and_the_cache_knows_which_data(tmp_pat
     run = EvalRun(cfg, tmp_path / "out", progress=False).load()
     last = events["timestamp"].max().tz_convert("America/New_York")
     assert pd.Timestamp(run.split.report["test_end"]) == last.normalize() + pd.DateOffset(days=1)
+    assert EvalRun(cfg, tmp_path / "out", progress=False).load().ds.digest() == run.ds.digest()  # same data: reused
+    # one event's item changed in place: the same sizes and cut times, other data all the same
+    edited = events.copy()
+    middle = len(edited) // 2
+    edited.loc[middle, "item_id"] = next(i for i in items["item_id"] if i != edited.loc[middle, "item_id"])
+    edited.to_csv(folder / "events.csv", index=False)
+    with pytest.raises(ConfigError, match="digest"):
+        EvalRun(cfg, tmp_path / "out", progress=False).load()
     # the same config on an earlier stretch of the log (the file replaced in place): its own last 14 days
     events[events["timestamp"] < events["timestamp"].max() - pd.Timedelta(days=30)].to_csv(folder / "events.csv",
                                                                                             index=False)

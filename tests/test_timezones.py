@@ -58,3 +58,19 @@ def test_checkin_file_across_a_clock_change_reads_local_hours_in_the_named_zone(
     frame.assign(timezone=[540 if i % 3 == 0 else -300 for i in range(n)]).to_csv(tmp_path / "mixed.csv", index=False)
     with pytest.warns(UserWarning, match="fit no one time zone"):
         assert load_checkins(tmp_path / "mixed.csv").interactions.timezone == "Etc/GMT+5"
+
+
+def test_checkin_utc_times_without_a_zone_suffix_are_read_as_utc(tmp_path):
+    """``UTC_time`` is UTC by its name: a file whose strings lack the ``+00:00`` reads the same times (before, such
+    strings were taken as local times in the file's zone, hours off)."""
+    from promptrec.data.loaders.checkins import load_checkins
+
+    utc, minutes = rows("Asia/Tokyo", "2013-02-20", 3)
+    frame = pd.DataFrame({"user_id": "u1", "POI_id": [f"p{i % 4}" for i in range(len(utc))], "POI_catname": "Cafe",
+                          "latitude": 35.7, "longitude": 139.7, "timezone": minutes.astype(int)})
+    frame.assign(UTC_time=utc).to_csv(tmp_path / "zoned.csv", index=False)
+    frame.assign(UTC_time=utc.str.replace("+00:00", "", regex=False)).to_csv(tmp_path / "naive.csv", index=False)
+    zoned, naive = load_checkins(tmp_path / "zoned.csv"), load_checkins(tmp_path / "naive.csv")
+    assert zoned.interactions.timezone == naive.interactions.timezone == "Etc/GMT-9"
+    assert naive.interactions.frame["timestamp"].equals(zoned.interactions.frame["timestamp"])
+    assert "timezone" not in naive.interactions.frame.columns  # the offsets made the zone; they are not context

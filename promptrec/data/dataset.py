@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions
@@ -38,3 +41,16 @@ class Dataset:
             "catalog": self.catalog.describe(),
             "rows_dropped": self.report.dropped_by_kind(),
         }
+
+    def digest(self) -> str:
+        """SHA-256 of the content: every event (user, item, time, type, weight, context) and every item (all
+        columns), in the log's order; the same data loaded again gives the same digest, any edit another."""
+        h = hashlib.sha256()
+        for frame in (self.interactions.frame, self.catalog.frame.reset_index()):
+            h.update(",".join(map(str, frame.columns)).encode())
+            for name in frame.columns:
+                column = frame[name]
+                if column.dtype == object:
+                    column = column.astype(str)  # lists / tuples (categories) hash by their text
+                h.update(pd.util.hash_pandas_object(column, index=False).to_numpy().tobytes())
+        return h.hexdigest()

@@ -33,7 +33,7 @@ def fixed_zone(minutes: float) -> str | None:
 
 
 def zone_for_offsets(utc: pd.Series, minutes: pd.Series, fit: float = 0.99) -> str | None:
-    """The zone whose offset at the rows' UTC times is the rows' offset (minutes east of UTC), for at least
+    """The zone whose offset at the rows' UTC times (tz-aware times, or what the loader parses) is the rows' offset (minutes east of UTC), for at least
     ``fit`` of the rows (real files have a stray row or two).
 
     One offset (for that share of the rows): its fixed ``Etc/GMT`` zone when it is whole hours (which rule of
@@ -41,7 +41,9 @@ def zone_for_offsets(utc: pd.Series, minutes: pd.Series, fit: float = 0.99) -> s
     (India's +330 is Asia/Kolkata). Offsets that change (daylight saving): the first named zone, PREFERRED ones
     first, that has those offsets at those times. None when no zone fits (a log of several zones).
     """
-    times = parse_timestamps(pd.Series(utc).reset_index(drop=True))  # as the loader reads them (a bad one: NaT)
+    times = pd.Series(utc).reset_index(drop=True)
+    if not isinstance(times.dtype, pd.DatetimeTZDtype):
+        times = parse_timestamps(times)  # as the loader reads them (a bad one: NaT)
     offsets = pd.to_numeric(pd.Series(minutes).reset_index(drop=True), errors="coerce")
     rows = pd.DataFrame({"hour": times.dt.floor("h"), "minutes": offsets}).dropna()
     if rows.empty:

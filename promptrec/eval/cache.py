@@ -36,15 +36,15 @@ class RecordCache:
         stamp.write_text(fingerprint + "\n")
 
     def check_data(self, stamp: dict[str, Any]) -> None:
-        """Refuse a folder whose records were computed on other data (``stamp``: what the split made of it);
-        a folder without a stamp (older runs, or a new one) takes this one."""
+        """Refuse a folder whose records were computed on other data (``stamp``: the data's digest and what the
+        split made of it); a folder without a stamp (a new one) takes this one, and a stamp written before a key
+        existed (an older version's, without the digest) is judged on the keys it has."""
         path = self.folder / "DATA.json"
         stamp = json.loads(json.dumps(stamp, default=str))
         if path.exists():
             old = json.loads(path.read_text())
-            if old != stamp:
-                changed = {k: (old.get(k), stamp.get(k)) for k in sorted(set(old) | set(stamp))
-                           if old.get(k) != stamp.get(k)}
+            changed = {k: (old[k], stamp.get(k)) for k in sorted(old) if old[k] != stamp.get(k)}
+            if changed:
                 raise ConfigError(f"{self.folder} holds results computed on other data (cached -> now: {changed}); "
                                   "rerun with --fresh to discard them, or choose another --out.")
         path.write_text(json.dumps(stamp, indent=1) + "\n")

@@ -99,7 +99,7 @@ class EvalRun:
                              "written for another period? `test_days` / `valid_days` count back from the data's "
                              "last day instead).")
         self.cache.check_data({"events": len(self.ds.interactions), "items": len(self.ds.catalog),
-                               **self.split.describe()})
+                               "digest": self.ds.digest(), **self.split.describe()})
         self.llm_sample = sample_targets(self.test, self.cfg.llm_users, self.cfg.seed)
         return self
 
