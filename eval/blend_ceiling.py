@@ -32,13 +32,19 @@ def ranked(ranks: np.ndarray) -> dict[str, float]:
     return {"Acc@1": hit_rate(ranks, 1), "Acc@10": hit_rate(ranks, 10), "NDCG@10": ndcg(ranks, 10)}
 
 
-def hits(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_targets: int) -> dict[str, float]:
-    """Acc@1, Acc@10, NDCG@10 over all ``n_targets`` (queries whose truth is not among the candidates: misses)."""
+def query_ranks(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_targets: int) -> np.ndarray:
+    """The truth's 0-based rank in each query's rows, then a miss (10**6) for each of the ``n_targets`` beyond
+    them (queries whose truth is not among the candidates)."""
     ranks = []
     for start, size in zip(np.concatenate([[0], np.cumsum(groups)[:-1]]), groups):
         s, y = scores[start:start + size], labels[start:start + size]
         ranks.append(int((s > s[y == 1][0]).sum()))  # ties go to the truth (scores rarely tie)
-    return ranked(np.array(ranks + [10 ** 6] * (n_targets - len(groups))))
+    return np.array(ranks + [10 ** 6] * (n_targets - len(groups)))
+
+
+def hits(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, n_targets: int) -> dict[str, float]:
+    """Acc@1, Acc@10, NDCG@10 over all ``n_targets`` (queries whose truth is not among the candidates: misses)."""
+    return ranked(query_ranks(scores, labels, groups, n_targets))
 
 
 def cross_fitted(rows, folds: np.ndarray, params: dict, rounds: int) -> np.ndarray:

@@ -1,0 +1,30 @@
+"""eval/sequential_ceiling.py: the paired lead of a blend with the sequential features over one without, per
+target and averaged over seeds, with an interval that excludes 0 only where the lead is real."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EVAL = Path(__file__).resolve().parents[1] / "eval"
+sys.path.insert(0, str(EVAL))  # the study imports blend_ceiling as its sibling
+_spec = importlib.util.spec_from_file_location("sequential_ceiling", EVAL / "sequential_ceiling.py")
+ceiling = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ceiling)
+
+
+def test_a_real_lead_is_beyond_the_interval_and_a_tie_is_not():
+    rng = np.random.default_rng(0)
+    without = rng.integers(0, 30, (400, 3))  # targets x seeds, 0-based ranks
+    better = np.maximum(without - 5, 0)  # every truth 5 places higher
+    got = ceiling.paired(better, without)
+    assert got["Acc@10"]["lead"] > 0 and got["Acc@10"]["ci95"][0] > 0
+    assert got["NDCG@10"]["with"] > got["NDCG@10"]["without"]
+    same = ceiling.paired(without, without)
+    assert all(m["lead"] == 0 and m["ci95"] == [0.0, 0.0] for m in same.values())
+    # seeds are averaged per target first: a lead in one seed of three counts a third
+    one_seed = without.copy()
+    one_seed[:, 0] = better[:, 0]
+    first_seed = ceiling.paired(better[:, :1], without[:, :1])["Acc@1"]["lead"]
+    assert first_seed > 0 and np.isclose(ceiling.paired(one_seed, without)["Acc@1"]["lead"], first_seed / 3)
