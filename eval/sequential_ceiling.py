@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -94,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     configs = args.config or ["eval/configs/foursquare_nyc.yaml", "eval/configs/demo.yaml"]
     started = time.perf_counter()
-    result = {"command": "python " + " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
+    result = {"command": "python " + shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": platform.platform(), "seeds": args.seeds,
               "studies": [study(c, p, args.seeds) for c in configs
                           for p in args.pipeline or ["time-aware retriever + SASRec"]]}
@@ -128,7 +129,8 @@ def plot(result: dict, path: Path) -> None:
 def markdown(result: dict) -> str:
     lines = ["# What SASRec's scores can add to a blend trained on the test targets themselves", "",
              f"Command: `{result['command']}` ({result['date']}, {result['machine']}; {result['seconds']} s). "
-             "Per config: the forced blend's candidates and features on the test targets; LightGBM with the blend's "
+             "Per config and pipeline: its blend's candidates and features on the test targets (optional signals forced "
+             "in); LightGBM with the blend's "
              "settings and number of trees, cross-fitted over five blocks of the test days (optimistic: later days "
              f"help), with and without the SASRec features, {result['seeds']} seeds each; per-target differences "
              "with 95% bootstrap intervals. Every metric over all test targets (a truth outside the candidates is "
@@ -138,7 +140,8 @@ def markdown(result: dict) -> str:
     for s in result["studies"]:
         for metric, m in s["metrics"].items():
             lo, hi = m["ci95"]
-            lines.append(f"| `{s['config']}` | {s['pipeline']} | {s['test_targets']:,} | {', '.join(s['sequential_features'])} | "
+            features = ", ".join(s["sequential_features"])
+            lines.append(f"| `{s['config']}` | {s['pipeline']} | {s['test_targets']:,} | {features} | "
                          f"{metric} | {m['with']:.4f} | {m['without']:.4f} | {m['lead']:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     return "\n".join(lines) + "\n"
 

@@ -33,8 +33,8 @@ def fixed_zone(minutes: float) -> str | None:
 
 
 def zone_for_offsets(utc: pd.Series, minutes: pd.Series, fit: float = 0.99) -> str | None:
-    """The zone whose offset at the rows' UTC times (tz-aware times, or what the loader parses) is the rows' offset (minutes east of UTC), for at least
-    ``fit`` of the rows (real files have a stray row or two).
+    """The zone whose offset at the rows' UTC times (tz-aware times, or what the loader parses) is the rows'
+    offset (minutes east of UTC), for at least ``fit`` of the rows (real files have a stray row or two).
 
     One offset (for that share of the rows): its fixed ``Etc/GMT`` zone when it is whole hours (which rule of
     daylight saving the place follows cannot be told from one season), else the first named zone that fits
