@@ -90,7 +90,7 @@ def main() -> None:
     # the rows the learned blend scores: the same candidates and features as in tuning (targets without the truth
     # among them are left out of the rows and count as misses below)
     targets = sorted(split.test, key=lambda t: t.now)  # in time, for the blocks below
-    rows = model.features.concat(model._rows(targets, None, cfg_blend.top_n, True, "test rows"))
+    rows = model.ranking_rows(targets, top_n=cfg_blend.top_n, progress=True, desc="test rows")
     n = len(targets)
     params = cfg_blend.lightgbm_params()
     by_time = np.arange(len(rows.groups)) * 5 // len(rows.groups)

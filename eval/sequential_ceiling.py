@@ -69,7 +69,7 @@ def study(config: str, pipeline_name: str, seeds: int) -> dict:
     blend = model.ranker.config
     rounds = int(model.ranker.booster.best_iteration) or 150
     targets = sorted(split.test, key=lambda t: t.now)  # in time, for the blocks
-    rows = model.features.concat(model._rows(targets, None, blend.top_n, True, "test rows"))
+    rows = model.ranking_rows(targets, top_n=blend.top_n, progress=True, desc="test rows")
     without = SimpleNamespace(features=np.delete(rows.features, sequential, axis=1), labels=rows.labels,
                               groups=rows.groups)
     blocks = np.arange(len(rows.groups)) * 5 // len(rows.groups)

@@ -38,7 +38,7 @@ from promptrec.retriever.blend import blend, objective_values, standardize, tune
 from promptrec.retriever.candidate import Candidate
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
-from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, LearnedBlend, RankerConfig
+from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, LearnedBlend, RankerConfig, RankingRows
 from promptrec.retriever.live import LiveHistories
 from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, PooledColumns, pack_rows, resolve_pool
 from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
@@ -612,20 +612,27 @@ class TimeAwareRetriever:
                 "objective": objective, "validation_targets": len(targets), "weights": weights,
                 "objective_start": trace[0]["objective"], "objective_end": trace[-1]["objective"], "trace": trace}
 
-    def _rows(self, targets: Sequence[HeldOut], history: Any, top_n: int, progress: bool, desc: str) -> list:
+    def ranking_rows(self, targets: Sequence[HeldOut], history: Any = None, top_n: int | None = None,
+                     progress: bool = False, desc: str = "features") -> RankingRows:
+        """The learned blend's rows for ``targets``: each signal's top ``top_n`` (default: the fitted blend's, else
+        RankerConfig's) plus the user's own items where repeats are allowed, with their features; targets whose
+        truth is not among them are left out (counted in ``queries_without_truth``)."""
+        self._require_fitted()
+        if top_n is None:
+            top_n = (self.ranker.config if self.ranker is not None else RankerConfig()).top_n
         out = []
         for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc):
             pooled = self._pool_columns(queries)
             if pooled is not None:
                 exclude, true_cols = pooled.view(exclude, true_cols)
             out.append(self.features.rows(queries, exclude, true_cols, top_n, None if pooled is None else pooled.items))
-        return out
+        return self.features.concat(out)
 
     def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
                       progress: bool) -> LearnedBlend:
         earlier = self._earlier_window_rows(fit[0].now if fit else None, fit[-1].now if fit else None, cfg, progress) \
             if cfg.earlier_windows else []
-        parts = {name: self.features.concat(self._rows(targets, history, cfg.top_n, progress, f"features ({name})"))
+        parts = {name: self.ranking_rows(targets, history, cfg.top_n, progress, f"features ({name})")
                  for name, targets in (("fit", fit), ("stop", stop))}
         learned = LearnedBlend.train(self.features.concat([parts["fit"], *earlier]), parts["stop"],
                                      self.features.names, self.features.signal_of, cfg)
@@ -660,7 +667,7 @@ class TimeAwareRetriever:
             clone.fit(earlier, self.catalog, index, log=self.events)
             if list(clone.signals) != list(self.signals):
                 break  # the earlier events lack what a signal needs (e.g. devices): not the same features
-            found = clone.features.concat(clone._rows(targets, None, cfg.top_n, progress, f"features (window -{w})"))
+            found = clone.ranking_rows(targets, None, cfg.top_n, progress, f"features (window -{w})")
             found.earlier_queries = len(found.groups)
             rows.append(found)
         return rows
