@@ -1,15 +1,14 @@
 """Does the sequential model (SASRec) know anything about the test targets that the time-aware retriever's other
 features do not? #15 asks the blend with it to beat the blend without it; this asks whether any blend could.
 
-For each config and pipeline whose blend has SASRec's scores among its features (the forced blend,
-``time-aware retriever + SASRec``, by default; a pipeline's optional signals are forced in): fits and tunes it as
-`promptrec eval` does, takes the rows its learned blend scores on
-the test targets, and trains LightGBM (the blend's settings and number of trees) on the test rows themselves,
-cross-fitted over five blocks in time (each fifth of the test days scored by a model trained on the other four,
-later days included, so optimistic), once with every feature and once without the SASRec ones. The paired
-difference per target (with a 95% bootstrap interval) is what SASRec's scores can add to a blend trained as
-well as these targets allow: near zero, no blend with it beats the retriever. Averaged over ``--seeds``
-LightGBM seeds. Writes eval/results/sequential_ceiling.{json,md,png}.
+For each config and pipeline whose blend has SASRec's scores among its features (by default the forced blend,
+``time-aware retriever + SASRec``; a pipeline's optional signals are forced in): fits and tunes it as `promptrec
+eval` does, takes the rows its learned blend scores on the test targets, and trains LightGBM (the blend's settings
+and number of trees) on the test rows themselves, cross-fitted over five blocks in time (each fifth of the test days
+scored by a model trained on the other four, later days included, so optimistic), once with every feature and once
+without the SASRec ones. The paired difference per target (with a 95% bootstrap interval) is what SASRec's scores
+can add to a blend trained as well as these targets allow: near zero, no blend with it beats the retriever.
+Averaged over ``--seeds`` LightGBM seeds. Writes eval/results/sequential_ceiling.{json,md,png}.
 
     python eval/sequential_ceiling.py --config eval/configs/foursquare_nyc.yaml --config eval/configs/demo.yaml \
         [--pipeline "time-aware retriever + SASRec" --pipeline "time-aware retriever + SASRec, text start, 3 seeds"]
@@ -129,11 +128,10 @@ def plot(result: dict, path: Path) -> None:
 def markdown(result: dict) -> str:
     lines = ["# What SASRec's scores can add to a blend trained on the test targets themselves", "",
              f"Command: `{result['command']}` ({result['date']}, {result['machine']}; {result['seconds']} s). "
-             "Per config and pipeline: its blend's candidates and features on the test targets (optional signals forced "
-             "in); LightGBM with the blend's "
-             "settings and number of trees, cross-fitted over five blocks of the test days (optimistic: later days "
-             f"help), with and without the SASRec features, {result['seeds']} seeds each; per-target differences "
-             "with 95% bootstrap intervals. Every metric over all test targets (a truth outside the candidates is "
+             "Per config and pipeline: its blend's candidates and features on the test targets (optional signals "
+             "forced in); LightGBM with the blend's settings and number of trees, cross-fitted over five blocks of "
+             "the test days (optimistic: later days help), with and without the SASRec features, "
+             f"{result['seeds']} seeds each; per-target differences with 95% bootstrap intervals. Every metric over all test targets (a truth outside the candidates is "
              "a miss).", "", "![lead with SASRec](sequential_ceiling.png)", "",
              "| config | pipeline | targets | SASRec features | metric | with | without | lead [95% interval] |",
              "|---|---|---|---|---|---|---|---|"]
