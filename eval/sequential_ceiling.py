@@ -23,27 +23,25 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from blend_ceiling import cross_fitted, query_ranks
+from promptrec.eval.metrics import bootstrap_ci, ndcg_gains
 
 OUT = Path(__file__).resolve().parent / "results"
 METRICS = {"Acc@1": lambda r: (r < 1).astype(float), "Acc@10": lambda r: (r < 10).astype(float),
-           "NDCG@10": lambda r: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0)}
+           "NDCG@10": lambda r: ndcg_gains(r, 10)}
 
 
 def paired(with_seq: np.ndarray, without: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
     """Per metric: both means and the mean of the per-target difference with its 95% bootstrap interval;
     arrays are targets x seeds of 0-based ranks (each target's metric averaged over the seeds first)."""
-    idx = np.random.default_rng(seed).integers(0, len(with_seq), (n_boot, len(with_seq)))
     out = {}
     for name, per_target in METRICS.items():
         a, b = per_target(with_seq).mean(axis=1), per_target(without).mean(axis=1)
-        boot = (a - b)[idx].mean(axis=1)
         out[name] = {"with": float(a.mean()), "without": float(b.mean()), "lead": float((a - b).mean()),
-                     "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]}
+                     "ci95": list(bootstrap_ci(a - b, np.mean, n_boot, seed))}
     return out
 
 
@@ -69,8 +67,7 @@ def study(config: str, pipeline_name: str, seeds: int) -> dict:
     rounds = int(model.ranker.booster.best_iteration) or 150
     targets = sorted(split.test, key=lambda t: t.now)  # in time, for the blocks
     rows = model.ranking_rows(targets, top_n=blend.top_n, progress=True, desc="test rows")
-    without = SimpleNamespace(features=np.delete(rows.features, sequential, axis=1), labels=rows.labels,
-                              groups=rows.groups)
+    without = dataclasses.replace(rows, features=np.delete(rows.features, sequential, axis=1))
     blocks = np.arange(len(rows.groups)) * 5 // len(rows.groups)
     ranks = {"with": [], "without": []}
     for seed in range(seeds):

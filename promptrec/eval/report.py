@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.eval.metrics import mrr, bootstrap_ci, coverage, hit_rate, intra_list_diversity, ndcg, novelty, summarize
+from promptrec.eval.metrics import (bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, ndcg_gains,
+                                    novelty, summarize)
 from promptrec.eval.targets import SLICES
 from promptrec.plots import pyplot, save_figure
 
@@ -41,7 +42,7 @@ def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[in
     """For each other pipeline: the reference's lead in HR@k, NDCG@10 and MRR on the same targets, with a
     95% paired bootstrap interval (resampling targets); 'beyond' when the interval excludes 0."""
     metrics = {f"HR@{k}": (lambda r, k=k: (r < k).astype(float)) for k in ks}
-    metrics |= {"NDCG@10": lambda r: np.where(r < 10, 1.0 / np.log2(r + 2.0), 0.0), "MRR": lambda r: 1.0 / (r + 1.0)}
+    metrics |= {"NDCG@10": lambda r: ndcg_gains(r, 10), "MRR": lambda r: 1.0 / (r + 1.0)}
     ref = ranks[reference]
     idx = np.random.default_rng(seed).integers(0, len(ref), (n_boot, len(ref)))
     out = {}
