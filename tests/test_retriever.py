@@ -130,6 +130,25 @@ def test_transition_pairs_weighed_by_the_time_between_them():
     assert scores[0] > scores[1]
 
 
+def test_ranking_rows_say_which_target_each_group_is(data, monkeypatch):
+    import promptrec.retriever.retriever as retriever_module
+
+    monkeypatch.setattr(retriever_module, "BATCH", 64)  # several batches: positions count across them
+    split = data[3]
+    r = fitted(data, signals=["transition", "trending"], split=split)
+    assert r.batch_size == 64
+    targets = split.validation[:300]
+    rows = r.ranking_rows(targets, top_n=20)
+    assert len(rows.targets) == len(rows.groups) and np.all(np.diff(rows.targets) > 0)
+    assert rows.queries_without_truth == len(targets) - len(rows.groups) > 0
+    starts = np.concatenate([[0], np.cumsum(rows.groups)])
+    for g in (0, len(rows.groups) // 2, len(rows.groups) - 1):  # a group's rows are its target's own
+        alone = r.ranking_rows([targets[rows.targets[g]]], top_n=20)
+        np.testing.assert_array_equal(alone.features, rows.features[starts[g]:starts[g + 1]])
+    left_out = min(set(range(len(targets))) - set(rows.targets.tolist()))
+    assert len(r.ranking_rows([targets[left_out]], top_n=20).groups) == 0
+
+
 def test_trending_and_freshness_use_only_the_past(demo, data):
     ds, _, loo, _ = data
     r = fitted(data, ["trending", "freshness"])

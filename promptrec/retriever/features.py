@@ -93,7 +93,8 @@ class FeatureBuilder:
         cells[~has_truth] = False
         rows, cols = np.nonzero(cells)
         return RankingRows(self.matrix(feats, rows, cols, self.names), (cols == true_cols[rows]).astype(np.int32),
-                           np.bincount(rows, minlength=len(queries))[has_truth], int((~has_truth).sum()))
+                           np.bincount(rows, minlength=len(queries))[has_truth], int((~has_truth).sum()),
+                           targets=np.flatnonzero(has_truth))
 
     @staticmethod
     def concat(chunks: list[RankingRows]) -> RankingRows:
@@ -101,4 +102,4 @@ class FeatureBuilder:
             return RankingRows(np.zeros((0, 0), np.float32), np.zeros(0, np.int32), np.zeros(0, np.int64))
         return RankingRows(np.concatenate([c.features for c in chunks]), np.concatenate([c.labels for c in chunks]),
                            np.concatenate([c.groups for c in chunks]), sum(c.queries_without_truth for c in chunks),
-                           sum(c.earlier_queries for c in chunks))
+                           sum(c.earlier_queries for c in chunks), np.concatenate([c.targets for c in chunks]))

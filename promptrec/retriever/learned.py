@@ -77,13 +77,16 @@ class RankerConfig:
 
 @dataclass
 class RankingRows:
-    """Feature rows of candidates grouped per query; ``labels`` 1 for the true item."""
+    """Feature rows of candidates grouped per query; ``labels`` 1 for the true item; ``targets`` the position of
+    each group's query in the targets the rows were made for (rows joined by FeatureBuilder.concat keep each part's
+    own positions)."""
 
     features: np.ndarray  # rows x features (float32)
     labels: np.ndarray
     groups: np.ndarray  # rows per query, in order
     queries_without_truth: int = 0  # queries whose true item was not among the candidates (left out)
     earlier_queries: int = 0  # of the groups, those from windows before the validation targets
+    targets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per group: its target's position
 
 
 @dataclass

@@ -616,16 +616,18 @@ class TimeAwareRetriever:
                      progress: bool = False, desc: str = "features") -> RankingRows:
         """The learned blend's rows for ``targets``: each signal's top ``top_n`` (default: the fitted blend's, else
         RankerConfig's) plus the user's own items where repeats are allowed, with their features; targets whose
-        truth is not among them are left out (counted in ``queries_without_truth``)."""
+        truth is not among them are left out (counted in ``queries_without_truth``; ``targets`` says which are kept)."""
         self._require_fitted()
         if top_n is None:
             top_n = (self.ranker.config if self.ranker is not None else RankerConfig()).top_n
-        out = []
-        for _, queries, exclude, true_cols in self._batches(targets, history, progress, desc):
+        out, done = [], 0
+        for batch, queries, exclude, true_cols in self._batches(targets, history, progress, desc):
             pooled = self._pool_columns(queries)
             if pooled is not None:
                 exclude, true_cols = pooled.view(exclude, true_cols)
-            out.append(self.features.rows(queries, exclude, true_cols, top_n, None if pooled is None else pooled.items))
+            rows = self.features.rows(queries, exclude, true_cols, top_n, None if pooled is None else pooled.items)
+            out.append(replace(rows, targets=rows.targets + done))
+            done += len(batch)
         return self.features.concat(out)
 
     def _train_ranker(self, fit: Sequence[HeldOut], stop: Sequence[HeldOut], history: Any, cfg: RankerConfig,
