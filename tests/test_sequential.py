@@ -1,6 +1,8 @@
 """The trained sequential model (SASRec and its time-aware variant): windows, learning a planted order
 and a planted clock, no leakage through the retriever, persistence and the training cache."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,17 +127,57 @@ def test_final_epochs_learn_the_held_out_last_events():
     assert share[1] > 1.5 * share[0]
 
 
-def test_time_aware_variant_learns_what_the_clock_says_and_plain_sasrec_cannot():
+def _clock_probe(seqs):
+    """30 users' last events, each asked from the events before it at its own time (the hour that sets the item,
+    the gap that goes with it), and the item it was."""
+    probe = seqs[:30]
+    before = [type(s)(s.codes[:-1], s.times[:-1], s.hours[:-1], s.dows[:-1]) for s in probe]
+    last = lambda field: np.array([getattr(s, field)[-1] for s in probe])  # noqa: E731
+    return query_batch(before, 12, last("times"), last("hours"), last("dows")), last("codes")
+
+
+@pytest.mark.parametrize("time_init", ["zero", "random"])
+def test_time_aware_variant_learns_what_the_clock_says_and_plain_sasrec_cannot(time_init):
     users, codes, times = _arrays(_clock_events())
     seqs = user_sequences(users, codes, times, "UTC")
     plain = train_sasrec(seqs, 3, SASRecConfig(**FAST), progress=False)
-    timed = train_sasrec(seqs, 3, SASRecConfig(**FAST, time_aware=True), progress=False)
-    probe = seqs[:30]
-    hours = np.array([8, 13, 19] * 10)
-    batch = query_batch(probe, 12, np.array([s.times[-1] + 12 * HOUR for s in probe]), hours, np.zeros(30, int))
-    truth = np.array([{8: 0, 13: 1, 19: 2}[h] for h in hours])
+    timed = train_sasrec(seqs, 3, SASRecConfig(**FAST, time_aware=True, time_init=time_init), progress=False)
+    batch, truth = _clock_probe(seqs)
     hr1 = lambda m: float((m.score_last(batch).argmax(axis=1) == truth).mean())  # noqa: E731
     assert hr1(timed.model) >= 0.95 and hr1(plain.model) <= 0.6
+
+
+def test_zero_time_start_begins_as_plain_sasrec_and_keeps_the_cache_of_random_starts():
+    """time_init='zero' (the default): before training, the time-aware model with plain SASRec's weights scores as
+    plain SASRec whatever the gaps and hours; a random start's models keep the cache key they had before the setting."""
+    import torch
+
+    from promptrec.sequential import store
+    from promptrec.sequential.model import SASRec
+
+    users, codes, times = _arrays(_clock_events())
+    batch, _ = _clock_probe(user_sequences(users, codes, times, "UTC"))
+    plain = SASRec(3, SASRecConfig(**FAST))
+    for init, same in (("zero", True), ("random", False)):
+        timed = SASRec(3, SASRecConfig(**FAST, time_aware=True, time_init=init))
+        missing = timed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+        assert missing and all(k.startswith(("input_time", "query_time")) for k in missing)
+        with torch.no_grad():
+            assert np.allclose(timed.score_last(batch), plain.score_last(batch), atol=1e-5) == same, init
+    with pytest.raises(ValueError, match="time_init"):
+        SASRecConfig(time_init="small")
+
+    key = lambda **kw: store.fingerprint(SASRecConfig(**kw), 3, users, codes, times, "UTC")  # noqa: E731
+    assert SASRecConfig().time_init == "zero" and key(time_aware=True) != key(time_aware=True, time_init="random")
+    assert key(time_init="random") == key()  # a model without time embeddings: the same model, cached once
+
+    class Before:  # the settings of a time-aware model trained before time_init existed (a random start)
+        time_aware, item_init = True, "random"
+
+        def to_dict(self):
+            return {k: v for k, v in SASRecConfig(time_aware=True).to_dict().items() if k != "time_init"}
+
+    assert key(time_aware=True, time_init="random") == store.fingerprint(Before(), 3, users, codes, times, "UTC")
 
 
 def _toy_dataset():
@@ -221,6 +263,16 @@ def test_train_sequential_command_saves_a_model(tmp_path, demo):
                                    "--item-init", "text", "--index-root", str(tmp_path / "indexes")])
     assert res.exit_code == 0, res.output
     assert load_model(out)[1]["config"]["item_init"] == "text" and (tmp_path / "indexes" / "demo").is_dir()
+    res = CliRunner().invoke(app, ["train-sequential", "--out", str(out), "--epochs", "2", "--max-len", "20",
+                                   "--time-aware", "--time-init", "random"])
+    assert res.exit_code == 0, res.output
+    model, manifest = load_model(out)
+    assert manifest["config"]["time_aware"] and model.config.time_init == "random"
+    # a manifest from before time_init: its time-aware model had the random start, and loads as such
+    legacy = json.loads((out / "manifest.json").read_text())
+    del legacy["config"]["time_init"]
+    (out / "manifest.json").write_text(json.dumps(legacy))
+    assert load_model(out)[0].config.time_init == "random"
 
 
 def test_seed_ensemble_averages_cached_members_and_survives_save_and_load(tmp_path):

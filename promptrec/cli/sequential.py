@@ -17,6 +17,8 @@ def train_sequential(
                                                   "(default indexes/<dataset>-sasrec[-time])."),
     split: str = typer.Option("leave-last-out", help="Split whose training part is learned from."),
     time_aware: bool = typer.Option(False, "--time-aware", help="Tell the model each event's gap, hour and weekday."),
+    time_init: str = typer.Option("zero", help="With --time-aware: 'zero' starts the time embeddings at zero (the "
+                                               "model starts as plain SASRec), 'random' as torch's embeddings."),
     max_len: int = typer.Option(50, help="Items of history the model reads."),
     dropout: float = typer.Option(0.2, help="0.2 for dense data (MovieLens), 0.5 for sparse data."),
     epochs: int = typer.Option(200, help="Most epochs (early stopping usually ends sooner)."),
@@ -38,7 +40,8 @@ def train_sequential(
     with user_errors():
         ds = load(path, format)
         config = SASRecConfig(max_len=max_len, dropout=dropout, epochs=epochs, max_minutes=max_minutes,
-                              time_aware=time_aware, seed=seed, seeds=seeds, item_init=item_init)
+                              time_aware=time_aware, seed=seed, seeds=seeds, item_init=item_init,
+                              time_init=time_init)
         vectors = None
         if item_init == "text":
             from promptrec.index.item_index import ItemIndex

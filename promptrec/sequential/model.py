@@ -46,6 +46,9 @@ class SASRec(nn.Module):
         nn.init.normal_(self.item.weight, std=d ** -0.5)
         with torch.no_grad():
             self.item.weight[0].zero_()
+            if config.time_aware and config.time_init == "zero":  # start as plain SASRec
+                for table in (*self.input_time.children(), *self.query_time.children()):
+                    table.weight.zero_()
 
     @torch.no_grad()
     def start_items_from_text(self, item_vectors: np.ndarray) -> None:

@@ -23,7 +23,7 @@ from promptrec.sequential.model import SASRec
 
 MANIFEST = "manifest.json"
 # setting -> the value that trains as before it existed
-LATER_SETTINGS = {"final_epochs": 0, "seeds": 1, "item_init": "random"}
+LATER_SETTINGS = {"final_epochs": 0, "seeds": 1, "item_init": "random", "time_init": "random"}
 WEIGHTS = "model.pt"
 
 
@@ -35,9 +35,11 @@ def cache_root() -> Path:
 def fingerprint(config: SASRecConfig, n_items: int, users: np.ndarray, codes: np.ndarray, times: np.ndarray,
                 timezone: str, item_vectors: np.ndarray | None = None) -> str:
     """Hash of everything a trained model depends on: settings, catalogue size, training events (and the
-    item vectors it starts from, with ``item_init="text"``). Settings added later are left out at their
-    neutral value, so models trained before them stay cached."""
-    settings = {k: v for k, v in config.to_dict().items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+    item vectors it starts from, with ``item_init="text"``). Settings added later are left out at the value
+    that gives what models trained before them were, so those stay cached; so is ``time_init`` for a model
+    without time embeddings."""
+    settings = {k: v for k, v in config.to_dict().items()
+                if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k]) and not (k == "time_init" and not config.time_aware)}
     h = hashlib.sha256(json.dumps([settings, n_items, timezone, __version__], sort_keys=True).encode())
     arrays = [np.asarray(users).astype(str), codes, times]
     if config.item_init == "text" and item_vectors is not None:
@@ -71,7 +73,8 @@ def load_model(folder: str | Path) -> tuple[SASRec | SASRecEnsemble, dict[str, A
         raise FileNotFoundError(f"no trained sequential model at {folder}; train one with "
                                 "`promptrec train-sequential DATA --out FOLDER`.")
     manifest = json.loads((folder / MANIFEST).read_text())
-    model = build_model(manifest["n_items"], SASRecConfig.from_dict(manifest["config"]))
+    # a manifest written before a setting existed: the model was trained as that setting's LATER_SETTINGS value
+    model = build_model(manifest["n_items"], SASRecConfig.from_dict(LATER_SETTINGS | manifest["config"]))
     model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
     model.eval()
     return model, manifest
