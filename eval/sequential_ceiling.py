@@ -12,6 +12,7 @@ Averaged over ``--seeds`` LightGBM seeds. Writes eval/results/sequential_ceiling
 
     python eval/sequential_ceiling.py --config eval/configs/foursquare_nyc.yaml --config eval/configs/demo.yaml \
         [--pipeline "time-aware retriever + SASRec" --pipeline "time-aware retriever + SASRec, text start, 3 seeds"]
+        [--sasrec max_len=100]   (SASRec settings replaced in those pipelines, e.g. the validation-best ones)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from blend_ceiling import cross_fitted, query_ranks
+from blend_seed_spread import parse_arm
 from promptrec.eval.metrics import bootstrap_ci, ndcg_gains
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -45,7 +47,18 @@ def paired(with_seq: np.ndarray, without: np.ndarray, n_boot: int = 2000, seed: 
     return out
 
 
-def study(config: str, pipeline_name: str, seeds: int) -> dict:
+def with_sasrec_settings(pipeline, settings: dict):
+    """The pipeline with ``settings`` replaced in each of its SASRec signals' params (and its optional signals
+    forced in)."""
+    options = {k: v for k, v in pipeline.options.items() if k != "optional"}
+    if settings:
+        sequential = [s for s in options.get("signals", ()) if str(s).startswith("sasrec")]
+        params = options.get("params", {})
+        options["params"] = {**params, **{s: {**params.get(s, {}), **settings} for s in sequential}}
+    return dataclasses.replace(pipeline, options=options)
+
+
+def study(config: str, pipeline_name: str, seeds: int, sasrec: dict | None = None) -> dict:
     from promptrec.eval.config import load_config
     from promptrec.eval.pipelines import fit_score_model
     from promptrec.eval.runner import load_data
@@ -54,7 +67,7 @@ def study(config: str, pipeline_name: str, seeds: int) -> dict:
     pipeline = next((p for p in cfg.pipelines if p.name == pipeline_name), None)
     if pipeline is None:
         raise SystemExit(f"{config} has no pipeline {pipeline_name!r}; it has {[p.name for p in cfg.pipelines]}.")
-    pipeline = dataclasses.replace(pipeline, options={k: v for k, v in pipeline.options.items() if k != "optional"})
+    pipeline = with_sasrec_settings(pipeline, sasrec or {})
     ds, split, index = load_data(cfg)
     model = fit_score_model(pipeline, split, ds.catalog, index, cfg.seed, cfg.repeats)
     if model.ranker is None:
@@ -75,7 +88,8 @@ def study(config: str, pipeline_name: str, seeds: int) -> dict:
         for arm, arm_rows in (("with", rows), ("without", without)):
             scores = cross_fitted(arm_rows, blocks, params, rounds)
             ranks[arm].append(query_ranks(scores, rows.labels, rows.groups, len(targets)))
-    return {"config": config, "pipeline": pipeline_name, "test_targets": len(targets),
+    return {"config": config, "pipeline": pipeline_name, "sasrec_settings_replaced": sasrec or {},
+            "test_targets": len(targets),
             "candidates' recall": len(rows.groups) / len(targets), "rounds": rounds,
             "sequential_features": [names[j] for j in sequential], "features": len(names),
             "metrics": paired(np.stack(ranks["with"], axis=1), np.stack(ranks["without"], axis=1))}
@@ -87,13 +101,15 @@ def main() -> None:
     ap.add_argument("--pipeline", action="append", help="a pipeline of every config (repeat for several; default: "
                     "time-aware retriever + SASRec)")
     ap.add_argument("--seeds", type=int, default=3, help="LightGBM seeds per arm")
+    ap.add_argument("--sasrec", default="", help="KEY=VALUE[,KEY=VALUE]: SASRecConfig settings replaced in the "
+                    "pipelines' SASRec signals (e.g. max_len=100, chosen with eval/sasrec_settings.py)")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
     configs = args.config or ["eval/configs/foursquare_nyc.yaml", "eval/configs/demo.yaml"]
     started = time.perf_counter()
     result = {"command": "python " + shlex.join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": platform.platform(), "seeds": args.seeds,
-              "studies": [study(c, p, args.seeds) for c in configs
+              "studies": [study(c, p, args.seeds, parse_arm(args.sasrec)) for c in configs
                           for p in args.pipeline or ["time-aware retriever + SASRec"]]}
     result["seconds"] = round(time.perf_counter() - started, 1)
     from promptrec.eval.report import write_outputs
@@ -136,7 +152,9 @@ def markdown(result: dict) -> str:
         for metric, m in s["metrics"].items():
             lo, hi = m["ci95"]
             features = ", ".join(s["sequential_features"])
-            lines.append(f"| `{s['config']}` | {s['pipeline']} | {s['test_targets']:,} | {features} | "
+            replaced = ", ".join(f"{k}={v}" for k, v in s.get("sasrec_settings_replaced", {}).items())
+            pipeline = f"{s['pipeline']} ({replaced})" if replaced else s["pipeline"]
+            lines.append(f"| `{s['config']}` | {pipeline} | {s['test_targets']:,} | {features} | "
                          f"{metric} | {m['with']:.4f} | {m['without']:.4f} | {m['lead']:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     return "\n".join(lines) + "\n"
 

@@ -28,3 +28,16 @@ def test_a_real_lead_is_beyond_the_interval_and_a_tie_is_not():
     one_seed[:, 0] = better[:, 0]
     first_seed = ceiling.paired(better[:, :1], without[:, :1])["Acc@1"]["lead"]
     assert first_seed > 0 and np.isclose(ceiling.paired(one_seed, without)["Acc@1"]["lead"], first_seed / 3)
+
+
+def test_sasrec_settings_go_into_every_sequential_signal_and_optional_signals_are_forced_in():
+    from promptrec.eval.config import PipelineConfig
+
+    p = PipelineConfig("r", "retriever", {"signals": ["auto", "sasrec", "sasrec_time"], "optional": ["sasrec"],
+                                          "params": {"sasrec": {"max_len": 50, "seeds": 3}, "habit": {"x": 1}}})
+    got = ceiling.with_sasrec_settings(p, {"max_len": 100})
+    assert "optional" not in got.options and "optional" in p.options
+    assert got.options["params"] == {"sasrec": {"max_len": 100, "seeds": 3}, "sasrec_time": {"max_len": 100},
+                                     "habit": {"x": 1}}
+    assert p.options["params"]["sasrec"]["max_len"] == 50  # the config's pipeline is left as it was
+    assert ceiling.with_sasrec_settings(p, {}).options["params"] == p.options["params"]
