@@ -1,13 +1,13 @@
-"""SASRec's settings judged on a config's validation targets: which width, history length, dropout... suit a data set.
+"""SASRec's settings judged on a config's validation targets: which width, history length, dropout suit a data set.
 
 The sequential model's defaults were tuned on MovieLens 100K. For each config this trains the config's SASRec
-pipeline as configured ("as configured") and once per ``--arm`` (its settings with the arm's replaced; ``kind=sasrec_time``
-switches to the time-aware model), each on the training events only, and ranks every validation target (the events
-after the training cut, each with its history before it) against every item, as `promptrec eval` ranks test targets
-(full ranking, repeats as the config says). The test days are not read. ``--reference`` pipelines of the config
-(e.g. "user frequency by hour"; skipped where a config has none) are scored on the same targets for scale. Per arm: Acc@1/10, NDCG@10 and MRR with
-95% intervals, and the paired lead over the configured model.
-Writes eval/results/sasrec_settings.{json,md,png}.
+pipeline as configured ("as configured") and once per ``--arm`` (its settings with the arm's replaced;
+``kind=sasrec_time`` switches to the time-aware model), each on the training events only, and ranks every
+validation target (the events after the training cut, each with its history before it) against every item, as
+`promptrec eval` ranks test targets (full ranking, repeats as the config says). The test days are not read unless
+``--test`` asks (reported apart). ``--reference`` pipelines of the config (e.g. "user frequency by hour"; skipped
+where a config has none) are scored on the same targets for scale. Per arm: Acc@1/10, NDCG@10 and MRR with 95%
+intervals, and the paired lead over the configured model. Writes eval/results/sasrec_settings.{json,md,png}.
 
     python eval/sasrec_settings.py --config eval/configs/foursquare_nyc.yaml --arm max_len=100 --arm dropout=0.3 \
         [--pipeline SASRec] [--reference "user frequency by hour"]

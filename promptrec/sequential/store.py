@@ -38,8 +38,9 @@ def fingerprint(config: SASRecConfig, n_items: int, users: np.ndarray, codes: np
     item vectors it starts from, with ``item_init="text"``). Settings added later are left out at the value
     that gives what models trained before them were, so those stay cached; so is ``time_init`` for a model
     without time embeddings."""
-    settings = {k: v for k, v in config.to_dict().items()
-                if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k]) and not (k == "time_init" and not config.time_aware)}
+    settings = {k: v for k, v in config.to_dict().items() if not (k in LATER_SETTINGS and v == LATER_SETTINGS[k])}
+    if not config.time_aware:
+        settings.pop("time_init", None)
     h = hashlib.sha256(json.dumps([settings, n_items, timezone, __version__], sort_keys=True).encode())
     arrays = [np.asarray(users).astype(str), codes, times]
     if config.item_init == "text" and item_vectors is not None:
