@@ -43,6 +43,11 @@ def parse_arm(text: str) -> dict:
     return {k.strip(): yaml.safe_load(v) for k, v in pairs}
 
 
+def arm_label(arm: dict) -> str:
+    """{'stop_window': 21} -> 'stop_window=21' (parse_arm's text back); no arm: 'as configured'."""
+    return ", ".join(f"{k}={v}" for k, v in arm.items()) or "as configured"
+
+
 def arm_options(options: dict, arm: dict, seed: int) -> dict:
     """A pipeline's options with an arm applied: learned-blend settings into `ranker` (with the seed), the rest
     replacing the pipeline option of that name."""
@@ -79,7 +84,7 @@ def period_runs(config: str, pipeline: str, seeds: int, arms: list[dict], bar) -
                                     cfg.seed, cfg.repeats)
             ranks = model.true_item_ranks(split.test)
             rows.append({"config": config, "period": cfg.name, "test_targets": len(split.test),
-                         "arm": ", ".join(f"{k}={v}" for k, v in arm.items()) or "as configured", "seed": seed,
+                         "arm": arm_label(arm), "seed": seed,
                          "blend": model.describe()["blend"],
                          "trees": model.ranker.report["best_iteration"] if model.ranker is not None else None,
                          "seconds": round(time.perf_counter() - started, 1),

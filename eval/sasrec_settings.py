@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from blend_seed_spread import parse_arm
+from blend_seed_spread import arm_label, parse_arm
 
 OUT = Path(__file__).resolve().parent / "results"
-BASE = "as configured"
+BASE = arm_label({})  # the configured model's row
 KS = [1, 10]
 
 
@@ -40,10 +40,6 @@ def arm_pipeline(pipeline, arm: dict):
         raise SystemExit(f"kind={kind}: an arm may switch between sasrec and sasrec_time only.")
     settings = {**pipeline.options.get("settings", {}), **arm}
     return dataclasses.replace(pipeline, kind=kind, options={**pipeline.options, "settings": settings})
-
-
-def arm_label(arm: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in arm.items()) or BASE
 
 
 def fitted(pipeline, cfg, ds, split, index) -> tuple[object, dict]:
@@ -58,13 +54,6 @@ def fitted(pipeline, cfg, ds, split, index) -> tuple[object, dict]:
     return model, training
 
 
-def full_ranks(model, targets) -> np.ndarray:
-    """0-based rank of each target's truth among all items (as `promptrec eval` ranks on its full protocol)."""
-    from promptrec.eval.pipelines import score_records
-
-    return np.array([r["rank"] for r in sorted(score_records(model, targets, "full", 10), key=lambda r: r["i"])])
-
-
 def study(config: str, pipeline_name: str, arms: list[dict], references: list[str], n_boot: int,
           test: bool = False) -> dict:
     """Every arm (and reference) fitted once and scored on the validation targets (and the test targets with
@@ -72,7 +61,6 @@ def study(config: str, pipeline_name: str, arms: list[dict], references: list[st
     from promptrec.eval.config import load_config
     from promptrec.eval.report import accuracy, paired_differences
     from promptrec.eval.runner import load_data
-    from promptrec.eval.targets import build_targets
 
     cfg = load_config(config)
     by_name = {p.name: p for p in cfg.pipelines}
@@ -86,8 +74,7 @@ def study(config: str, pipeline_name: str, arms: list[dict], references: list[st
     ds, split, index = load_data(cfg)
     if not split.validation:
         raise SystemExit(f"{config}'s split has no validation targets to judge settings on.")
-    parts = {part: build_targets(split, ds.catalog, part, timezone=ds.interactions.timezone)
-             for part in (("validation", "test") if test else ("validation",))}
+    parts = {"validation": split.validation} | ({"test": split.test} if test else {})
     rows, ranks = [], {part: {} for part in parts}
     runs = [(arm_label(a), arm_pipeline(by_name[pipeline_name], a), "SASRec") for a in [{}, *arms]]
     runs += [(name, by_name[name], "reference") for name in references if name in by_name]
@@ -97,7 +84,7 @@ def study(config: str, pipeline_name: str, arms: list[dict], references: list[st
         if role == "SASRec":
             row["settings"] = pipeline.options.get("settings", {})
         for part, targets in parts.items():
-            got = ranks[part][label] = full_ranks(model, targets)
+            got = ranks[part][label] = model.true_item_ranks(targets)  # full ranking, as `promptrec eval`
             scores = accuracy(got, KS, n_boot, cfg.seed)
             if label != BASE:
                 scores["lead"] = paired_differences({label: got, BASE: ranks[part][BASE]}, label, KS, n_boot,

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from blend_ceiling import cross_fitted, query_ranks
-from blend_seed_spread import parse_arm
+from blend_seed_spread import arm_label, parse_arm
 from promptrec.eval.metrics import bootstrap_ci, ndcg_gains
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -152,8 +152,8 @@ def markdown(result: dict) -> str:
         for metric, m in s["metrics"].items():
             lo, hi = m["ci95"]
             features = ", ".join(s["sequential_features"])
-            replaced = ", ".join(f"{k}={v}" for k, v in s.get("sasrec_settings_replaced", {}).items())
-            pipeline = f"{s['pipeline']} ({replaced})" if replaced else s["pipeline"]
+            replaced = s.get("sasrec_settings_replaced")
+            pipeline = f"{s['pipeline']} ({arm_label(replaced)})" if replaced else s["pipeline"]
             lines.append(f"| `{s['config']}` | {pipeline} | {s['test_targets']:,} | {features} | "
                          f"{metric} | {m['with']:.4f} | {m['without']:.4f} | {m['lead']:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     return "\n".join(lines) + "\n"
