@@ -76,6 +76,8 @@ def test_repeats_auto_follows_the_data(checkins, demo):
     _, ds, split = checkins
     r = fit(ds, split)
     assert r.allow_repeats and r.repeat_rate > 0.5
+    auto = TimeAwareRetriever().fit(split.train, ds.catalog, log=split.full)
+    assert {"habit", "place", "returns"} <= set(auto.signals)  # returns: only where repeats are allowed
     t = split.test[0]
     seen = set(split.history(t)["item_id"])
     assert seen <= {c.item_id for c in r.retrieve(t.user_id, t.now, k=len(ds.catalog))}
@@ -83,6 +85,7 @@ def test_repeats_auto_follows_the_data(checkins, demo):
     d = demo.dataset
     demo_r = TimeAwareRetriever(signals=["trending"]).fit(d.interactions, d.catalog)
     assert demo_r.repeat_rate == 0.0 and not demo_r.allow_repeats
+    assert "returns" not in TimeAwareRetriever().fit(d.interactions, d.catalog).signals
 
 
 def test_places_nobody_visited_before_now_are_not_candidates(checkins):
@@ -110,6 +113,41 @@ def test_audience_tells_a_place_of_a_few_regulars_from_one_many_people_pass_thro
     bars = [i for i in users.index if ds.catalog[i].title == "Bar"]
     routine = [i for i in users.index if ds.catalog[i].title != "Bar"]
     assert (events / users)[bars].median() < 1.5 < 4 < (events / users)[routine].median()
+
+
+def test_returns_tell_kinds_people_go_back_to_from_kinds_they_try_once(checkins):
+    _, ds, split = checkins
+    r = fit(ds, split, signals=["habit", "returns"])
+    returns = r.signals["returns"]
+    t = split.test[0]
+    q = r._query(t.user_id, t.now)
+    features = returns.features([q], r.log)
+    everybody, own = features["returns_everybody"][0], features["returns"][0]
+    kind = np.array([ds.catalog[i].title for i in ds.catalog.ids])
+    # the routine places are each some users' own, the bars only visited on the odd random evening
+    assert everybody[kind == "Bar"].max() < 0.5 < 0.7 < everybody[kind == "Office"].min()
+    # the user's own share at offices, by hand: returns among their office events before now, smoothed toward
+    # everybody's share with 5 events
+    history = split.full.frame
+    history = history[(history["user_id"] == t.user_id) & (history["timestamp"] < t.now)]
+    offices = history[history["item_id"].map(lambda i: ds.catalog[i].title) == "Office"]
+    returned = offices["item_id"].duplicated().sum()
+    office = np.flatnonzero(kind == "Office")[0]
+    assert own[office] == pytest.approx((returned + 5 * everybody[office]) / (len(offices) + 5))
+    assert len(offices) > 5 and own[office] > everybody[office]
+    some = np.array([0, office, len(kind) - 1])  # a candidate pool's columns: the same values
+    pooled = returns.features([q], r.log, items=some)
+    np.testing.assert_allclose(pooled["returns"][0], own[some])
+    np.testing.assert_allclose(pooled["returns_everybody"][0], everybody[some])
+    # features only: the learned blend's candidates are the other signals' top N and the user's own places
+    feats = r.features.build([q])
+    exclude = np.zeros((1, len(ds.catalog)), dtype=bool)
+    both = r.features.candidates(feats, exclude, 5, [q])
+    r.features.signals = {"habit": r.signals["habit"]}
+    assert np.array_equal(both, r.features.candidates(feats, exclude, 5, [q]))
+    # a user without history gets everybody's shares
+    empty = returns.features([type(q)("nobody", q.now_ns, q.codes[:0], q.times[:0])], r.log)
+    np.testing.assert_allclose(empty["returns"][0], everybody)
 
 
 def test_personal_habits_follow_the_hour_of_now(checkins):
@@ -181,7 +219,8 @@ def test_a_query_in_a_batch_gets_what_it_gets_alone(checkins):
     from promptrec.retriever.signals.base import Query
 
     _, ds, split = checkins
-    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
+    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience",
+                               "returns"),
             params={"habit": {"recency_rank": True, "category_since": True}})
     last_of_each_user = {t.user_id: t for t in list(split.validation) + list(split.test)}
     queries = [r._query(t.user_id, t.now) for t in list(last_of_each_user.values())[:8]]
@@ -399,7 +438,8 @@ def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
     options = {"habit": {"recency_rank": True, "category_since": True}}  # the optional habit features too
-    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience"),
+    r = fit(ds, split, signals=("transition", "trending", "time_context", "habit", "place", "neighbours", "audience",
+                               "returns"),
             params=options)
     r.tune(split.validation, method="lightgbm")
     targets = split.test[:20]

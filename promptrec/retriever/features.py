@@ -47,19 +47,20 @@ class FeatureBuilder:
 
     def candidates(self, feats: dict[str, np.ndarray], exclude: np.ndarray, top_n: int,
                    queries: list[Query], items: np.ndarray | None = None) -> np.ndarray:
-        """Boolean (batch x items): each signal's top-N by its main score, plus the user's own items when
-        they may be recommended; never an excluded item."""
+        """Boolean (batch x items): each signal's top-N by its main score (signals that propose candidates), plus
+        the user's own items when they may be recommended; never an excluded item."""
         mask = np.zeros(exclude.shape, dtype=bool)
         n = min(top_n, exclude.shape[1])
         rows = np.arange(exclude.shape[0])[:, None]
-        for name in self.signals if items is None else ():
+        proposers = [name for name, s in self.signals.items() if s.proposes_candidates]
+        for name in proposers if items is None else ():
             score = np.where(exclude, -np.inf, np.nan_to_num(feats[name], nan=-np.inf))
             top = np.argpartition(-score, n - 1, axis=1)[:, :n]
             mask[rows, top] = True
         if items is not None:  # pooled: each row's top-N among its own recommendable columns, which do not
             for i in range(len(mask)):  # depend on what else shares the batch (nor, at ties, do the picks)
                 own = np.flatnonzero(~exclude[i])
-                for name in self.signals if len(own) else ():
+                for name in proposers if len(own) else ():
                     score = np.nan_to_num(feats[name][i, own], nan=-np.inf)
                     m = min(top_n, len(own))
                     mask[i, own[np.argpartition(-score, m - 1)[:m]]] = True

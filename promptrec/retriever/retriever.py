@@ -46,6 +46,7 @@ from promptrec.retriever.signals.base import columns_of, scores_on
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
 SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
+REPEAT_SIGNALS = ("returns",)  # added by signals="auto" where the user's own items may be recommended again
 BATCH = 256  # requests scored together (fewer for large catalogues: see TimeAwareRetriever.batch_size)
 BATCH_CELLS = BATCH * 20_000  # (requests x items) cells per batch: each signal's scores are one such matrix
 POOL_BATCH = 8  # requests scored together with candidate pools (a batch's signals score the union of its pools)
@@ -147,10 +148,13 @@ class TimeAwareRetriever:
         frame = train.frame.loc[known]
         coords = catalog.coordinates()
         devices = frame["device"].to_numpy(dtype=object) if "device" in frame.columns else None
+        self.repeat_rate = repeat_rate(frame)
+        self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and self.repeat_rate >= REPEAT_THRESHOLD)
         if self._requested == "auto":
             scene = [n for n, ok in (("place", coords is not None), ("device", devices is not None)) if ok]
+            returns = list(REPEAT_SIGNALS) if self.allow_repeats else []
             self._build_signals(list(DEFAULT_SIGNALS if index is not None else
-                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene + self._extra)
+                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene + returns + self._extra)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
         vectors = None
         readers = [n for n, s in self.signals.items() if s.needs_item_vectors]
@@ -167,8 +171,6 @@ class TimeAwareRetriever:
         release_ns = np.where(release.isna(), MIN_INT, epoch_ns(release.fillna(pd.Timestamp(0, tz="UTC"))))
         self.release_ns = release_ns.astype(np.int64)
         self.available_from_first_event = catalog.items_from_events
-        self.repeat_rate = repeat_rate(frame)
-        self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and self.repeat_rate >= REPEAT_THRESHOLD)
         data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
                        vectors, list(catalog.frame["categories"]), self.release_ns, epoch_ns(frame["timestamp"]),
                        coords, devices, train.timezone)

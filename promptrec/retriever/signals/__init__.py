@@ -14,6 +14,7 @@ candidate pool, the pooled items only: ``Signal.scores_items``).
 | user_frequency | the user's most visited items (a baseline; optionally at this hour) |
 | neighbours | what the most similar users chose (user-based collaborative filtering) |
 | audience | how many different people use an item, and how much of its use is the same people returning |
+| returns | how often a visit to each kind of item is a return, for everybody and for this user (features only) |
 | sasrec | a trained SASRec's next-item scores (trained in ``fit``; torch) |
 | sasrec_time | the same model told each event's gap, hour and weekday and those of ``now`` |
 """
@@ -27,6 +28,7 @@ from promptrec.retriever.signals.freshness import FreshnessSignal
 from promptrec.retriever.signals.habit import HabitSignal
 from promptrec.retriever.signals.neighbours import NeighboursSignal
 from promptrec.retriever.signals.place import PlaceSignal, haversine_km
+from promptrec.retriever.signals.returns import ReturnsSignal
 from promptrec.retriever.signals.sequential import SASRecSignal, TimeSASRecSignal
 from promptrec.retriever.signals.time_context import TimeContextSignal
 from promptrec.retriever.signals.transition import TransitionSignal
@@ -36,10 +38,10 @@ from promptrec.retriever.signals.user_frequency import UserFrequencySignal
 SIGNALS = {"content": ContentSignal, "transition": TransitionSignal, "trending": TrendingSignal,
            "time_context": TimeContextSignal, "freshness": FreshnessSignal, "habit": HabitSignal,
            "place": PlaceSignal, "device": DeviceSignal, "user_frequency": UserFrequencySignal,
-           "neighbours": NeighboursSignal, "audience": AudienceSignal,
+           "neighbours": NeighboursSignal, "audience": AudienceSignal, "returns": ReturnsSignal,
            "sasrec": SASRecSignal, "sasrec_time": TimeSASRecSignal}
 
 __all__ = ["DAY_NS", "HOUR_NS", "SIGNALS", "FitData", "Query", "Signal", "category_matrix", "hour_kernel",
            "local_hour_dow", "recency_weights", "haversine_km", "AudienceSignal", "ContentSignal", "DeviceSignal",
-           "FreshnessSignal", "HabitSignal", "NeighboursSignal", "PlaceSignal", "SASRecSignal", "TimeContextSignal",
-           "TimeSASRecSignal", "TransitionSignal", "TrendingSignal", "UserFrequencySignal"]
+           "FreshnessSignal", "HabitSignal", "NeighboursSignal", "PlaceSignal", "ReturnsSignal", "SASRecSignal",
+           "TimeContextSignal", "TimeSASRecSignal", "TransitionSignal", "TrendingSignal", "UserFrequencySignal"]

@@ -67,6 +67,7 @@ class Signal:
     scores_items = False  # score / features accept items= (a column subset) and compute only those columns
     needs_item_vectors = False  # fit reads FitData.item_vectors (the retriever then needs an ItemIndex)
     trains_model = False  # fit trains a model (minutes, not a pass over the log): refits on earlier windows cost
+    proposes_candidates = True  # its top N join the learned blend's candidates (False: features only)
 
     def fit(self, data: FitData) -> None:
         pass
