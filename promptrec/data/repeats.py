@@ -7,16 +7,22 @@ the user's own past items are candidates when the training log's repeat rate is 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 REPEAT_THRESHOLD = 0.05
+
+
+def returns_mask(users, items) -> np.ndarray:
+    """Per event (events in time order): True where the same user used the same item earlier."""
+    return pd.DataFrame({"user": users, "item": items}).duplicated(keep="first").to_numpy()
 
 
 def repeat_rate(frame: pd.DataFrame) -> float:
     """Share of events whose (user, item) pair occurred earlier for that user."""
     if not len(frame):
         return 0.0
-    return float(frame.duplicated(["user_id", "item_id"], keep="first").mean())
+    return float(returns_mask(frame["user_id"].to_numpy(), frame["item_id"].to_numpy()).mean())
 
 
 def hour_profile(frame: pd.DataFrame, timezone: str) -> list[float]:

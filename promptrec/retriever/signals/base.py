@@ -137,6 +137,11 @@ class CategorySignal(Signal):
         self.cat_item = self.item_cat.T.tocsr()
 
 
+def joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The queries' per-event arrays end to end, as int64 (empty when no query has history)."""
+    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)
+
+
 def recency_weights(times: np.ndarray, now_ns: int, half_life_days: float) -> np.ndarray:
     return np.exp2(-(now_ns - times).astype(np.float64) / (half_life_days * DAY_NS))
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, columns_of, hour_kernel, local_hour_dow,
-                                              recency_weights)
+from promptrec.retriever.signals.base import (HOUR_NS, CategorySignal, Query, columns_of, hour_kernel, joined,
+                                              local_hour_dow, recency_weights)
 
 
 class HabitSignal(CategorySignal):
@@ -59,9 +59,9 @@ class HabitSignal(CategorySignal):
         lengths = np.array([len(q.codes) for q in queries])
         owner = np.repeat(np.arange(batch), lengths)
         empty = lengths == 0
-        codes, times = _joined([q.codes for q in queries]), _joined([q.times for q in queries])
+        codes, times = joined([q.codes for q in queries]), joined([q.times for q in queries])
         calendars = [q.calendar(log.timezone) for q in queries if len(q.codes)]
-        hours, dows = _joined([c[0] for c in calendars]), _joined([c[1] for c in calendars])
+        hours, dows = joined([c[0] for c in calendars]), joined([c[1] for c in calendars])
         rec = recency_weights(times, now[owner], p["half_life_days"])
         near = hour_kernel(hours, hour[owner], p["hour_bandwidth"])
         same_daytype = (dows >= 5) == (dow[owner] >= 5)
@@ -162,11 +162,6 @@ def user_style_shares(codes: np.ndarray, hours: np.ndarray, prior: float = 2.0) 
         previous[code] = (i, hour)
     return np.array([(returns + prior / 2) / (len(codes) + prior), (loops + prior / 2) / (returns + prior),
                      (hourly + prior / 2) / (returns + prior)])
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    """The queries' per-event arrays end to end, as int64 (empty when no query has history)."""
-    return np.concatenate(arrays).astype(np.int64) if arrays else np.zeros(0, np.int64)
 
 
 def _row_sums(a: np.ndarray) -> np.ndarray:

@@ -14,17 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.retriever.signals.base import CategorySignal, FitData, Query
-
-
-def return_flags(users: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Per event (each user's events in time order): 1.0 where the same user used the same item before."""
-    flags = np.ones(len(codes))
-    if len(codes):
-        user = np.unique(np.asarray(users).astype(str), return_inverse=True)[1].astype(np.int64)
-        keys = user * (int(np.max(codes)) + 1) + np.asarray(codes, dtype=np.int64)
-        flags[np.unique(keys, return_index=True)[1]] = 0.0  # np.unique's index: each key's first occurrence
-    return flags
+from promptrec.data.repeats import returns_mask
+from promptrec.retriever.signals.base import CategorySignal, FitData, Query, joined
 
 
 class ReturnsSignal(CategorySignal):
@@ -42,7 +33,7 @@ class ReturnsSignal(CategorySignal):
 
     def fit(self, data: FitData) -> None:
         super().fit(data)
-        flags = return_flags(data.train_users, data.train_codes)
+        flags = returns_mask(data.train_users, data.train_codes).astype(np.float64)
         events = self.item_cat[data.train_codes]  # events x categories (rows: each event's share per category)
         n = np.asarray(events.sum(axis=0)).ravel()
         r = np.asarray(events.T @ flags).ravel()
@@ -62,8 +53,8 @@ class ReturnsSignal(CategorySignal):
 
         m = self.params["user_prior"]
         rows = np.repeat(np.arange(len(queries)), [len(q.codes) for q in queries])
-        codes = np.concatenate([np.asarray(q.codes, dtype=np.int64) for q in queries] + [np.zeros(0, np.int64)])
-        flags = return_flags(rows, codes)
+        codes = joined([q.codes for q in queries])
+        flags = returns_mask(rows, codes).astype(np.float64)
         shape = (len(queries), self.item_cat.shape[0])
         n = (sp.csr_matrix((np.ones(len(codes)), (rows, codes)), shape=shape) @ self.item_cat).toarray()
         r = (sp.csr_matrix((flags, (rows, codes)), shape=shape) @ self.item_cat).toarray()
