@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from promptrec.data.repeats import returns_mask
 from promptrec.retriever.signals.base import CategorySignal, FitData, Query, joined
@@ -49,8 +50,6 @@ class ReturnsSignal(CategorySignal):
     def _user_shares(self, queries: list[Query]) -> np.ndarray:
         """(batch x categories): each user's share of returns per category before ``now``, smoothed (the whole batch
         in one sparse product)."""
-        import scipy.sparse as sp
-
         m = self.params["user_prior"]
         rows = np.repeat(np.arange(len(queries)), [len(q.codes) for q in queries])
         codes = joined([q.codes for q in queries])
