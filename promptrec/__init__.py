@@ -1,17 +1,25 @@
 """promptrec: time-aware recommendation with large language models.
 
-The data flows item -> index -> retriever -> prompt -> reranker -> eval; each stage is a
-subpackage. Heavy parts (FAISS, sentence-transformers, vLLM) are imported only when used.
+The front door::
+
+    from promptrec import generate_demo, fit_retriever, rerank
+    ds = generate_demo().dataset
+    retriever = fit_retriever(ds)
+    candidates = retriever.retrieve("u0001", "2024-03-05T19:00:00Z", k=20)
+
+The data flows data -> index -> retriever -> prompt -> reranker -> eval / serve; each stage is a
+subpackage that re-exports its public names. Heavy parts (FAISS, sentence-transformers, vLLM) are
+imported only when used.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from promptrec._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # data
     "Item": "promptrec.data.records",
     "Event": "promptrec.data.records",
     "Catalog": "promptrec.data.catalog",
@@ -28,13 +36,26 @@ _EXPORTS = {
     "leave_last_out": "promptrec.data.splits",
     "temporal_split": "promptrec.data.splits",
     "session_split": "promptrec.data.splits",
+    "Context": "promptrec.context",
+    # index
+    "ItemIndex": "promptrec.index.item_index",
+    # retriever
+    "TimeAwareRetriever": "promptrec.retriever.retriever",
+    "Candidate": "promptrec.retriever.candidate",
+    "RetrieverSettings": "promptrec.retriever.fitting",
+    "fit_retriever": "promptrec.retriever.fitting",
+    # prompt
+    "PromptBuilder": "promptrec.prompt.builder",
+    # reranker
+    "Reranker": "promptrec.reranker.reranker",
+    "rerank": "promptrec.reranker.reranker",
+    "RerankRequest": "promptrec.reranker.types",
+    "RankedList": "promptrec.reranker.types",
+    # eval
+    "evaluate": "promptrec.eval.api",
+    "load_config": "promptrec.eval.config",
+    "EvalConfig": "promptrec.eval.config",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'promptrec' has no attribute {name!r}")
-
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted(_EXPORTS) + ["__version__"]

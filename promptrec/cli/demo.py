@@ -25,7 +25,7 @@ def demo(
     from promptrec.index.item_index import ItemIndex
     from promptrec.models import prepare_default_model
     from promptrec.reranker.reranker import Reranker
-    from promptrec.retriever.retriever import TimeAwareRetriever
+    from promptrec.retriever.fitting import fit_retriever
 
     with console.status("1. generating demo data"):
         ds = generate_demo(seed=seed).dataset
@@ -45,8 +45,8 @@ def demo(
     console.print(f"3. item index: {len(index)} items, {index.manifest['index_type']}, {index.dimension}-d, at {index.path}")
 
     with console.status("4. fitting the time-aware retriever and tuning its blend on validation targets"):
-        retriever = TimeAwareRetriever().fit(split.train, ds.catalog, index, log=split.full)
-        tuning = retriever.tune(split.validation)
+        retriever = fit_retriever(ds, split, index=index)
+        tuning = retriever.tuning
     blend = ("learned blend (LightGBM)" if retriever.ranker is not None else
              "linear weights " + ", ".join(f"{k} {v:g}" for k, v in retriever.weights.items()))
     console.print(f"4. retriever blend (tuned on validation): {blend}; validation NDCG@10 "

@@ -26,19 +26,13 @@ def evaluate(
 
     An interrupted run resumes from the per-target cache in the results folder (same config only).
     """
-    from promptrec.eval.config import load_config
-    from promptrec.eval.runner import run_eval
+    from promptrec.eval.api import evaluate as run, resolve_config
 
     with user_errors():
-        cfg = load_config(config)  # a ConfigError (ValueError) names the file and key
-        if data is not None:
-            cfg.dataset.path = data
-        if llm_users is not None:
-            cfg.llm_users = llm_users
-        cfg.name = cfg.name if cfg.name != "eval" else config.stem
+        cfg = resolve_config(config, data=data, llm_users=llm_users)  # a ConfigError (ValueError) names the file and key
         target = out or Path("eval") / "results" / cfg.name
         command = "promptrec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        res = run_eval(cfg, target, resume=not fresh, command=command, fresh_pipelines=fresh_pipeline or ())
+        res = run(cfg, target, fresh=fresh, fresh_pipelines=fresh_pipeline or (), command=command)
     for line in res["reading"]:
         console.print(f"- {line}")
     console.print(f"[green]results written to {target}[/]: results.md (tables), results.json, "

@@ -12,32 +12,22 @@ from rich.table import Table
 from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, kv_table, load, user_errors
 
 app = typer.Typer(help="Fit and inspect the time-aware retriever.", no_args_is_help=True)
-SIGNALS_HELP = "Comma-separated signals: content, transition, trending, time_context, freshness."
+SIGNALS_HELP = ("Comma-separated signals (default: auto, every signal the data supports): content, transition, "
+                "trending, time_context, freshness, habit, place, device, returns, user_frequency, sasrec, ...")
 
 
-def fit_retriever(ds, *, split_name: str = "leave-last-out", signals: str | None = None, root: str = "indexes",
-                  tune: bool = True, pool: str = "auto"):
-    """Fit on the split's training events, tune the blend on its validation targets; returns (retriever, split)."""
-    from promptrec.data.splits import make_split
-    from promptrec.index.item_index import ItemIndex, ItemIndexError
-    from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
+def fit_for_cli(ds, *, split_name: str = "leave-last-out", signals: str | None = None, root: str = "indexes",
+                pool: str = "auto"):
+    """The library's fit (promptrec.retriever.fitting.fit_retriever) with the CLI's options, showing progress."""
+    from promptrec.retriever.fitting import RetrieverSettings, fit_retriever, item_index_for
 
-    names = [s.strip() for s in signals.split(",")] if signals else list(DEFAULT_SIGNALS)
+    settings = RetrieverSettings(signals=[s.strip() for s in signals.split(",")] if signals else "auto", pool=pool)
     index = None
-    if "content" in names:
-        try:
-            index = ItemIndex.load(ds.name, root=root)
-            if any(i not in index for i in ds.catalog.ids):
-                raise ItemIndexError("index lacks catalog items")
-        except ItemIndexError:
-            with console.status(f"building item index '{ds.name}'"):
-                index = ItemIndex.build(ds.catalog, ds.name, root=root)
-    split = make_split(ds.interactions, split_name)
-    retriever = TimeAwareRetriever(signals=names, pool=pool).fit(split.train, ds.catalog, index, log=split.full)
-    if tune and split.validation:
-        with console.status(f"tuning blend weights on {len(split.validation):,} validation targets"):
-            retriever.tune(split.validation)
-    return retriever, split
+    if settings.wants_index():
+        with console.status(f"loading or building item index '{ds.name}'"):
+            index = item_index_for(ds, root)
+    with console.status("fitting the retriever and tuning its blend on the validation targets"):
+        return fit_retriever(ds, split_name, index=index, settings=settings)
 
 
 @app.command()
@@ -55,7 +45,7 @@ def fit(
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
         ds = load(path, format)
-        retriever, _ = fit_retriever(ds, split_name=split, signals=signals, root=root, pool=pool)
+        retriever = fit_for_cli(ds, split_name=split, signals=signals, root=root, pool=pool)
         target = retriever.save(out or Path(root) / f"{ds.name}-retriever")
     tuning = retriever.tuning or {}
     console.print(kv_table("fitted retriever", {
@@ -72,8 +62,8 @@ def load_or_fit_retriever(retriever_path: Path | None, path: str | None, format:
 
     if retriever_path:
         return TimeAwareRetriever.load(retriever_path)
-    with console.status("fitting the retriever (save one with `promptrec retriever fit` to skip this)"):
-        return fit_retriever(load(path, format), root=root)[0]
+    console.print("fitting the retriever (save one with `promptrec retriever fit` to skip this)")
+    return fit_for_cli(load(path, format), root=root)
 
 
 def retriever_for_user(retriever_path: Path | None, path: str | None, format: str, root: str, user: str,

@@ -23,6 +23,7 @@ from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.eval.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.retriever.candidate import Candidate, order_by_score
+from promptrec.retriever.fitting import RetrieverSettings, fit_on_split
 from promptrec.retriever.retriever import TimeAwareRetriever, time_order
 from promptrec.retriever.signals import Query, Signal
 
@@ -79,19 +80,14 @@ def _score_model_spec(p: PipelineConfig, seed: int) -> tuple[list, dict[str, Any
 
 def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: Any, seed: int,
                     repeats: str = "auto") -> TimeAwareRetriever:
-    """A fitted (and, for retriever pipelines, tuned) model. ``tune``: true / "auto" (learned blend or
-    linear weights, whichever is better on the later validation targets), "lightgbm", "coordinate", or false;
-    ``optional``: signals kept only if the blend with them is better on the later validation targets; ``pool``:
-    candidate pools ("auto", "on", "off" or a dict of PoolConfig settings; promptrec.retriever.pool)."""
+    """A fitted (and, for retriever pipelines, tuned) model, through the library's one fit path
+    (promptrec.retriever.fitting). Options: ``tune`` (true / "auto", "lightgbm", "coordinate" or false),
+    ``optional``, ``pool``, ``weights``, ``ranker``: the fields of :class:`RetrieverSettings`."""
     signals, params, tune = _score_model_spec(p, seed)
-    model = TimeAwareRetriever(signals=signals, weights=p.options.get("weights"), params=params, repeats=repeats,
-                               pool=p.options.get("pool", "auto"))
-    model.fit(split.train, catalog, index, log=split.full)  # read only by signals that need item vectors
-    if tune and len(model.signals) > 1 and split.validation:
-        method = "auto" if tune is True else str(tune)
-        model.tune(split.validation, method=method, ranker=p.options.get("ranker"),
-                   optional=list(p.options.get("optional", ())))
-    return model
+    settings = RetrieverSettings(signals=signals, params=params, weights=p.options.get("weights"), repeats=repeats,
+                                 pool=p.options.get("pool", "auto"), tune=tune, ranker=p.options.get("ranker"),
+                                 optional=tuple(p.options.get("optional", ())))
+    return fit_on_split(split, catalog, index, settings)
 
 
 def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol: str, top_k: int,
