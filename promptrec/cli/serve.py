@@ -34,13 +34,17 @@ def serve(
     llm_deadline: float = typer.Option(10.0, help="Seconds to wait for the LLM; then answer from the retriever."),
     max_batch: int = typer.Option(16, help="Rerank requests batched into one LLM call."),
     max_pending: int = typer.Option(64, help="Rerank requests allowed to wait; beyond, answers come from the retriever."),
-    max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503."),
+    max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503 (JSON, Retry-After)."),
+    header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's headers; then it "
+                                                    "is closed (idle connections cannot hold slots longer)."),
     gpu_memory_utilization: float = typer.Option(0.3, help="vLLM memory fraction (on CPU: of the RAM)."),
     keys: Optional[Path] = typer.Option(None, help="API key file (promptrec keys create); keys also come from "
                                                    "$PROMPTREC_API_KEYS. Without keys, anyone who reaches the port may call."),
     insecure: bool = typer.Option(False, help="Allow binding a non-loopback address without API keys."),
     rate_limit: float = typer.Option(200.0, help="Requests per second per key (per client address without keys); 0: off."),
     burst: int = typer.Option(400, help="Requests a key may make at once before the rate limit applies."),
+    failed_auth_rate: float = typer.Option(2.0, help="Requests with a missing or wrong key per second per client "
+                                                     "address (after a burst of 20); beyond, HTTP 429; 0: off."),
     max_body_bytes: int = typer.Option(4 * 1024 * 1024, help="Largest request body (HTTP 413 beyond)."),
     request_timeout: Optional[float] = typer.Option(None, help="Seconds before HTTP 504 (default: LLM deadline + 20)."),
     max_k: int = typer.Option(100, help="Largest k a request may ask for."),
@@ -55,6 +59,7 @@ def serve(
     from promptrec.cli.retriever import load_or_fit_retriever
     from promptrec.models import prepare_if_packaged
     from promptrec.serve.app import create_app
+    from promptrec.serve.connections import guarded_protocol
     from promptrec.serve.service import RecommendationService, ServeConfig
     from promptrec.serve.memory import tame_malloc
     from promptrec.serve.store import open_event_store
@@ -73,7 +78,8 @@ def serve(
         timeout = request_timeout if request_timeout is not None else llm_deadline + 20.0
         if timeout <= llm_deadline:
             raise ValueError(f"--request-timeout ({timeout:g} s) must exceed --llm-deadline ({llm_deadline:g} s)")
-        limits = Limits(rate_per_s=rate_limit, burst=burst, max_body_bytes=max_body_bytes, request_timeout_s=timeout,
+        limits = Limits(rate_per_s=rate_limit, burst=burst, failed_auth_per_s=failed_auth_rate,
+                        max_body_bytes=max_body_bytes, request_timeout_s=timeout,
                         max_k=max_k)
         retriever = load_or_fit_retriever(retriever_path, path, format, root)
         store = open_event_store(db)
@@ -91,8 +97,8 @@ def serve(
               f"no API keys (open to anyone who reaches {host}); API docs at http://{host}:{port}/docs")
     console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
                   f"LLM: {llm}; events in {store.path}; {access}")
-    uvicorn.run(create_app(service, keyring, limits), host=host, port=port, limit_concurrency=max_connections,
-                timeout_graceful_shutdown=30, log_level="info")
+    uvicorn.run(create_app(service, keyring, limits), host=host, port=port,
+                http=guarded_protocol(header_timeout, max_connections), timeout_graceful_shutdown=30, log_level="info")
 
 
 def _loopback(host: str) -> bool:

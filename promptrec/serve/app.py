@@ -7,9 +7,7 @@ Bearer <token>`` with the route's scope; rates, body sizes and request times are
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
@@ -25,6 +23,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from promptrec import __version__
 from promptrec.serve.auth import EVENTS_WRITE, RECOMMENDATIONS_READ, KeyRing
 from promptrec.serve.limits import BodySizeLimit, Limits, RateLimiter, RequestTimeout, retry_after
+from promptrec.serve.safety import BodyError, InternalErrors, parse_json, redact_access_log
 from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn, EventsAck, EventsBody, Health,
                                      HistoryEvent, Recommendations, Time)
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
@@ -96,33 +95,43 @@ async def known_query_only(request: Request) -> None:
                                        "msg": f"unknown parameter (this route takes: {allowed})"} for name in unknown])
 
 
-def access_guard(keys: KeyRing, limiter: RateLimiter) -> Callable[[str | None], Any]:
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def access_guard(keys: KeyRing, limiter: RateLimiter, failures: RateLimiter) -> Callable[[str | None], Any]:
     """``guard(scope)``: a dependency that checks the bearer key's scope (when keys are configured) and
-    the caller's rate (per key, else per client address)."""
+    the caller's rate (per key, else per client address). Failed authentication is rate-limited per client
+    address (``failures``), so guessing keys costs time."""
     bearer = HTTPBearer(auto_error=False, description="An API key from `promptrec keys create`.")
 
-    def limit(client: str, rate: float | None) -> None:
-        wait = limiter.acquire(client, rate)
+    def limit(client: str, rate: float | None, bucket: RateLimiter = limiter) -> None:
+        wait = bucket.acquire(client, rate)
         if wait:
             raise HTTPException(429, f"rate limit exceeded for {client}; retry after {wait:.2f} s",
                                 headers={"Retry-After": retry_after(wait)})
 
+    def refuse(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        limit(f"address {client_address(request)} (failed authentication)", None, failures)
+        raise HTTPException(status, detail, headers=headers)
+
     def guard(scope: str | None) -> Any:
         if not keys:
             async def open_access(request: Request) -> None:
-                limit(f"address {request.client.host if request.client else '?'}", None)
+                limit(f"address {client_address(request)}", None)
             return Depends(open_access)
 
-        async def key_access(credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
+        async def key_access(request: Request,
+                             credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> None:
             if credentials is None:
-                raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <token>'",
-                                    headers={"WWW-Authenticate": "Bearer"})
+                refuse(request, 401, "missing API key: send the header 'Authorization: Bearer <token>'",
+                       {"WWW-Authenticate": "Bearer"})
             key = keys.lookup(credentials.credentials)
             if key is None:
-                raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+                refuse(request, 401, "unknown API key", {"WWW-Authenticate": "Bearer"})
             if scope is not None and scope not in key.scopes:
-                raise HTTPException(403, f"API key '{key.name}' lacks the scope '{scope}' (it has: "
-                                    f"{', '.join(key.scopes)})")
+                refuse(request, 403, f"API key '{key.name}' lacks the scope '{scope}' (it has: "
+                       f"{', '.join(key.scopes)})")
             limit(f"key '{key.name}'", key.rate_per_s)
         return Security(key_access)
 
@@ -132,7 +141,9 @@ def access_guard(keys: KeyRing, limiter: RateLimiter) -> Callable[[str | None], 
 def create_app(service: RecommendationService, keys: KeyRing | None = None, limits: Limits | None = None) -> FastAPI:
     """The API over ``service``; ``keys`` empty or None: no authentication (loopback use)."""
     keys, limits = keys or KeyRing(), limits or Limits()
-    guard = access_guard(keys, RateLimiter(limits.rate_per_s, limits.burst))
+    limiter = RateLimiter(limits.rate_per_s, limits.burst)
+    guard = access_guard(keys, limiter, RateLimiter(limits.failed_auth_per_s, limits.failed_auth_burst))
+    redact_access_log()
     strict = Depends(known_query_only)
     errors = {**COMMON_ERRORS, **(AUTH_ERRORS if keys else {})}
 
@@ -148,6 +159,7 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=limits.max_body_bytes)
     app.add_middleware(RequestTimeout, seconds=limits.request_timeout_s)
+    app.add_middleware(InternalErrors)  # outermost of ours: an error answers 500 and the connection stays open
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -162,13 +174,6 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
                                 headers={"Retry-After": "5"})
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # never a trace or a path
-        ref = uuid.uuid4().hex[:12]
-        log.error("internal error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
-        return JSONResponse({"detail": f"internal error (reference {ref}; the server log has the details)"},
-                            status_code=500)
-
     @app.post("/events", response_model=EventsAck, dependencies=[guard(EVENTS_WRITE), strict],
               responses={**errors, 400: _error("The body is not JSON."), 413: _error("The body is too large.")},
               openapi_extra={"requestBody": {
@@ -177,9 +182,9 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
     async def post_events(request: Request):
         """Store events durably (acknowledged only once on disk) and apply them to the next recommendation."""
         try:
-            body = json.loads(await request.body() or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # JSON must be UTF-8 text
-            return problems_response([{"field": "body", "message": f"not valid JSON ({exc})"}], 400)
+            body = parse_json(await request.body())
+        except BodyError as exc:
+            return problems_response([{"field": "body", "message": str(exc)}], 400)
         try:
             if isinstance(body, list):
                 if not 1 <= len(body) <= MAX_EVENTS_PER_REQUEST:
@@ -228,10 +233,17 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
         """The user's most recent events (fitted log and posted), oldest first."""
         return await asyncio.to_thread(service.history, user_id, limit)
 
-    @app.get("/health", response_model=Health)
-    async def health():
-        """Liveness and counts; needs no key."""
-        return await asyncio.to_thread(service.health)
+    @app.get("/health", response_model=Health, responses={429: COMMON_ERRORS[429]})
+    async def health(request: Request):
+        """Liveness, counts and states; needs no key. Where the events are kept (a file path, a database user and
+        host) is shown only to a request with a valid key."""
+        wait = limiter.acquire(f"address {client_address(request)} (health)")
+        if wait:
+            raise HTTPException(429, f"rate limit exceeded; retry after {wait:.2f} s",
+                                headers={"Retry-After": retry_after(wait)})
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        trusted = bool(keys) and scheme.lower() == "bearer" and keys.lookup(token.strip()) is not None
+        return await asyncio.to_thread(service.health, trusted)
 
     def openapi() -> dict[str, Any]:  # the /events body schema refers to EventIn: put it in the components
         if app.openapi_schema is None:

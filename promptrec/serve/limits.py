@@ -1,4 +1,5 @@
-"""Limits of `promptrec serve`: per-key request rate (429), request body size (413), request time (504)."""
+"""Limits of `promptrec serve`: per-key request rate (429; failed authentication per client address),
+request body size (413), request time (504)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ class Limits:
     max_body_bytes: int = 4 * 1024 * 1024  # 1,000 events with modest context fit comfortably
     request_timeout_s: float = 30.0  # past it, HTTP 504 (must exceed the LLM deadline)
     max_k: int = 100  # items per recommendation
+    failed_auth_per_s: float = 2.0  # requests with a missing or wrong key, per client address; 0: no limit
+    failed_auth_burst: int = 20
 
 
 class RateLimiter:

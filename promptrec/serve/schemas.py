@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Union
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic import (AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
+                      WithJsonSchema, field_validator)
 
 from promptrec.data.validate import FIRST, LAST, storable_time
+from promptrec.serve.event_rules import (MAX_ID_CHARS, TEXT_PATTERN, checked_text, context_json_schema,
+                                        context_problems)
 
 MAX_EVENTS_PER_REQUEST = 1000
 
@@ -22,7 +26,8 @@ def _storable(value: Any) -> Any:
     return value
 
 
-Id = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=256)]
+Text = Annotated[str, AfterValidator(checked_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
+Id = Annotated[Text, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_CHARS)]
 Time = Annotated[AwareDatetime, AfterValidator(_storable)]
 ContextValue = Union[str, int, float, bool, None]
 
@@ -34,11 +39,19 @@ class EventIn(BaseModel):
     user_id: Id
     item_id: Id = Field(description="A catalogue item's id (others are refused).")
     timestamp: Time | None = Field(None, description="ISO time with a zone, between 1678 and 2261; omitted: received time.")
-    event_type: str = Field("interaction", min_length=1, max_length=64)
-    weight: float = Field(1.0, allow_inf_nan=False)
-    event_id: str | None = Field(None, min_length=1, max_length=256,
+    event_type: Text = Field("interaction", min_length=1, max_length=64)
+    weight: float = Field(1.0, allow_inf_nan=False, ge=-sys.float_info.max, le=sys.float_info.max)
+    event_id: Text | None = Field(None, min_length=1, max_length=MAX_ID_CHARS,
                                  description="Optional idempotency key: an event_id already stored is not stored again.")
-    context: dict[str, ContextValue] = Field(default_factory=dict, description="e.g. {\"device\": \"mobile\"}")
+    context: Annotated[dict[str, ContextValue], WithJsonSchema(context_json_schema())] = Field(default_factory=dict)
+
+    @field_validator("context")
+    @classmethod
+    def _storable_context(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problems = context_problems(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 EventsBody = TypeAdapter(Union[EventIn, Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]])
@@ -89,7 +102,8 @@ class Health(BaseModel):
     events_stored: int
     live_events: int
     stored_events_not_applied: int = Field(description="Stored events naming items this catalogue lacks.")
-    event_store: dict[str, Any] = Field(description="Kind (SQLite or PostgreSQL), where (URL without password), "
+    event_store: dict[str, Any] = Field(description="Kind (SQLite or PostgreSQL), where (only to a valid key: the file, "
+                                                    "or the URL without password), "
                                                     "whether replicas share it, and the last sequence number applied.")
     retrieval: dict[str, Any]
     llm: dict[str, Any]

@@ -213,11 +213,13 @@ class RecommendationService:
                 for r, (c, llm, score) in enumerate(final_order(cands, ranked))]
 
     # -- status -------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
+    def health(self, details: bool = False) -> dict[str, Any]:
+        """Counts and states; with ``details`` (a caller holding a valid key) also where the events are kept."""
         llm: dict[str, Any] = {"mode": "none"}
         if self.reranker is not None:
-            llm = {"mode": self.reranker.backend.name, "model": self.reranker.model, "strategy": self.reranker.strategy,
-                   "adapter": self.reranker.adapter, "deadline_s": self.config.llm_deadline_s,
+            llm = {"mode": self.reranker.backend.name, "strategy": self.reranker.strategy,
+                   **({"model": self.reranker.model, "adapter": self.reranker.adapter} if details else {}),
+                   "deadline_s": self.config.llm_deadline_s,
                    "kv_cache_prefaulted_bytes": getattr(self.reranker.backend, "kv_cache_prefaulted_bytes", None),
                    "pending": self.queue.pending, **self.queue.stats,
                    "heap_trims": None if self.heap_trimmer is None else dict(self.heap_trimmer.stats)}
@@ -228,8 +230,8 @@ class RecommendationService:
             users = len(set(self.retriever.events.users) | set(self.retriever.live.users))
             live = len(self.retriever.live)
         return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
-                "event_store": {"kind": type(self.store).__name__, "where": str(self.store.path),
-                                "shared": self.store.shared, "applied_seq": self._applied_seq},
+                "event_store": {"kind": type(self.store).__name__, "shared": self.store.shared,
+                                "applied_seq": self._applied_seq, **({"where": str(self.store.path)} if details else {})},
                 "live_events": live, "stored_events_not_applied": self.not_applied, "retrieval": retrieval, "llm": llm,
                 "uptime_s": round(time.monotonic() - self.started, 1), "config": asdict(self.config)}
 
