@@ -12,6 +12,7 @@ import pytest
 from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.loadtest import crash_test, load_test
 from promptrec.serve.process import ServerProcess, free_port
+from promptrec.serve.event_rows import to_event_rows
 from promptrec.serve.store import EventStore
 
 
@@ -206,9 +207,12 @@ def test_event_store_is_durable_and_idempotent(tmp_path):
     assert store.append([row, {**row, "event_id": None}, row]) == [1, 2, None]
     store.close()
     again = EventStore(tmp_path / "e.sqlite")
-    frame = again.load()
+    frame = to_event_rows(again.load())
     assert len(frame) == 2 and list(frame["device"]) == ["tv", "tv"] and list(frame.index) == [1, 2]
-    assert list(again.load(after_seq=1).index) == [2] and not len(again.load(after_seq=2))
+    assert list(again.load(after_seq=1)["seq"]) == [2] and not len(again.load(after_seq=2))
+    again.quarantine({1: "by hand"})
+    assert list(again.load()["seq"]) == [2] and list(again.quarantined()[["seq", "reason"]].itertuples(index=False)) == [
+        (1, "by hand")]
     assert str(frame["timestamp"].iloc[0]) == "2001-09-09 01:46:40+00:00"
     (tmp_path / "junk.sqlite").write_text("not a database at all" * 100)
     with pytest.raises(ValueError, match="not a promptrec event store"):

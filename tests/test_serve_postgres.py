@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.serve.app import create_app
+from promptrec.serve.event_rows import to_event_rows
 from promptrec.serve.loadtest import crash_test, stored_event_ids
 from promptrec.serve.process import ServerProcess
 from promptrec.serve.service import RecommendationService
@@ -19,7 +20,7 @@ ROW = {"event_id": "x", "user_id": "u", "item_id": "i", "ts_ns": 10**18, "event_
 
 
 def test_postgres_store_is_durable_idempotent_and_ordered(postgres):
-    from promptrec.serve.store import open_event_store
+    from promptrec.serve.stores import open_event_store
     from promptrec.serve.store_postgres import PostgresEventStore
 
     url = postgres.create_database("store_unit")
@@ -28,12 +29,15 @@ def test_postgres_store_is_durable_idempotent_and_ordered(postgres):
     assert store.append([ROW, {**ROW, "event_id": None}, ROW]) == [1, 2, None]
     store.close()
     again = open_event_store(url)  # a new process would see the same: committed before append returned
-    frame = again.load()
+    frame = to_event_rows(again.load())
     assert list(frame.index) == [1, 2] and list(frame["device"]) == ["tv", "tv"]
     assert str(frame["timestamp"].iloc[0]) == "2001-09-09 01:46:40+00:00" and frame["weight"].iloc[0] == 2.0
     with pytest.raises(Exception):  # a bad row fails its whole request: nothing of it is stored
         again.append([{**ROW, "event_id": "y"}, {**ROW, "event_id": "z", "user_id": None}])
     assert len(again) == 2 and "y" not in set(again.load()["event_id"])
+    again.quarantine({1: "by hand"})
+    again.quarantine({1: "twice"})  # idempotent: the first reason stays
+    assert list(again.load()["seq"]) == [2] and list(again.quarantined()["reason"]) == ["by hand"]
 
     # concurrent writers (as replicas are): sequence numbers become visible in commit order, so a reader
     # that polls "after the last seq I saw" never skips an event committed later with a lower number
@@ -51,8 +55,8 @@ def test_postgres_store_is_durable_idempotent_and_ordered(postgres):
             finished = done.is_set()  # read before the load: a load begun after every writer returned sees all
             new = again.load(last)
             if len(new):
-                seen.extend(new.index)
-                last = int(new.index.max())
+                seen.extend(new["seq"])
+                last = int(new["seq"].max())
             elif finished:
                 break
 
@@ -65,7 +69,7 @@ def test_postgres_store_is_durable_idempotent_and_ordered(postgres):
         t.join()
     done.set()
     reader.join()
-    assert len(seen) == 360 and set(seen) == set(again.load(2).index)
+    assert len(seen) == 360 and set(seen) == set(again.load(2)["seq"])
     for s in (*writers, again):
         s.close()
 
@@ -135,7 +139,7 @@ def test_kill_during_posts_loses_no_acknowledged_event_on_postgres(served_demo, 
 
 def test_unreachable_database_answers_503_and_recovers(served_demo):
     from promptrec.serve.postgres_local import LocalPostgres
-    from promptrec.serve.store import open_event_store
+    from promptrec.serve.stores import open_event_store
 
     retriever, ds, now = served_demo
     server = LocalPostgres().start()

@@ -62,7 +62,7 @@ def serve(
     from promptrec.serve.connections import guarded_protocol
     from promptrec.serve.service import RecommendationService, ServeConfig
     from promptrec.serve.memory import tame_malloc
-    from promptrec.serve.store import open_event_store
+    from promptrec.serve.stores import open_event_store
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tame_malloc()  # before any thread starts: resident memory that follows state, not uptime

@@ -27,7 +27,7 @@ from promptrec.serve.safety import BodyError, InternalErrors, parse_json, redact
 from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn, EventsAck, EventsBody, Health,
                                      HistoryEvent, Recommendations, Time)
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
-from promptrec.serve.store import StoreUnavailable
+from promptrec.serve.event_rows import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

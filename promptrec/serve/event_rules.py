@@ -118,10 +118,11 @@ def stored_row_problem(row: dict[str, Any]) -> str | None:
         problem = text_problem(value)
         if problem:
             return f"{name} {problem}"
-    if row.get("event_id") is not None:
-        if not isinstance(row["event_id"], str):
+    event_id = row.get("event_id")
+    if event_id is not None and not (isinstance(event_id, float) and math.isnan(event_id)):  # NULL read as NaN
+        if not isinstance(event_id, str):
             return "event_id is not text"
-        problem = text_problem(row["event_id"])
+        problem = text_problem(event_id)
         if problem:
             return f"event_id {problem}"
     try:

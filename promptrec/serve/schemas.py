@@ -102,6 +102,8 @@ class Health(BaseModel):
     events_stored: int
     live_events: int
     stored_events_not_applied: int = Field(description="Stored events naming items this catalogue lacks.")
+    stored_events_quarantined: int = Field(0, description="Stored events set aside since start because they cannot "
+                                              "be applied (`promptrec events quarantine` lists them).")
     event_store: dict[str, Any] = Field(description="Kind (SQLite or PostgreSQL), where (only to a valid key: the file, "
                                                     "or the URL without password), "
                                                     "whether replicas share it, and the last sequence number applied.")

@@ -17,7 +17,8 @@ from promptrec.retriever.candidate import Candidate
 from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.memory import HeapTrimmer
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
-from promptrec.serve.store import Store
+from promptrec.serve.event_rows import Store, StoreUnavailable, to_event_rows
+from promptrec.serve.event_rules import stored_row_problem
 
 log = logging.getLogger(__name__)
 CORE = ("user_id", "item_id", "timestamp", "event_type", "weight", "event_id")
@@ -69,6 +70,7 @@ class RecommendationService:
         self._applied_seq = 0  # every stored event up to here is applied (or names an unknown item)
         self._own_seqs: set[int] = set()  # this replica's events above _applied_seq, applied when posted
         self.not_applied = 0
+        self.quarantined = 0  # stored rows set aside since start (promptrec events quarantine lists them all)
         self._replay()
         self.retrievals = BatchQueue(self._retrieve_batch, name="retrieval", max_batch=self.config.retrieval_batch,
                                      max_wait_s=0.0, max_pending=self.config.retrieval_pending)
@@ -80,27 +82,65 @@ class RecommendationService:
 
     # -- events -------------------------------------------------------------------------
     def _replay(self) -> None:
-        """Apply every stored event to the retriever (startup)."""
+        """Apply every stored event to the retriever (startup); rows that cannot be applied are quarantined."""
         applied = self._apply_stored()
         log.info("replayed %d stored events from %s", applied, self.store.path)
 
     def _apply_stored(self) -> int:
         """Apply the stored events after ``_applied_seq`` that this replica has not applied yet (other
-        replicas' events; at startup, all); returns how many. Call under the lock."""
-        frame = self.store.load(self._applied_seq)
-        if not len(frame):
+        replicas' events; at startup, all); returns how many. A row that breaks the event rules, or that the
+        retriever refuses, is quarantined with its reason (never silently dropped, never fatal); the applied
+        sequence number moves only past rows applied or quarantined. Call under the lock."""
+        rows = self.store.load(self._applied_seq)
+        if not len(rows):
             return 0
-        self._applied_seq = int(frame.index.max())
+        last = int(rows["seq"].max())
         if self._own_seqs:
-            frame = frame[~frame.index.isin(self._own_seqs)]
-            self._own_seqs = {s for s in self._own_seqs if s > self._applied_seq}
+            rows = rows[~rows["seq"].isin(self._own_seqs)]
+            self._own_seqs = {s for s in self._own_seqs if s > last}
+        reasons = {int(r["seq"]): p for r in rows.to_dict("records") if (p := stored_row_problem(r))}
+        self._quarantine(reasons)  # first: if the store fails here, nothing was applied and the next look retries
+        frame = to_event_rows(rows[~rows["seq"].isin(reasons)])
         known = frame["item_id"].isin(self.catalog.frame.index)
         if not known.all():
             log.warning("%d stored events name items not in this catalogue; they stay stored but are not used.",
                         int((~known).sum()))
             self.not_applied += int((~known).sum())
-        self.retriever.add_events(frame[known].sort_values("timestamp", kind="stable"))
-        return int(known.sum())
+        refused: dict[int, str] = {}
+        applied = self._apply(frame[known].sort_values("timestamp", kind="stable"), refused)
+        self._applied_seq = last
+        try:
+            self._quarantine(refused)
+        except StoreUnavailable:  # applied rows are not applied again; the refused ones are retried at start
+            log.error("could not quarantine %d refused stored event(s) (seq %s); they stay stored", len(refused),
+                      sorted(refused)[:5])
+        return applied
+
+    def _quarantine(self, reasons: dict[int, str]) -> None:
+        if not reasons:
+            return
+        self.store.quarantine(reasons)
+        self.quarantined += len(reasons)
+        first = min(reasons)
+        log.error("QUARANTINED %d stored event(s) that cannot be applied (e.g. seq %d: %s); the server goes on "
+                  "without them. List them with `promptrec events quarantine --db ...`.", len(reasons), first,
+                  reasons[first])
+
+    def _apply(self, frame: pd.DataFrame, reasons: dict[int, str]) -> int:
+        """Add ``frame`` (indexed by seq) to the retriever; if it refuses the batch, each row alone, adding the
+        refused rows to ``reasons``. Returns how many were applied."""
+        try:
+            self.retriever.add_events(frame)
+            return len(frame)
+        except Exception:  # noqa: BLE001 - a row the rules let through but the retriever refuses
+            applied = 0
+            for seq in frame.index:
+                try:
+                    self.retriever.add_events(frame.loc[[seq]])
+                    applied += 1
+                except Exception as exc:  # noqa: BLE001
+                    reasons[int(seq)] = f"the retriever refused it ({type(exc).__name__}: {str(exc)[:200]})"
+            return applied
 
     def _catch_up(self) -> None:
         """With a shared store, apply what other replicas committed since the last look."""
@@ -232,7 +272,8 @@ class RecommendationService:
         return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
                 "event_store": {"kind": type(self.store).__name__, "shared": self.store.shared,
                                 "applied_seq": self._applied_seq, **({"where": str(self.store.path)} if details else {})},
-                "live_events": live, "stored_events_not_applied": self.not_applied, "retrieval": retrieval, "llm": llm,
+                "live_events": live, "stored_events_not_applied": self.not_applied,
+                "stored_events_quarantined": self.quarantined, "retrieval": retrieval, "llm": llm,
                 "uptime_s": round(time.monotonic() - self.started, 1), "config": asdict(self.config)}
 
     def close(self) -> None:

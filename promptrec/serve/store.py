@@ -1,16 +1,19 @@
-"""Durable event stores. An event is committed before its POST is acknowledged; ``event_id`` makes retries
-idempotent. SQLite (one file, WAL) is the embedded default; PostgreSQL (``store_postgres``) is shared by
-several ``promptrec serve`` replicas. :func:`open_event_store` picks one from ``--db``."""
+"""The SQLite event store (one file, WAL), the embedded default. An event is committed before its POST is
+acknowledged; ``event_id`` makes retries idempotent. PostgreSQL (``store_postgres``) is shared by several
+``promptrec serve`` replicas; ``stores.open_event_store`` picks one from ``--db``."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
+
+from promptrec.serve.event_rows import COLUMNS, QUARANTINE_COLUMNS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -25,34 +28,12 @@ CREATE TABLE IF NOT EXISTS events (
     received_ns INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_user ON events (user_id, ts_ns);
+CREATE TABLE IF NOT EXISTS quarantine (
+    seq INTEGER PRIMARY KEY REFERENCES events (seq),
+    reason TEXT NOT NULL,
+    quarantined_ns INTEGER NOT NULL
+);
 """
-COLUMNS = ("event_id", "user_id", "item_id", "ts_ns", "event_type", "weight", "context", "received_ns")
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-class StoreUnavailable(RuntimeError):
-    """The event store cannot be reached (e.g. the database server is down); retry later (HTTP 503)."""
-
-
-class Store(Protocol):
-    """What the service needs of an event store."""
-
-    path: Any  # where the events are (a file, or a database URL without its password)
-    shared: bool  # other processes may append: the service reads their events before answering
-
-    def append(self, rows: list[dict[str, Any]]) -> list[int | None]: ...
-    def load(self, after_seq: int = 0) -> pd.DataFrame: ...
-    def __len__(self) -> int: ...
-    def close(self) -> None: ...
-
-
-def open_event_store(target: str | Path) -> Store:
-    """A PostgreSQL store for a ``postgresql://`` URL, else a SQLite store at the path."""
-    if str(target).startswith(POSTGRES_SCHEMES):
-        from promptrec.serve.store_postgres import PostgresEventStore
-
-        return PostgresEventStore(str(target))
-    return EventStore(target)
 
 
 class EventStore:
@@ -93,12 +74,34 @@ class EventStore:
         return seqs
 
     def load(self, after_seq: int = 0) -> pd.DataFrame:
-        """Stored events with a sequence number above ``after_seq`` in arrival order, as event rows indexed
-        by sequence number."""
+        """Stored rows with a sequence number above ``after_seq`` in arrival order (``seq`` and the COLUMNS,
+        ``context`` as JSON text), the quarantined ones left out."""
         with self._lock:
-            frame = pd.read_sql_query(f"SELECT seq, {', '.join(COLUMNS)} FROM events WHERE seq > ? ORDER BY seq",
-                                      self._db, params=(after_seq,))
-        return to_event_rows(frame)
+            return pd.read_sql_query(
+                f"SELECT seq, {', '.join(COLUMNS)} FROM events e WHERE seq > ? AND NOT EXISTS "
+                "(SELECT 1 FROM quarantine q WHERE q.seq = e.seq) ORDER BY seq", self._db, params=(after_seq,))
+
+    def quarantine(self, reasons: dict[int, str]) -> None:
+        """Set stored rows aside (by ``seq``) with the reason they cannot be applied; idempotent."""
+        now = time.time_ns()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO quarantine (seq, reason, quarantined_ns) VALUES (?, ?, ?)",
+                                     [(int(seq), reason, now) for seq, reason in reasons.items()])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def quarantined(self) -> pd.DataFrame:
+        """Every quarantined row: seq, reason, when it was set aside, and the row as stored."""
+        with self._lock:
+            frame = pd.read_sql_query(
+                f"SELECT q.seq, q.reason, q.quarantined_ns, {', '.join('e.' + c for c in COLUMNS)} FROM quarantine q "
+                "JOIN events e ON e.seq = q.seq ORDER BY q.seq", self._db)
+        frame.insert(2, "quarantined_at", pd.to_datetime(frame.pop("quarantined_ns"), unit="ns", utc=True))
+        return frame[QUARANTINE_COLUMNS]
 
     def __len__(self) -> int:
         with self._lock:
@@ -109,16 +112,3 @@ class EventStore:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
-
-def to_event_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Store rows (seq and the COLUMNS) -> event frame indexed by seq (user_id, item_id, timestamp,
-    event_type, weight, event_id, context columns)."""
-    if frame.empty:  # the common answer to a replica's catch-up query: keep it cheap
-        return pd.DataFrame(columns=["user_id", "item_id", "timestamp", "event_type", "weight", "event_id"])
-    frame = frame.set_index("seq")
-    out = pd.DataFrame({"user_id": frame["user_id"], "item_id": frame["item_id"],
-                        "timestamp": pd.to_datetime(frame["ts_ns"].astype("int64"), unit="ns", utc=True),
-                        "event_type": frame["event_type"], "weight": frame["weight"].astype(float),
-                        "event_id": frame["event_id"]}, index=frame.index)
-    context = pd.DataFrame([c if isinstance(c, dict) else json.loads(c) for c in frame["context"]], index=frame.index)
-    return pd.concat([out, context], axis=1) if len(context.columns) else out

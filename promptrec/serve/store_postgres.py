@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from promptrec.serve.store import COLUMNS, StoreUnavailable, to_event_rows
+from promptrec.serve.event_rows import COLUMNS, QUARANTINE_COLUMNS, StoreUnavailable
 
 TABLE = "promptrec_events"
+QUARANTINE = "promptrec_quarantine"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     seq BIGSERIAL PRIMARY KEY,
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     received_ns BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_user ON {TABLE} (user_id, ts_ns);
+CREATE TABLE IF NOT EXISTS {QUARANTINE} (
+    seq BIGINT PRIMARY KEY REFERENCES {TABLE} (seq),
+    reason TEXT NOT NULL,
+    quarantined_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
 """
 # one advisory lock key for appends (and schema creation), derived from the table name
 LOCK_KEY = int.from_bytes(hashlib.sha256(TABLE.encode()).digest()[:8], "big", signed=True)
@@ -95,12 +101,26 @@ class PostgresEventStore:
         return seqs
 
     def load(self, after_seq: int = 0) -> pd.DataFrame:
-        """Stored events with a sequence number above ``after_seq`` in commit order, as event rows indexed
-        by sequence number."""
+        """Stored rows with a sequence number above ``after_seq`` in commit order (``seq`` and the COLUMNS,
+        ``context`` a dict), the quarantined ones left out."""
         with self._connection() as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT seq, {', '.join(COLUMNS)} FROM {TABLE} WHERE seq > %s ORDER BY seq", (after_seq,))
-            frame = pd.DataFrame(cur.fetchall(), columns=["seq", *COLUMNS])
-        return to_event_rows(frame)
+            cur.execute(f"SELECT seq, {', '.join(COLUMNS)} FROM {TABLE} e WHERE seq > %s AND NOT EXISTS "
+                        f"(SELECT 1 FROM {QUARANTINE} q WHERE q.seq = e.seq) ORDER BY seq", (after_seq,))
+            return pd.DataFrame(cur.fetchall(), columns=["seq", *COLUMNS])
+
+    def quarantine(self, reasons: dict[int, str]) -> None:
+        """Set stored rows aside (by ``seq``) with the reason they cannot be applied; idempotent, and
+        replicas that meet the same row agree."""
+        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO {QUARANTINE} (seq, reason) VALUES (%s, %s) ON CONFLICT (seq) DO NOTHING",
+                            [(int(seq), reason) for seq, reason in reasons.items()])
+
+    def quarantined(self) -> pd.DataFrame:
+        """Every quarantined row: seq, reason, when it was set aside, and the row as stored."""
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT q.seq, q.reason, q.quarantined_at, {', '.join('e.' + c for c in COLUMNS)} "
+                        f"FROM {QUARANTINE} q JOIN {TABLE} e ON e.seq = q.seq ORDER BY q.seq")
+            return pd.DataFrame(cur.fetchall(), columns=QUARANTINE_COLUMNS)
 
     def __len__(self) -> int:
         with self._connection() as conn:
