@@ -44,11 +44,11 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     from promptrec.batch import BatchConfig, RerankSpec, recommend_all
     from promptrec.cli.common import load
-    from promptrec.cli.retriever import fit_retriever
+    from promptrec.retriever import fit_retriever
 
     args.work.mkdir(parents=True, exist_ok=True)
     ds = load(args.data, args.format)
-    retriever, _ = fit_retriever(ds, root=str(args.work / "indexes"))
+    retriever = fit_retriever(ds, index_root=str(args.work / "indexes"))
     retriever.save(args.work / "retriever")
     users = [str(u) for u in pd.unique(ds.interactions.frame["user_id"].astype(str))]
     now = ds.interactions.time_range()[1] + pd.Timedelta(days=1)

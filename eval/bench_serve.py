@@ -31,7 +31,7 @@ import pandas as pd
 
 def main() -> None:
     from promptrec.cli.common import load
-    from promptrec.cli.retriever import fit_retriever
+    from promptrec.retriever import fit_retriever
     from promptrec.serve.loadtest import crash_test, load_test
     from promptrec.serve.process import ServerProcess
 
@@ -63,7 +63,7 @@ def main() -> None:
                  "date": time.strftime("%Y-%m-%d"), "levels": levels}
 
     ds = load(args.data, args.format)
-    retriever, _ = fit_retriever(ds, root=str(args.work / "indexes"))
+    retriever = fit_retriever(ds, index_root=str(args.work / "indexes"))
     retriever.save(args.work / "retriever")
     users = [str(u) for u in ds.interactions.users]
     now = (ds.interactions.time_range()[1] + pd.Timedelta(days=1)).isoformat()
@@ -103,7 +103,7 @@ def main() -> None:
 
 def replicas(args: argparse.Namespace) -> None:
     from promptrec.cli.common import load
-    from promptrec.cli.retriever import fit_retriever
+    from promptrec.retriever import fit_retriever
     from promptrec.serve.loadtest import mixed_load
     from promptrec.serve.postgres_local import LocalPostgres
     from promptrec.serve.process import ServerProcess
@@ -111,7 +111,7 @@ def replicas(args: argparse.Namespace) -> None:
     if not args.report_only:
         args.work.mkdir(parents=True, exist_ok=True)
         ds = load(args.data, args.format)
-        retriever, _ = fit_retriever(ds, root=str(args.work / "indexes"))
+        retriever = fit_retriever(ds, index_root=str(args.work / "indexes"))
         retriever.save(args.work / "retriever")
         users, items = [str(u) for u in ds.interactions.users], [str(i) for i in ds.catalog.ids]
         now = ds.interactions.time_range()[1] + pd.Timedelta(days=1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 def main() -> None:
     from promptrec.cli.common import load
-    from promptrec.cli.retriever import fit_retriever
+    from promptrec.retriever import fit_retriever
     from promptrec.serve.auth import add_key
     from promptrec.serve.process import ServerProcess
     from promptrec.serve.soak import SoakConfig, soak
@@ -45,7 +45,7 @@ def main() -> None:
         return
     args.work.mkdir(parents=True, exist_ok=True)
     ds = load(args.data, args.format)
-    retriever, _ = fit_retriever(ds, root=str(args.work / "indexes"))
+    retriever = fit_retriever(ds, index_root=str(args.work / "indexes"))
     retriever.save(args.work / "retriever")
     (args.work / "keys.json").unlink(missing_ok=True)
     token = add_key(args.work / "keys.json", "soak")
