@@ -40,11 +40,18 @@ def fit(
     root: str = typer.Option("indexes", help="Folder of item indexes."),
     pool: str = typer.Option("auto", help="Candidate pools: auto (above 50,000 items), on or off (every signal "
                                           "scores every item)."),
+    events: Optional[str] = typer.Option(None, help="Also fit on the live events of this `promptrec serve` store "
+                                                    "(SQLite file or postgresql:// URL); writes a model version."),
+    versions: Optional[Path] = typer.Option(None, help="Model folder: write a new version <DIR>/<version>/ with a "
+                                                       "manifest (what `promptrec serve --retriever DIR` serves)."),
 ) -> None:
-    """Fit the retriever, tune its blend weights on validation targets, and save it."""
+    """Fit the retriever, tune its blend weights on validation targets, and save it (or add a model version)."""
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
         ds = load(path, format)
+        if events or versions:
+            _fit_version(ds, events, versions or Path(root) / f"{ds.name}-models", split, signals, root, pool)
+            return
         retriever = fit_for_cli(ds, split_name=split, signals=signals, root=root, pool=pool)
         target = retriever.save(out or Path(root) / f"{ds.name}-retriever")
     tuning = retriever.tuning or {}
@@ -54,6 +61,23 @@ def fit(
                           f"on: up to {retriever.pool.config.max_size:,} items a request",
         "validation objective": f"{tuning.get('objective', '-')}: {tuning.get('objective_start', 0):.4f} (equal "
                                 f"weights) -> {tuning.get('objective_end', 0):.4f} (tuned)"}))
+
+
+def _fit_version(ds, events: str | None, folder: Path, split: str, signals: str | None, root: str, pool: str) -> None:
+    from promptrec.retriever.fitting import RetrieverSettings
+    from promptrec.serve.refit import refit_version
+    from promptrec.serve.versions import ModelVersions
+
+    settings = RetrieverSettings(signals=[s.strip() for s in signals.split(",")] if signals else "auto", pool=pool)
+    with console.status(f"fitting a model version on {ds.name}" + (" and the stored live events" if events else "")):
+        version = refit_version(ds, events, folder, split=split, settings=settings, index_root=root)
+    m = ModelVersions(folder).manifest(version)
+    console.print(kv_table(f"model version {version}", {
+        "folder": str(folder / version), "data window": f"{m.data_window['first']} .. {m.data_window['last']}",
+        "events": ", ".join(f"{k} {v:,}" for k, v in m.events.items()) + f" (store up to seq {m.store_seq})",
+        "fit time": f"{m.fit_seconds:.1f} s", "validation": f"{m.validation.get('objective', '-')}: "
+        f"{m.validation.get('objective_start', 0):.4f} -> {m.validation.get('objective_end', 0):.4f}",
+        "code": m.code_version}))
 
 
 def load_or_fit_retriever(retriever_path: Path | None, path: str | None, format: str, root: str):

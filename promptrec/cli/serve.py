@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +16,9 @@ LLM_HELP = "vllm (in-process engine), openai (a `vllm serve` / OpenAI-compatible
 
 
 def serve(
-    retriever_path: Optional[Path] = typer.Option(None, "--retriever", help="A saved retriever folder (promptrec retriever fit); default: fit one now."),
+    retriever_path: Optional[Path] = typer.Option(None, "--retriever", help="A saved retriever folder, or a model "
+                                                  "folder of versions (promptrec retriever fit --versions DIR: the "
+                                                  "newest is served); default: fit one now."),
     path: Optional[str] = typer.Option(None, "--data", help=DATA_HELP),
     format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
     root: str = typer.Option("indexes", help="Folder of item indexes (when fitting)."),
@@ -34,6 +37,11 @@ def serve(
     llm_deadline: float = typer.Option(10.0, help="Seconds to wait for the LLM; then answer from the retriever."),
     max_batch: int = typer.Option(16, help="Rerank requests batched into one LLM call."),
     max_pending: int = typer.Option(64, help="Rerank requests allowed to wait; beyond, answers come from the retriever."),
+    watch: bool = typer.Option(False, help="With a model folder: serve each newer version as it appears."),
+    watch_every: float = typer.Option(5.0, help="Seconds between looks at the model folder (--watch)."),
+    retrain_every: Optional[str] = typer.Option(None, help="With a model folder and --data: refit from the data plus "
+                                                "the stored events in a separate process this often (e.g. 6h, 1d), "
+                                                "then serve the new version."),
     max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503 (JSON, Retry-After)."),
     header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's headers; then it "
                                                     "is closed (idle connections cannot hold slots longer)."),
@@ -59,6 +67,8 @@ def serve(
     from promptrec.cli.retriever import load_or_fit_retriever
     from promptrec.models import prepare_if_packaged
     from promptrec.serve.app import create_app
+    from promptrec.serve.model_swap import ModelSwitcher, parse_duration
+    from promptrec.serve.versions import ModelVersions
     from promptrec.serve.connections import guarded_protocol
     from promptrec.serve.service import RecommendationService, ServeConfig
     from promptrec.serve.memory import tame_malloc
@@ -81,7 +91,17 @@ def serve(
         limits = Limits(rate_per_s=rate_limit, burst=burst, failed_auth_per_s=failed_auth_rate,
                         max_body_bytes=max_body_bytes, request_timeout_s=timeout,
                         max_k=max_k)
-        retriever = load_or_fit_retriever(retriever_path, path, format, root)
+        versions = ModelVersions(retriever_path) if retriever_path and ModelVersions.is_versions_folder(
+            retriever_path) else None
+        if (watch or retrain_every) and versions is None:
+            raise ValueError("--watch and --retrain-every need --retriever <model folder> with versions "
+                             "(promptrec retriever fit --versions DIR)")
+        if retrain_every and not path:
+            raise ValueError("--retrain-every needs --data: the original log the model is refitted on")
+        retrain_s = parse_duration(retrain_every) if retrain_every else None
+        served = versions.manifest(versions.newest()) if versions else None
+        retriever = versions.load(served.version) if versions else load_or_fit_retriever(retriever_path, path, format,
+                                                                                         root)
         store = open_event_store(db)
         reranker = None
         if llm != "none":
@@ -91,13 +111,23 @@ def serve(
                                          # a server reserves its KV cache at start, not as the prefix cache fills
                                          {"gpu_memory_utilization": gpu_memory_utilization, "prefault_kv_cache": True}
                                          if llm == "vllm" else None))
-        service = RecommendationService(retriever, store, reranker, ServeConfig(
+        service = RecommendationService(retriever, store, reranker, model=served, config=ServeConfig(
             candidates=candidates, llm_deadline_s=llm_deadline, max_batch=max_batch, max_pending=max_pending))
     access = (f"{len(keyring.keys)} API key(s)" if keyring else
               f"no API keys (open to anyone who reaches {host}); API docs at http://{host}:{port}/docs")
     console.print(f"promptrec serve: {len(retriever.catalog):,} items, {len(store):,} stored events replayed, "
                   f"LLM: {llm}; events in {store.path}; {access}")
-    uvicorn.run(create_app(service, keyring, limits), host=host, port=port,
+    switcher = None
+    if versions is not None:
+        refit = [sys.executable, "-m", "promptrec.cli.main", "retriever", "fit", *([path] if path else []), "--format",
+                 format, "--events", db, "--versions", str(retriever_path), "--root", root]
+        switcher = ModelSwitcher(service, versions, watch_s=watch_every if watch else None,
+                                 retrain_every_s=retrain_s,
+                                 retrain_command=refit).start()
+        console.print(f"serving model version {served.version} (fitted {served.created_at})"
+                      + (f"; watching for newer versions every {watch_every:g} s" if watch else "")
+                      + (f"; refitting every {retrain_every}" if retrain_every else ""))
+    uvicorn.run(create_app(service, keyring, limits, switcher), host=host, port=port,
                 http=guarded_protocol(header_timeout, max_connections), timeout_graceful_shutdown=30, log_level="info")
 
 

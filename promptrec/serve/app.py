@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI): POST /events, GET /recommendations/{user_id}, GET /users/{user_id}/history, GET /health.
+"""The HTTP API (FastAPI): POST /events, GET /recommendations/{user_id}, GET /users/{user_id}/history, GET /health,
+POST /admin/reload and /admin/rollback (model versions).
 
 With API keys configured, every route but /health (including /openapi.json) needs ``Authorization:
 Bearer <token>`` with the route's scope; rates, body sizes and request times are bounded (``Limits``).
@@ -21,11 +22,12 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
 from promptrec import __version__
-from promptrec.serve.auth import EVENTS_WRITE, RECOMMENDATIONS_READ, KeyRing
+from promptrec.serve.auth import ADMIN, EVENTS_WRITE, RECOMMENDATIONS_READ, KeyRing
 from promptrec.serve.limits import BodySizeLimit, Limits, RateLimiter, RequestTimeout, retry_after
 from promptrec.serve.safety import BodyError, InternalErrors, parse_json, redact_access_log
 from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn, EventsAck, EventsBody, Health,
-                                     HistoryEvent, Recommendations, Time)
+                                     HistoryEvent, Recommendations, SwapResult, Time)
+from promptrec.serve.model_swap import ModelSwitcher, NothingToSwap
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
 from promptrec.serve.event_rows import StoreUnavailable
 
@@ -138,8 +140,10 @@ def access_guard(keys: KeyRing, limiter: RateLimiter, failures: RateLimiter) -> 
     return guard
 
 
-def create_app(service: RecommendationService, keys: KeyRing | None = None, limits: Limits | None = None) -> FastAPI:
-    """The API over ``service``; ``keys`` empty or None: no authentication (loopback use)."""
+def create_app(service: RecommendationService, keys: KeyRing | None = None, limits: Limits | None = None,
+               switcher: ModelSwitcher | None = None) -> FastAPI:
+    """The API over ``service``; ``keys`` empty or None: no authentication (loopback use); ``switcher``: model
+    versions that /admin/reload and /admin/rollback move between."""
     keys, limits = keys or KeyRing(), limits or Limits()
     limiter = RateLimiter(limits.rate_per_s, limits.burst)
     guard = access_guard(keys, limiter, RateLimiter(limits.failed_auth_per_s, limits.failed_auth_burst))
@@ -150,6 +154,8 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        if switcher is not None:
+            switcher.close()
         service.close()  # graceful shutdown: LLM batch finished, engine stopped, store checkpointed
 
     # with keys the spec needs a key too (served below), and the browser docs page, which cannot send one, is off
@@ -244,6 +250,33 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         trusted = bool(keys) and scheme.lower() == "bearer" and keys.lookup(token.strip()) is not None
         return await asyncio.to_thread(service.health, trusted)
+
+    admin = [guard(ADMIN), strict]
+    admin_errors = {**errors, 409: _error("No such model version, or nothing to move to.")}
+
+    def model_versions() -> ModelSwitcher:
+        if switcher is None:
+            raise HTTPException(409, "this server serves one retriever folder, not model versions: start it with "
+                                     "--retriever <model folder> (promptrec retriever fit --versions DIR)")
+        return switcher
+
+    @app.post("/admin/reload", response_model=SwapResult, dependencies=admin, responses=admin_errors)
+    async def reload(version: str | None = Query(None, min_length=1, max_length=64,
+                                                 description="A version to serve (default: the newest).")):
+        """Serve the newest model version (or the one named): loaded beside the serving one, the live events
+        newer than its data applied, then requests move over at once. Needs the admin scope."""
+        try:
+            return await asyncio.to_thread(model_versions().reload, version)
+        except NothingToSwap as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @app.post("/admin/rollback", response_model=SwapResult, dependencies=admin, responses=admin_errors)
+    async def rollback():
+        """Serve the version before the current one and mark the current one rolled back. Needs the admin scope."""
+        try:
+            return await asyncio.to_thread(model_versions().rollback)
+        except NothingToSwap as exc:
+            raise HTTPException(409, str(exc)) from None
 
     def openapi() -> dict[str, Any]:  # the /events body schema refers to EventIn: put it in the components
         if app.openapi_schema is None:

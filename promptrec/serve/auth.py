@@ -3,7 +3,7 @@
 Keys come from a JSON file written by ``promptrec keys create`` (name, digest, scopes, optional
 rate limit; the token itself is printed once and never stored) and/or from the environment
 variable ``PROMPTREC_API_KEYS``: ``TOKEN`` or ``TOKEN=scope,scope`` entries separated by ``;``
-(both scopes when none are given). Tokens are random 256-bit strings, so a plain SHA-256 digest
+(events:write and recommendations:read when none are given; admin only when named). Tokens are random 256-bit strings, so a plain SHA-256 digest
 cannot be reversed by guessing; lookups compare every stored digest in constant time.
 """
 
@@ -19,7 +19,9 @@ from pathlib import Path
 
 EVENTS_WRITE = "events:write"
 RECOMMENDATIONS_READ = "recommendations:read"
-SCOPES = (EVENTS_WRITE, RECOMMENDATIONS_READ)
+ADMIN = "admin"  # reload and roll back model versions
+DEFAULT_SCOPES = (EVENTS_WRITE, RECOMMENDATIONS_READ)  # a key without named scopes; admin is given explicitly
+SCOPES = DEFAULT_SCOPES + (ADMIN,)
 ENV_VAR = "PROMPTREC_API_KEYS"
 MIN_TOKEN_CHARS = 24
 
@@ -39,7 +41,7 @@ class ApiKey:
 
     name: str
     sha256: str
-    scopes: tuple[str, ...] = SCOPES
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
     rate_per_s: float | None = None  # None: the server's default limit
 
     def __post_init__(self) -> None:
@@ -89,7 +91,7 @@ def parse_env_keys(value: str) -> list[ApiKey]:
             raise ValueError(f"{ENV_VAR}: entry {n} has a token of {len(token)} characters; use at least "
                              f"{MIN_TOKEN_CHARS} random characters (`promptrec keys create` makes one)")
         keys.append(ApiKey(f"env-{n}", digest(token),
-                           tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else SCOPES))
+                           tuple(s.strip() for s in scopes.split(",") if s.strip()) if scopes else DEFAULT_SCOPES))
     return keys
 
 
@@ -99,13 +101,13 @@ def read_key_file(path: str | Path) -> list[ApiKey]:
         raise FileNotFoundError(f"API key file {path} not found; create keys with `promptrec keys create --file {path}`")
     try:
         entries = json.loads(path.read_text() or "[]")
-        return [ApiKey(e["name"], e["sha256"], tuple(e.get("scopes", SCOPES)), e.get("rate_per_s")) for e in entries]
+        return [ApiKey(e["name"], e["sha256"], tuple(e.get("scopes", DEFAULT_SCOPES)), e.get("rate_per_s")) for e in entries]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"API key file {path}: expected a JSON list of {{name, sha256, scopes}} objects "
                          f"({type(exc).__name__}: {exc}); recreate it with `promptrec keys create`") from None
 
 
-def add_key(path: str | Path, name: str, scopes: tuple[str, ...] = SCOPES, rate_per_s: float | None = None) -> str:
+def add_key(path: str | Path, name: str, scopes: tuple[str, ...] = DEFAULT_SCOPES, rate_per_s: float | None = None) -> str:
     """Create a key, append its digest to the key file (created 0600 if absent); return the token."""
     path = Path(path)
     keys = read_key_file(path) if path.exists() else []

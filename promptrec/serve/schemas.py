@@ -80,6 +80,8 @@ class Recommendations(BaseModel):
     location: list[float] | None = Field(None, description="The request's [lat, lon], if given.")
     history_events: int = Field(description="Events of the user before `now` (fitted log and posted).")
     reranked: bool
+    model_version: str | None = Field(None, description="The model version that retrieved these items (None: a "
+                                                        "retriever folder without versions).")
     fallback_reason: str | None = Field(description="Why the LLM did not order these items, if it did not.")
     llm: dict[str, Any] | None
     items: list[RecommendedItem]
@@ -97,6 +99,8 @@ class HistoryEvent(BaseModel):
 
 class Health(BaseModel):
     status: str
+    model: dict[str, Any] | None = Field(None, description="The model version served: name, when it was fitted, its "
+                                                           "age in seconds, its data's last event, its store_seq.")
     items: int
     users: int
     events_stored: int
@@ -111,6 +115,16 @@ class Health(BaseModel):
     llm: dict[str, Any]
     uptime_s: float
     config: dict[str, Any]
+
+
+class SwapResult(BaseModel):
+    version: str = Field(description="The model version now served.")
+    previous: str | None = Field(description="The version served before.")
+    unchanged: bool = Field(False, description="True if it was already served (nothing was done).")
+    events_applied: int | None = Field(None, description="Live events applied to it before the switch.")
+    swap_ms: float | None = Field(None, description="Time to apply them and switch (loading not counted).")
+    load_ms: float | None = Field(None, description="Time to load the version from disk.")
+    rolled_back: str | None = Field(None, description="The version rolled back (marked; a watcher skips it).")
 
 
 class FieldProblem(BaseModel):

@@ -19,6 +19,7 @@ from promptrec.serve.memory import HeapTrimmer
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations
 from promptrec.serve.event_rows import Store, StoreUnavailable, to_event_rows
 from promptrec.serve.event_rules import stored_row_problem
+from promptrec.serve.versions import VersionManifest
 
 log = logging.getLogger(__name__)
 CORE = ("user_id", "item_id", "timestamp", "event_type", "weight", "event_id")
@@ -60,14 +61,18 @@ class RecommendationService:
     answer (staleness bound: zero, at one indexed query per batch).
     """
 
-    def __init__(self, retriever: Any, store: Store, reranker: Any = None, config: ServeConfig | None = None):
+    def __init__(self, retriever: Any, store: Store, reranker: Any = None, config: ServeConfig | None = None,
+                 model: VersionManifest | None = None):
         self.retriever, self.store, self.reranker = retriever, store, reranker
+        self.model = model  # the model version served (None: a retriever folder without versions)
         self.config = config or ServeConfig()
         self.catalog = retriever.catalog
         self._lock = threading.RLock()
         self.started = time.monotonic()
         self.fallbacks: dict[str, int] = {}
-        self._applied_seq = 0  # every stored event up to here is applied (or names an unknown item)
+        # every stored event up to here is applied (or names an unknown item); a model version fitted on the
+        # store already holds the events up to its store_seq
+        self._applied_seq = model.store_seq if model is not None else 0
         self._own_seqs: set[int] = set()  # this replica's events above _applied_seq, applied when posted
         self.not_applied = 0
         self.quarantined = 0  # stored rows set aside since start (promptrec events quarantine lists them all)
@@ -98,8 +103,15 @@ class RecommendationService:
         if self._own_seqs:
             rows = rows[~rows["seq"].isin(self._own_seqs)]
             self._own_seqs = {s for s in self._own_seqs if s > last}
+        applied = self._apply_rows(self.retriever, rows)
+        self._applied_seq = last
+        return applied
+
+    def _apply_rows(self, retriever: Any, rows: pd.DataFrame) -> int:
+        """Apply stored ``rows`` to ``retriever``: rule breakers are quarantined first (if the store fails
+        there, nothing was applied), unknown items counted, rows the retriever refuses quarantined after."""
         reasons = {int(r["seq"]): p for r in rows.to_dict("records") if (p := stored_row_problem(r))}
-        self._quarantine(reasons)  # first: if the store fails here, nothing was applied and the next look retries
+        self._quarantine(reasons)
         frame = to_event_rows(rows[~rows["seq"].isin(reasons)])
         known = frame["item_id"].isin(self.catalog.frame.index)
         if not known.all():
@@ -107,14 +119,33 @@ class RecommendationService:
                         int((~known).sum()))
             self.not_applied += int((~known).sum())
         refused: dict[int, str] = {}
-        applied = self._apply(frame[known].sort_values("timestamp", kind="stable"), refused)
-        self._applied_seq = last
+        applied = self._apply(retriever, frame[known].sort_values("timestamp", kind="stable"), refused)
         try:
             self._quarantine(refused)
         except StoreUnavailable:  # applied rows are not applied again; the refused ones are retried at start
             log.error("could not quarantine %d refused stored event(s) (seq %s); they stay stored", len(refused),
                       sorted(refused)[:5])
         return applied
+
+    def swap(self, retriever: Any, model: VersionManifest) -> dict[str, Any]:
+        """Serve ``retriever`` (model version ``model``) from now on: the stored events newer than its data are
+        applied to it beside the serving one, then requests move over at once; requests already scoring finish
+        on the old one, which is dropped with its last reference. Returns what the swap did."""
+        t0 = time.perf_counter()
+        if retriever.catalog.ids.tolist() != self.catalog.ids.tolist():
+            raise ValueError(f"model version {model.version} has another catalogue; restart the server to serve it")
+        rows = self.store.load(model.store_seq)  # the bulk, while the old version keeps answering
+        seen = int(rows["seq"].max()) if len(rows) else model.store_seq
+        applied = self._apply_rows(retriever, rows)
+        with self._lock:  # what arrived meanwhile, then the switch
+            rows = self.store.load(seen)
+            applied += self._apply_rows(retriever, rows)
+            seen = int(rows["seq"].max()) if len(rows) else seen
+            previous, self.retriever, self.model = self.model, retriever, model
+            self._applied_seq = max(self._applied_seq, seen)
+            self._own_seqs = {s for s in self._own_seqs if s > self._applied_seq}
+        return {"version": model.version, "previous": previous.version if previous else None,
+                "events_applied": applied, "swap_ms": round(1e3 * (time.perf_counter() - t0), 1)}
 
     def _quarantine(self, reasons: dict[int, str]) -> None:
         if not reasons:
@@ -126,17 +157,18 @@ class RecommendationService:
                   "without them. List them with `promptrec events quarantine --db ...`.", len(reasons), first,
                   reasons[first])
 
-    def _apply(self, frame: pd.DataFrame, reasons: dict[int, str]) -> int:
-        """Add ``frame`` (indexed by seq) to the retriever; if it refuses the batch, each row alone, adding the
+    @staticmethod
+    def _apply(retriever: Any, frame: pd.DataFrame, reasons: dict[int, str]) -> int:
+        """Add ``frame`` (indexed by seq) to ``retriever``; if it refuses the batch, each row alone, adding the
         refused rows to ``reasons``. Returns how many were applied."""
         try:
-            self.retriever.add_events(frame)
+            retriever.add_events(frame)
             return len(frame)
         except Exception:  # noqa: BLE001 - a row the rules let through but the retriever refuses
             applied = 0
             for seq in frame.index:
                 try:
-                    self.retriever.add_events(frame.loc[[seq]])
+                    retriever.add_events(frame.loc[[seq]])
                     applied += 1
                 except Exception as exc:  # noqa: BLE001
                     reasons[int(seq)] = f"the retriever refused it ({type(exc).__name__}: {str(exc)[:200]})"
@@ -182,7 +214,7 @@ class RecommendationService:
 
     # -- recommendations ------------------------------------------------------------------
     def _retrieve_batch(self, requests: list[tuple[str, Context, int]]
-                        ) -> list[tuple[list[Candidate], pd.DataFrame, list | None]]:
+                        ) -> list[tuple[list[Candidate], pd.DataFrame, list | None, str | None]]:
         """Candidates, histories and (with an LLM) the evidence for the candidates it will see, for
         (user, context, n) requests scored together (``retrieve_many``)."""
         shown = self.config.candidates
@@ -192,7 +224,8 @@ class RecommendationService:
             histories = [self.retriever.history(u, before=ctx.now) for u, ctx, _ in requests]
             facts = [self.retriever.explain(u, ctx, [x.item_id for x in c[:shown]]) if self.queue is not None and c
                      else None for c, (u, ctx, _) in zip(cands, requests)]
-        return [(c[:n], h, f) for c, h, f, (_, _, n) in zip(cands, histories, facts, requests)]
+            version = None if self.model is None else self.model.version
+        return [(c[:n], h, f, version) for c, h, f, (_, _, n) in zip(cands, histories, facts, requests)]
 
     async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True, *, device: str | None = None,
                         location: tuple[float, float] | None = None) -> Recommendations:
@@ -206,7 +239,7 @@ class RecommendationService:
             fut = self.retrievals.submit((user_id, context, max(k, self.config.candidates)))
         except QueueFull as exc:
             raise Overloaded(f"{exc}; retry later") from None
-        cands, history, facts = await asyncio.wrap_future(fut)
+        cands, history, facts, version = await asyncio.wrap_future(fut)
         t1 = time.perf_counter()
         ranked, reason = None, None
         if not cands:
@@ -225,7 +258,7 @@ class RecommendationService:
         t2 = time.perf_counter()
         return Recommendations(
             user_id=user_id, now=now_ts.to_pydatetime(), device=device, location=None if location is None else list(location),
-            history_events=len(history), reranked=ranked is not None,
+            history_events=len(history), reranked=ranked is not None, model_version=version,
             fallback_reason=reason, llm=None if ranked is None else
             {"strategy": ranked.strategy, "backend": ranked.backend, "model": ranked.meta.get("model"),
              "adapter": ranked.meta.get("adapter"), "prompt_tokens": ranked.prompt_tokens},
@@ -269,7 +302,12 @@ class RecommendationService:
         with self._lock:
             users = len(set(self.retriever.events.users) | set(self.retriever.live.users))
             live = len(self.retriever.live)
-        return {"status": "ok", "items": len(self.catalog), "users": users, "events_stored": len(self.store),
+        model = None if self.model is None else {
+            "version": self.model.version, "created_at": self.model.created_at,
+            "age_s": round((pd.Timestamp.now(tz="UTC") - self.model.created).total_seconds(), 1),
+            "data_until": self.model.data_window.get("last"), "store_seq": self.model.store_seq}
+        return {"status": "ok", "model": model, "items": len(self.catalog), "users": users,
+                "events_stored": len(self.store),
                 "event_store": {"kind": type(self.store).__name__, "shared": self.store.shared,
                                 "applied_seq": self._applied_seq, **({"where": str(self.store.path)} if details else {})},
                 "live_events": live, "stored_events_not_applied": self.not_applied,
