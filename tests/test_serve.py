@@ -110,8 +110,9 @@ def test_kill_during_a_stream_of_events_loses_no_acknowledged_event(fitted, tmp_
     report = crash_test(args(retriever, tmp_path / "events.sqlite"), users, list(ds.catalog.ids[:50]), now,
                         writers=3, kill_after_s=2.0, log=str(tmp_path / "log"))
     assert report["acknowledged"] > 20, report
-    assert report["missing"] == 0, report
-    assert report["events_stored_after_restart"] >= report["acknowledged"]
+    assert report["missing"] == 0 and report["missing_without_id"] == 0 and report["stored_twice"] == 0, report
+    assert report["acknowledged_without_id"] > 5, report
+    assert report["events_stored_after_restart"] >= report["acknowledged"] + report["acknowledged_without_id"]
 
 
 def test_unavailable_llm_means_retriever_answers_that_say_so(fitted, tmp_path, default_model_dir):

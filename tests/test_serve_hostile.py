@@ -3,12 +3,12 @@ server starts again after each, connections stay usable after an error, idle con
 out for longer than the header timeout, failed authentication is rate-limited, and no secret reaches a log
 line or /health."""
 
-import json
 import socket
 import threading
 import time
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -16,33 +16,7 @@ from promptrec.serve.auth import add_key
 from promptrec.serve.connections import guarded_protocol
 from promptrec.serve.process import ServerProcess, free_port
 from promptrec.serve.safety import InternalErrors, redact
-
-
-def hostile_events(item: str) -> list[tuple[str, object]]:
-    """(name, request body) pairs that once stored poison or answered 500."""
-    base = {"user_id": "mallory", "item_id": item, "timestamp": "2024-05-01T18:00:00Z"}
-    cases = [(f"context key {k}", {**base, "context": {k: v}}) for k, v in
-             (("item_id", item), ("timestamp", "2024-01-01T00:00:00Z"), ("weight", "heavy"), ("event_type", 5),
-              ("event_id", "x"), ("user_id", "victim"), ("seq", 1), ("context", "c"))]
-    cases += [("surrogate key", {**base, "context": {"k\ud800": "v"}}),
-              ("surrogate value", {**base, "context": {"k": "v\udfff"}}),
-              ("surrogate user", {**base, "user_id": "m\ud800"}),
-              ("NUL event type", {**base, "event_type": "\x00x"}),
-              ("NUL context value", {**base, "context": {"note": "a\x00b"}}),
-              ("NUL event id", {**base, "event_id": "id\x00"}),
-              ("huge context int", {**base, "context": {"n": 10**30}}),
-              ("latitude as text", {**base, "context": {"latitude": "north"}}),
-              ("too many keys", {**base, "context": {f"k{i}": i for i in range(40)}}),
-              ("long context text", {**base, "context": {"k": "x" * 5000}})]
-    return cases
-
-
-def raw_bodies() -> list[tuple[str, bytes]]:
-    return [("5,000-digit integer", b'{"user_id": "u", "item_id": "i", "weight": ' + b"9" * 5000 + b"}"),
-            ("deep nesting", b"[" * 100_000 + b"]" * 100_000),
-            ("deep context", b'{"user_id": "u", "item_id": "i", "context": {"a": ' + b"[" * 500 + b"]" * 500 + b"}}"),
-            ("lone surrogate escape", b'{"user_id": "\\ud800", "item_id": "i"}'),
-            ("not UTF-8", b"\xff\xfe{}")]
+from promptrec.testing.hostile import hostile_events, hostile_soak, post_json, raw_bodies
 
 
 def test_hostile_events_get_4xx_and_the_server_starts_again(served_demo, tmp_path):
@@ -52,12 +26,9 @@ def test_hostile_events_get_4xx_and_the_server_starts_again(served_demo, tmp_pat
     good = {"user_id": "alice", "item_id": ds.catalog.ids[2], "timestamp": "2024-05-01T18:00:00Z",
             "context": {"device": "tv", "weather": "rain", "n": 2**62}, "event_id": "good-1"}
     with ServerProcess(*args, log=tmp_path / "log") as server, server.client() as client:
-        for name, body in hostile_events(item):  # ASCII JSON: lone surrogates travel as \ud800 escapes
-            r = client.post("/events", content=json.dumps(body), headers={"Content-Type": "application/json"})
+        for name, body in hostile_events(item) + raw_bodies():
+            r = post_json(client, body)
             assert 400 <= r.status_code < 500 and r.json()["detail"], (name, r.status_code, r.text)
-        for name, body in raw_bodies():
-            r = client.post("/events", content=body, headers={"Content-Type": "application/json"})
-            assert 400 <= r.status_code < 500 and "detail" in r.json(), (name, r.status_code, r.text)
         assert client.post("/events", json=good).status_code == 200
         assert client.get("/health").json()["events_stored"] == 1
         assert client.get("/users/victim/history").status_code == 200
@@ -181,3 +152,16 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return True
     except socket.timeout:
         return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_two_minutes_of_hostile_events_through_five_restarts(served_demo, store, tmp_path, request):
+    retriever, ds, _ = served_demo
+    db = str(tmp_path / "events.sqlite") if store == "sqlite" else request.getfixturevalue("postgres").create_database("soak")
+    args = ("--retriever", str(retriever), "--db", db, "--llm", "none", "--rate-limit", "0", "--failed-auth-rate", "0")
+    report = hostile_soak(lambda: ServerProcess(*args, log=tmp_path / "log").start(), list(ds.catalog.ids[:50]),
+                          duration_s=120, restarts=5)
+    assert report["server_errors"] == 0 and report["hostile_accepted"] == 0, report["statuses"]
+    assert len(report["restarts"]) == 5 and all(r["missing_acknowledged"] == 0 for r in report["restarts"])
+    assert report["acknowledged_good"] > 100

@@ -132,9 +132,9 @@ def test_kill_during_posts_loses_no_acknowledged_event_on_postgres(served_demo, 
     users = list(ds.interactions.users[:20]) + ["brand-new-user"]
     report = crash_test(["--retriever", str(retriever), "--db", url, "--llm", "none"], users,
                         list(ds.catalog.ids[:50]), now, writers=3, kill_after_s=2.0, log=str(tmp_path / "log"))
-    assert report["acknowledged"] > 20, report
-    assert report["missing"] == 0, report
-    assert report["events_stored_after_restart"] >= report["acknowledged"]
+    assert report["acknowledged"] > 20 and report["acknowledged_without_id"] > 5, report
+    assert report["missing"] == 0 and report["missing_without_id"] == 0 and report["stored_twice"] == 0, report
+    assert report["events_stored_after_restart"] >= report["acknowledged"] + report["acknowledged_without_id"]
 
 
 def test_unreachable_database_answers_503_and_recovers(served_demo):

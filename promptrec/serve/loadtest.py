@@ -76,26 +76,41 @@ def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence
                writers: int = 4, kill_after_s: float = 3.0, batch: int = 3, log: str | None = None,
                seed: int = 0) -> dict[str, Any]:
     """Post events from ``writers`` threads, SIGKILL the server mid-stream, restart it on the same store,
-    and check that every acknowledged event is in the users' histories."""
+    and check that every acknowledged event is in the users' histories. Each request also carries one event
+    without an id, and every third request re-sends an id already acknowledged (a retry): each acknowledged
+    event must be there exactly once."""
     acked: dict[str, str] = {}  # event_id -> user_id
+    anonymous: dict[tuple[str, str, str], int] = {}  # (user, item, time) of acknowledged events without an id
     sent = itertools.count()
     stop = threading.Event()
     server = ServerProcess(*server_args, log=log).start()
 
     def write(w: int) -> None:
         rng = np.random.default_rng([seed, w])
+        mine: list[dict[str, Any]] = []  # this writer's acknowledged events, to retry
         with server.client(timeout=10) as client:
             while not stop.is_set():
                 n = next(sent)
-                events = [{"user_id": str(users[int(rng.integers(len(users)))]), "item_id": str(items[int(rng.integers(len(items)))]),
-                           "timestamp": (start + pd.Timedelta(seconds=n * batch + j)).isoformat(),
+                pick = lambda seq: str(seq[int(rng.integers(len(seq)))])  # noqa: E731
+                events = [{"user_id": pick(users), "item_id": pick(items),
+                           "timestamp": (start + pd.Timedelta(seconds=n * (batch + 1) + j)).isoformat(),
                            "event_id": f"crash-{w}-{n}-{j}", "event_type": "click"} for j in range(batch)]
+                events.append({"user_id": pick(users), "item_id": pick(items), "event_type": "click",
+                               "timestamp": (start + pd.Timedelta(seconds=n * (batch + 1) + batch)).isoformat()})
+                if mine and n % 3 == 0:
+                    events.append(mine[int(rng.integers(len(mine)))])  # a retry of an acknowledged event
                 try:
                     r = client.post("/events", json=events)
                 except httpx.HTTPError:
                     return  # the server is gone: this request was never acknowledged
                 if r.status_code == 200:
-                    acked.update({e["event_id"]: e["user_id"] for e in events})
+                    for e in events:
+                        if "event_id" in e:
+                            acked[e["event_id"]] = e["user_id"]
+                            mine.append(e)
+                        else:
+                            key = (e["user_id"], e["item_id"], e["timestamp"])
+                            anonymous[key] = anonymous.get(key, 0) + 1
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
     for t in threads:
@@ -111,12 +126,23 @@ def crash_test(server_args: Sequence[str], users: Sequence[str], items: Sequence
     restarted.start()
     restart_s = time.monotonic() - t0
     with restarted.client() as client:
-        found = stored_event_ids(client, list(acked.values()))
+        histories = {u: client.get(f"/users/{u}/history", params={"limit": 10_000}).json() for u in sorted(set(users))}
         health = client.get("/health").json()
     restarted.stop()
+    ids = [e["event_id"] for h in histories.values() for e in h if e.get("event_id")]
+    found = set(ids)
+    seen_anonymous: dict[tuple[str, str, str], int] = {}
+    for user, hist in histories.items():
+        for e in hist:
+            if not e.get("event_id"):
+                key = (user, e["item_id"], pd.Timestamp(e["timestamp"]).isoformat())
+                seen_anonymous[key] = seen_anonymous.get(key, 0) + 1
     missing = sorted(set(acked) - found)
+    anonymous_missing = sum(max(0, n - seen_anonymous.get(k, 0)) for k, n in anonymous.items())
     return {"acknowledged": len(acked), "acknowledged_at_kill": killed_at_acked, "found_after_restart": len(found & set(acked)),
             "missing": len(missing), "missing_examples": missing[:5],
+            "acknowledged_without_id": sum(anonymous.values()), "missing_without_id": anonymous_missing,
+            "stored_twice": len(ids) - len(found),
             "stored_but_unacknowledged": len({f for f in found if f.startswith("crash-")} - set(acked)),
             "requests_sent": next(sent), "restart_seconds": round(restart_s, 1),
             "events_stored_after_restart": health["events_stored"]}
