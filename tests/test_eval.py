@@ -378,7 +378,7 @@ def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, def
     a, b = first["protocols"]["sampled"]["llm_sample"], second["protocols"]["sampled"]["llm_sample"]
     assert a["llm"]["NDCG@10"] == pytest.approx(b["llm"]["NDCG@10"])
     assert a["retriever"]["NDCG@10"] == b["retriever"]["NDCG@10"]
-    # the records as eval/llm_fusion_ceiling.py reads them: from the cache, in the LLM sample's order, nothing redone
+    # the records as lab/llm_fusion_ceiling.py reads them: from the cache, in the LLM sample's order, nothing redone
     from promptrec.eval.runner import EvalRun
 
     run = EvalRun(load_config(tmp_path / "c.yaml"), tmp_path / "out", progress=False).load()

@@ -164,7 +164,7 @@ def test_an_internal_error_answers_500_without_trace_or_path(served_demo, tmp_pa
 
 @pytest.mark.slow
 def test_soak_mixed_load_with_keys_stays_healthy(served_demo, tmp_path):
-    """Three minutes of posts and reads at 32 clients with keys (eval/bench_soak.py runs the 10-minute version
+    """Three minutes of posts and reads at 32 clients with keys (eval/benchmarks/bench_soak.py runs the 10-minute version
     and the LLM): no errors, memory flat after warm-up, every acknowledged event present."""
     from promptrec.serve.soak import SoakConfig, soak
 

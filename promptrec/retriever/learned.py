@@ -28,7 +28,7 @@ class RankerConfig:
 
     # each signal's top-N items (plus the user's own where repeats are allowed) form the candidates the model
     # scores. 50 (the default since 2026-12-02; was 100): NYC scored 1.5-1.8x faster, and over 3 LightGBM seeds x 3
-    # NYC periods Acc@1 +0.0037 (SE 0.0006), NDCG@10 +0.0011, Acc@10 -0.0012 (SE 0.0008) (eval/results/top_n_*)
+    # NYC periods Acc@1 +0.0037 (SE 0.0006), NDCG@10 +0.0011, Acc@10 -0.0012 (SE 0.0008) (lab/results/top_n_*)
     top_n: int = 50
     num_leaves: int = 15
     min_data_in_leaf: int = 50
@@ -40,7 +40,7 @@ class RankerConfig:
     # the stop set's NDCG@10 per round is averaged over this many rounds (centred) before its best round is
     # taken and before "no gain for early_stopping_rounds" is judged: 1 takes the noisy curve's own maximum, as
     # LightGBM's early stopping does. 21 (the default since 2026-12-02): over 5 LightGBM seeds x 4 data sets,
-    # test NDCG@10 +0.0017 (SE 0.0007) paired with 1, and a smaller seed spread (eval/results/blend_seed_spread.md)
+    # test NDCG@10 +0.0017 (SE 0.0007) paired with 1, and a smaller seed spread (lab/results/blend_seed_spread.md)
     stop_window: int = 21
     stop_fraction: float = 0.3  # the latest share of the validation targets (in time) stops the boosting
     # more to learn from: targets of this many windows before the validation targets (each as long as the

@@ -20,7 +20,7 @@ from z-scores over every item (at 50,000 synthetic places, 7% of the next check-
 held were in the pool but ranked out of its top 100 that way). So each batch also scores a fixed uniform sample of
 the catalogue (``reference`` items), and each signal's mean and spread for a request are estimated from its pool
 (exactly) plus the sample's items outside it (each standing for its share of the rest of the catalogue). The
-learned blend's per-signal top-N are taken within the pool. ``eval/bench_catalog_scale.py`` measures how closely a
+learned blend's per-signal top-N are taken within the pool. ``eval/benchmarks/bench_catalog_scale.py`` measures how closely a
 pooled ranking follows the exhaustive one (hits of the next event, overlap of the top 100).
 """
 

@@ -1,4 +1,4 @@
-"""Load test and crash test of a running `promptrec serve` (used by eval/bench_serve.py and the tests)."""
+"""Load test and crash test of a running `promptrec serve` (used by eval/benchmarks/bench_serve.py and the tests)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class ServeConfig:
     retrieval_batch: int = 64  # concurrent retrievals scored together
     retrieval_pending: int = 1024  # retrievals allowed to wait; more get HTTP 503
     # after LLM batches, give the heap's freed memory back to the OS at most this often (None: never); an
-    # in-process LLM on CPU otherwise keeps what each new batch shape freed (eval/results/soak_heap)
+    # in-process LLM on CPU otherwise keeps what each new batch shape freed (lab/results/soak_heap)
     trim_heap_every_s: float | None = 5.0
 
 
