@@ -1,7 +1,8 @@
 """README's results at a glance, drawn from the committed `promptrec eval` results: NDCG@10 with its 95% interval for
 the baselines, SASRec, the time-aware retriever and the LLM on each data set, one panel per data set and protocol.
 Reads eval/results/<run>/results.json only (nothing is recomputed); writes eval/results/glance.{md,json,png}, and
-says which numbers of README's hand-written tables at a glance no longer match the results files they name.
+says which numbers of the hand-written results tables (README's *Results*, every docs/ page) no longer match the
+results files they name.
 
     python eval/results_glance.py [--results eval/results] [--out eval/results]
 """
@@ -72,45 +73,104 @@ def collect(results: Path) -> list[dict]:
     return panels
 
 
-# README's column headers: (protocol or None for the table's own, metric in results.json)
+# Column headers of the hand-written tables: (protocol or None for the table's own, metric in results.json)
 README_COLUMNS = {"Acc@1": (None, "HR@1"), "Acc@5": (None, "HR@5"), "Acc@10": (None, "HR@10"),
-                  "NDCG@10": (None, "NDCG@10"), "MRR": (None, "MRR"),
+                  "NDCG@10": (None, "NDCG@10"), "MRR": (None, "MRR"), "recall@20": ("retrieval", "recall@20"),
                   "full ranking NDCG@10": ("full", "NDCG@10"), "true item + 19 sampled NDCG@10": ("sampled", "NDCG@10")}
+# Columns that say where a row's numbers come from, or only describe it
+SOURCE_COLUMNS = {"pipeline", "protocol", "targets", "results", "data set", "role"}
+RUN_LINK = re.compile(r"eval/results/([\w.-]+)/results\.md")
 
 
-def readme_mismatches(readme: str, results: Path) -> list[str]:
-    """Cells of the tables in README's *Results at a glance* that differ from the results file the table's
-    paragraph names (`eval/results/<run>/results.md`), at the 3 decimals shown. A row is a pipeline as named in
-    that run (bold and a trailing parenthesis are decoration); the tables of other sections are not read."""
-    section = readme.split("## Results at a glance", 1)[-1].split("\n## ", 1)[0]
-    problems, run = [], None
-    lines = section.splitlines()
+def _cells(row: str) -> list[str]:
+    return [c.replace("**", "").strip() for c in row.strip().strip("|").split("|")]
+
+
+def _population(res: dict, targets: str) -> str:
+    """'all' or 'llm_sample', from a row's target count (empty: all)."""
+    n = int(targets.replace(",", "")) if targets.strip() else None
+    if n is None or n == res.get("test_targets"):
+        return "all"
+    if n == res.get("llm_sample"):
+        return "llm_sample"
+    raise ValueError(f"{n:,} targets: the run has {res.get('test_targets')} test targets and an LLM sample of "
+                     f"{res.get('llm_sample')}")
+
+
+def table_mismatches(text: str, results: Path, label: str) -> list[str]:
+    """Cells of every hand-written results table in ``text`` that differ from the results file it names, at the
+    3 decimals shown. A table is one whose header has a `pipeline` column and metric columns (README_COLUMNS);
+    its run is the row's `results` cell (a link to `eval/results/<run>/results.md`, carried down when empty)
+    or else the last such path named in a paragraph above it. Optional columns: `protocol` (full, sampled,
+    retrieval; default the metric's own, else full) and `targets` (the row's population: the run's test
+    targets or its LLM sample; carried down when empty). A pipeline is named as in that run; bold and a trailing
+    parenthesis that is not part of the name are decoration. Empty and "-" cells are not read."""
+    problems, run, lines = [], None, text.splitlines()
     for i, line in enumerate(lines):
-        named = re.findall(r"`eval/results/([\w.-]+)/results\.md`", line)
+        named = RUN_LINK.findall(line)
         if named and not line.startswith("|"):
-            run = named[0]
-        if not (line.startswith("| pipeline |") and run):
+            run = named[-1]
+        if not line.startswith("|") or (i and lines[i - 1].startswith("|")):
             continue
-        header = [c.strip() for c in line.strip("|").split("|")][1:]
-        unknown = [h for h in header if h not in README_COLUMNS]
+        header = _cells(line)
+        if "pipeline" not in header or not any(h in README_COLUMNS for h in header):
+            continue
+        unknown = [h for h in header if h not in README_COLUMNS and h not in SOURCE_COLUMNS]
         if unknown:
-            problems.append(f"README glance table for {run}: no rule for the columns {unknown}")
+            problems.append(f"{label} table under {run}: no rule for the columns {unknown}")
             continue
-        table = json.loads((results / run / "results.json").read_text())["protocols"]
+        row_run, protocol_cell, targets_cell = run, "", ""
         for row in lines[i + 2:]:
             if not row.startswith("|"):
                 break
-            cells = [c.replace("**", "").strip() for c in row.strip("|").split("|")]
-            pipeline = re.sub(r"\s*\([^()]*\)$", "", cells[0])
-            for column, cell in zip(header, cells[1:]):
-                protocol, metric = README_COLUMNS[column]
-                scores = table[protocol or "full"]["all"].get(pipeline)
+            cells = dict(zip(header, _cells(row)))
+            linked = RUN_LINK.findall(cells.get("results", ""))
+            row_run = linked[0] if linked else row_run
+            protocol_cell = cells.get("protocol") or protocol_cell
+            targets_cell = cells.get("targets") or targets_cell
+            if row_run is None:
+                problems.append(f"{label}: a table names no results file")
+                break
+            if not (results / row_run / "results.json").exists():
+                problems.append(f"{label}: {results / row_run / 'results.json'} not found")
+                break
+            res = json.loads((results / row_run / "results.json").read_text())
+            try:
+                population = _population(res, targets_cell)
+            except ValueError as e:
+                problems.append(f"{label}, {row_run}, {cells['pipeline']!r}: {e}")
+                continue
+            for column, cell in cells.items():
+                if column not in README_COLUMNS or cell in ("", "-", "–", "—"):
+                    continue
+                own, metric = README_COLUMNS[column]
+                protocol = own or protocol_cell or "full"
+                table = res["protocols"].get(protocol, {}).get(population, {})
+                pipeline = cells["pipeline"]
+                if pipeline not in table:
+                    pipeline = re.sub(r"\s*\([^()]*\)$", "", pipeline)
+                scores = table.get(pipeline)
                 if scores is None:
-                    problems.append(f"README glance, {run}: no pipeline {pipeline!r} in its results")
+                    problems.append(f"{label}, {row_run}: no pipeline {pipeline!r} in its results "
+                                    f"({protocol}, {population})")
                     break
-                if cell != f"{scores[metric]:.3f}":
-                    problems.append(f"README glance, {run}, {pipeline!r}, {column}: README says {cell}, "
+                if cell.split()[0] != f"{scores[metric]:.3f}":
+                    problems.append(f"{label}, {row_run}, {pipeline!r}, {column}: {label} says {cell}, "
                                     f"the results say {scores[metric]:.3f}")
+    return problems
+
+
+def readme_mismatches(readme: str, results: Path) -> list[str]:
+    """table_mismatches for README's results section (from its `## Results` heading to the next `## `)."""
+    found = re.search(r"^## Results.*?(?=^## |\Z)", readme, re.S | re.M)
+    return table_mismatches(found.group(0) if found else "", results, "README")
+
+
+def docs_mismatches(root: Path, results: Path) -> list[str]:
+    """table_mismatches for every page of docs/ (a page without results tables has none)."""
+    problems = []
+    for page in sorted((root / "docs").rglob("*.md")):
+        problems += table_mismatches(page.read_text(), results, str(page.relative_to(root)))
     return problems
 
 
@@ -171,8 +231,9 @@ def main() -> None:
     plot(panels, out)
     print(f"wrote {out}/glance.md, .json and .png")
     readme = Path(__file__).resolve().parents[1] / "README.md"
-    for problem in readme_mismatches(readme.read_text(), Path(args.results)):
-        print(f"update README: {problem}")
+    for problem in readme_mismatches(readme.read_text(), Path(args.results)) + docs_mismatches(readme.parent,
+                                                                                                Path(args.results)):
+        print(f"update: {problem}")
 
 
 if __name__ == "__main__":

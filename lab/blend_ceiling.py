@@ -27,7 +27,7 @@ OUT = Path(__file__).resolve().parent / "results"
 
 def ranked(ranks: np.ndarray) -> dict[str, float]:
     """Acc@1, Acc@10, NDCG@10 of 0-based ranks."""
-    from promptrec.eval.metrics import hit_rate, ndcg
+    from promptrec.metrics import hit_rate, ndcg
 
     return {"Acc@1": hit_rate(ranks, 1), "Acc@10": hit_rate(ranks, 10), "NDCG@10": ndcg(ranks, 10)}
 

@@ -59,7 +59,7 @@ def arm_options(options: dict, arm: dict, seed: int) -> dict:
 
 
 def metrics(ranks: np.ndarray) -> dict[str, float]:
-    from promptrec.eval.metrics import hit_rate, mrr, ndcg
+    from promptrec.metrics import hit_rate, mrr, ndcg
 
     return {"Acc@1": hit_rate(ranks, 1), "Acc@10": hit_rate(ranks, 10), "NDCG@10": ndcg(ranks, 10), "MRR": mrr(ranks)}
 

@@ -71,15 +71,15 @@ def position_prior(req: Requests) -> np.ndarray:
 
 
 def fused(llm: np.ndarray, req: Requests, weight: float) -> np.ndarray:
-    """Scores whose order is `promptrec.reranker.reranker.fused_order`'s, row by row."""
-    from promptrec.reranker.reranker import fuse
+    """Scores whose order is `promptrec.reranker.fusion.fused_order`'s, row by row."""
+    from promptrec.reranker.fusion import fuse
 
     return np.vstack([fuse(l, r, weight) for l, r in zip(llm, req.retriever)])
 
 
 def tuned_fusion(valid_llm: np.ndarray, valid: Requests) -> float:
     """The fusion weight `promptrec eval` would choose on these validation requests."""
-    from promptrec.reranker.reranker import FUSION_GRID, choose_fusion
+    from promptrec.reranker.fusion import FUSION_GRID, choose_fusion
 
     return choose_fusion({a: ranks_of(fused(valid_llm, valid, a), valid) for a in FUSION_GRID})
 
@@ -87,7 +87,7 @@ def tuned_fusion(valid_llm: np.ndarray, valid: Requests) -> float:
 def features(req: Requests) -> np.ndarray:
     """Per candidate: position, retriever score (z in the request), LLM score (z, and below the request's best),
     LLM rank."""
-    from promptrec.reranker.reranker import z_scores
+    from promptrec.reranker.fusion import z_scores
 
     n, k = req.llm.shape
     cols = [np.tile(np.arange(k, dtype=float), (n, 1)), np.vstack([z_scores(r) for r in req.retriever]),
@@ -145,7 +145,7 @@ def compare(valid: Requests, test: Requests) -> dict[str, dict]:
 
 def summary(rows: dict[str, tuple[np.ndarray, dict]], seed: int) -> dict[str, dict]:
     """Metrics of each row and its paired lead over the retriever's order (95% bootstrap)."""
-    from promptrec.eval.metrics import hit_rate, mrr, ndcg
+    from promptrec.metrics import hit_rate, mrr, ndcg
     from promptrec.eval.report import paired_differences
 
     base_name = next(iter(rows))

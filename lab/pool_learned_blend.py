@@ -33,7 +33,7 @@ from bench_catalog_scale import START, synthetic_city  # noqa: E402
 def run(n_items: int, n_users: int, n_targets: int, cache: Path, pool: object = "on") -> dict:
     """Both modes fitted, tuned and scored; ``pool``: the pooled mode's setting ("on" or PoolConfig settings)."""
     from promptrec.data.splits import temporal_split
-    from promptrec.eval.metrics import hit_rate, mrr
+    from promptrec.metrics import hit_rate, mrr
     from promptrec.eval.report import paired_differences
     from promptrec.index.item_index import ItemIndex
     from promptrec.retriever.retriever import TimeAwareRetriever

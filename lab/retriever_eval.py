@@ -27,7 +27,7 @@ import numpy as np
 
 from promptrec.data.loaders import load_dataset
 from promptrec.data.splits import make_split
-from promptrec.eval.metrics import hit_rate, mrr, ndcg
+from promptrec.metrics import hit_rate, mrr, ndcg
 from promptrec.index.item_index import ItemIndex, ItemIndexError
 from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
 

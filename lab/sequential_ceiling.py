@@ -29,7 +29,7 @@ import numpy as np
 
 from blend_ceiling import cross_fitted, query_ranks
 from blend_seed_spread import arm_label, parse_arm
-from promptrec.eval.metrics import bootstrap_ci, ndcg_gains
+from promptrec.metrics import bootstrap_ci, ndcg_gains
 
 OUT = Path(__file__).resolve().parent / "results"
 METRICS = {"Acc@1": lambda r: (r < 1).astype(float), "Acc@10": lambda r: (r < 10).astype(float),

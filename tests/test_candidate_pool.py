@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from test_context_signals import checkins, fit  # noqa: F401 (checkins: the shared fixture)
 
-from promptrec.eval.metrics import hit_rate
+from promptrec.metrics import hit_rate
 from promptrec.retriever import retriever as retriever_module
 from promptrec.retriever.blend import standardize
 from promptrec.retriever.pool import CandidatePool, PoolConfig, pack_rows
@@ -47,7 +47,7 @@ def test_signals_scoring_a_subset_give_exactly_those_columns_of_their_full_score
                 np.testing.assert_allclose(part[feature], values[:, items], rtol=1e-9, atol=1e-12, err_msg=feature)
 
 
-@pytest.mark.parametrize("method", ["coordinate", "lightgbm"])
+@pytest.mark.parametrize("method", ["coordinate", pytest.param("lightgbm", marks=pytest.mark.integration)])
 def test_a_pool_holding_every_item_ranks_as_the_exhaustive_retriever(checkins, monkeypatch, method):
     _, ds, split = checkins
     exhaustive = fit(ds, split, signals=SIGNALS[:6])
@@ -88,6 +88,7 @@ def test_the_pool_holds_the_users_places_what_follows_the_last_one_and_the_neare
     assert max(len(p) for p in pools) < len(ds.catalog)  # a real subset
 
 
+@pytest.mark.integration
 def test_a_pooled_retriever_tunes_ranks_answers_per_request_and_persists(checkins, tmp_path):
     _, ds, split = checkins
     exhaustive = fit(ds, split, signals=SIGNALS[:6])

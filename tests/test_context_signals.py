@@ -259,6 +259,7 @@ def test_learned_blend_trains_explains_and_persists(checkins, tmp_path):
         [(c.item_id, round(c.score, 5)) for c in cands]
 
 
+@pytest.mark.integration
 def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(checkins, tmp_path):
     """A signal of pure noise must not make the blend, nor one ahead only within noise; the habit signal, which
     carries this data, must."""
@@ -295,6 +296,7 @@ def test_optional_signals_stay_only_if_they_help_on_later_validation_targets(che
         kept.tune(split.validation, method="coordinate", optional=["habit"])
 
 
+@pytest.mark.integration
 def test_auto_blend_is_learned_only_when_it_wins_beyond_noise(checkins):
     _, ds, split = checkins
     # the validation targets alone, stopped at the stop set's own best round, over each signal's top 100: the two
@@ -309,8 +311,9 @@ def test_auto_blend_is_learned_only_when_it_wins_beyond_noise(checkins):
     assert "not better beyond noise" in report["method"]
 
 
+@pytest.mark.integration
 def test_learned_blend_beats_user_frequency_by_hour(checkins):
-    from promptrec.eval.metrics import hit_rate
+    from promptrec.metrics import hit_rate
 
     _, ds, split = checkins
     r = fit(ds, split)
@@ -337,6 +340,7 @@ def test_user_frequency_by_hour_breaks_ties_by_overall_count_then_last_visit(che
         assert got == expected
 
 
+@pytest.mark.integration
 def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checkins):
     from promptrec.retriever.learned import RankerConfig
 
@@ -371,6 +375,7 @@ def test_learned_blend_trains_on_earlier_windows_each_blind_to_its_future(checki
         r._earlier_window_rows(start, end, RankerConfig(earlier_windows=1), False)
 
 
+@pytest.mark.integration
 def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
     from promptrec.retriever.learned import AUTO_EARLIER_WINDOWS, RankerConfig
     from promptrec.retriever.signals.habit import HabitSignal
@@ -402,6 +407,7 @@ def test_earlier_windows_auto_trains_on_them_where_a_cheap_refit_can(checkins):
             RankerConfig.from_dict({"earlier_windows": bad})
 
 
+@pytest.mark.integration
 def test_events_after_now_change_nothing_for_every_signal_and_the_learned_blend(checkins):
     _, ds, split = checkins
     options = {"habit": {"recency_rank": True, "category_since": True}}  # the optional habit features too
@@ -458,8 +464,9 @@ def test_context_in_prompts_and_the_http_api(checkins, tokenizer):
         assert bad.status_code == 422 and "lon" in bad.json()["detail"]
 
 
+@pytest.mark.integration
 def test_targets_scored_in_time_order_come_back_in_their_own_order(checkins):
-    from promptrec.eval.metrics import true_ranks
+    from promptrec.metrics import true_ranks
 
     _, ds, split = checkins
     r = fit(ds, split)

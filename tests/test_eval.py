@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from promptrec.eval.config import ConfigError, load_config, parse_config
-from promptrec.eval.metrics import (bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, novelty,
+from promptrec.metrics import (bootstrap_ci, coverage, hit_rate, intra_list_diversity, mrr, ndcg, novelty,
                                     true_ranks)
 
 
@@ -392,7 +392,7 @@ def test_interrupted_llm_run_resumes_with_only_the_missing_targets(tmp_path, def
 
 
 def test_fusion_keeps_the_retriever_unless_the_llm_gain_is_beyond_noise():
-    from promptrec.reranker.reranker import choose_fusion
+    from promptrec.reranker.fusion import choose_fusion
 
     rng = np.random.default_rng(0)
     retr = rng.integers(0, 20, 300)
@@ -405,7 +405,7 @@ def test_fusion_keeps_the_retriever_unless_the_llm_gain_is_beyond_noise():
 
 
 def test_gain_beyond_noise_is_a_one_sided_paired_test_with_bonferroni():
-    from promptrec.eval.metrics import gain_beyond_noise
+    from promptrec.metrics import gain_beyond_noise
 
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1, 400)

@@ -224,7 +224,7 @@ def test_vllm_serves_the_adapter_like_peft(adapter, demo, split, hf_pair):
 
 
 def test_merged_adapter_scores_like_peft_and_is_cached(adapter, demo, split, hf_pair, tmp_path):
-    from promptrec.finetune.merge import adapter_serving, merge_adapter, merged_from, serves_merged
+    from promptrec.reranker.merge import adapter_serving, merge_adapter, merged_from, serves_merged
 
     ds = demo.dataset
     reqs = hf_pair[0]
@@ -271,7 +271,7 @@ def test_continued_training_starts_from_the_adapter(adapter, tmp_path):
 
 
 def test_edited_templates_are_reported(adapter, tmp_path):
-    from promptrec.finetune.adapter import template_drift
+    from promptrec.reranker.adapter import template_drift
     from promptrec.prompt.templates import TemplateLibrary
 
     manifest = check_adapter(adapter[0], "SmolLM2-135M-Instruct")

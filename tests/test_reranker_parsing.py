@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptrec.reranker.parsing import parse_ranking
-from promptrec.reranker.reranker import fuse
+from promptrec.reranker.fusion import fuse
 
 LETTERS = list(string.ascii_uppercase[:20])
 

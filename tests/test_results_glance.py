@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,26 @@ def test_a_missing_pipeline_says_which_ones_the_run_has(tmp_path):
         glance.collect(tmp_path)
 
 
-def test_readme_tables_at_a_glance_match_the_results_they_name():
+def test_readme_results_table_matches_the_results_it_names():
     readme = (_EVAL.parent / "README.md").read_text()
+    assert "| pipeline |" in readme.split("## Results", 1)[1], "README's results table is gone or renamed"
     assert glance.readme_mismatches(readme, _EVAL / "results") == [], (
-        "README's tables at a glance differ from the committed results: update them (python eval/results_glance.py "
+        "README's results table differs from the committed results: update it (python eval/results_glance.py "
         "lists every cell)")
+
+
+def test_docs_results_tables_match_the_results_they_name():
+    page = _EVAL.parent / "docs" / "results.md"
+    assert page.read_text().count("| pipeline |") >= 4, "docs/results.md's tables are gone or renamed"
+    assert glance.docs_mismatches(_EVAL.parent, _EVAL / "results") == [], (
+        "docs/results.md differs from the committed results: update it (python eval/results_glance.py lists every "
+        "cell)")
+
+
+def test_the_docs_glance_figure_is_the_committed_one():
+    docs_png = _EVAL.parent / "docs" / "assets" / "glance.png"
+    assert docs_png.read_bytes() == (_EVAL / "results" / "glance.png").read_bytes(), (
+        "docs/assets/glance.png is older than eval/results/glance.png: cp eval/results/glance.png docs/assets/")
 
 
 def test_a_stale_readme_number_is_named_with_the_results_value(tmp_path):
@@ -55,5 +71,59 @@ def test_a_stale_readme_number_is_named_with_the_results_value(tmp_path):
               "| user frequency | 0.1 | 0.5 | 0.3 | 0.2 |\n\n## Python\n\n"
               "| pipeline | Acc@1 |\n|---|---|\n| anything | 0.9 |\n")
     assert glance.readme_mismatches(readme, tmp_path) == [
-        "README glance, nyc, 'time-aware retriever', Acc@1: README says 0.308, the results say 0.307",
-        "README glance, nyc: no pipeline 'user frequency' in its results"]
+        "README, nyc, 'time-aware retriever', Acc@1: README says 0.308, the results say 0.307",
+        "README, nyc: no pipeline 'user frequency' in its results (full, all)"]
+
+
+def test_rows_name_their_run_protocol_and_population(tmp_path):
+    for run, sample in (("a", 10), ("b", 4)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "results.json").write_text(json.dumps({
+            "test_targets": 100, "llm_sample": sample,
+            "protocols": {"full": {"all": {"x (y)": {"NDCG@10": 0.5}},
+                                   "llm_sample": {"LLM": {"NDCG@10": 0.25}}},
+                          "sampled": {"all": {"x (y)": {"NDCG@10": 0.75}}}}}))
+    text = ("| data set | pipeline | targets | full ranking NDCG@10 | true item + 19 sampled NDCG@10 | results |\n"
+            "|---|---|---|---|---|---|\n"
+            "| A | **x (y)** | 100 | 0.500 | 0.750 | [a](eval/results/a/results.md) |\n"
+            "| | LLM | 10 | 0.250 | - | |\n"
+            "| B | LLM | 4 | 0.260 | - | [b](eval/results/b/results.md) |\n"
+            "| | LLM | 7 | 0.250 | - | |\n")
+    assert glance.table_mismatches(text, tmp_path, "page") == [
+        "page, b, 'LLM', full ranking NDCG@10: page says 0.260, the results say 0.250",
+        "page, b, 'LLM': 7 targets: the run has 100 test targets and an LLM sample of 4"]
+
+
+NUMBER = re.compile(r"(?<![\w.,])\d+(?:,\d{3})*(?:\.\d+)?(?![\w])")
+
+
+def numbers_missing_from_named_results(page_text: str, root: Path) -> list[str]:
+    """For each `## ` section of a page: the numbers of its prose (code blocks and inline code aside) that the
+    results files it names (`eval/results/....md` in inline code) do not contain."""
+    problems = []
+    for section in re.split(r"^## ", page_text, flags=re.M)[1:]:
+        title, body = section.split("\n", 1)
+        files = re.findall(r"`(eval/results/[\w./-]+\.md)`", body)
+        if not files:
+            problems.append(f"{title}: names no results file")
+            continue
+        source = " ".join((root / f).read_text() for f in files)
+        prose = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", body, flags=re.S))
+        problems += [f"{title}: {n} is not in {', '.join(files)}" for n in NUMBER.findall(prose)
+                     if not re.search(rf"(?<![\d.,]){re.escape(n)}(?![\d])", source)]
+    return problems
+
+
+def test_every_benchmark_number_is_in_the_results_file_its_section_names():
+    page = (_EVAL.parent / "docs" / "benchmarks.md").read_text()
+    assert page.count("\n## ") >= 8
+    assert numbers_missing_from_named_results(page, _EVAL.parent) == [], (
+        "docs/benchmarks.md shows numbers its results files do not hold: copy them from the file again")
+
+
+def test_a_benchmark_number_not_in_its_file_is_named(tmp_path):
+    (tmp_path / "eval" / "results").mkdir(parents=True)
+    (tmp_path / "eval" / "results" / "b.md").write_text("| x | 1,264 | 0.5 |")
+    page = "# B\n\n## Speed\n\n`eval/results/b.md`: 1,264 users/s, 4xx, `3` and 0.6.\n\n## Other\n\nNone.\n"
+    assert numbers_missing_from_named_results(page, tmp_path) == [
+        "Speed: 0.6 is not in eval/results/b.md", "Other: names no results file"]

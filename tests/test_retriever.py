@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from promptrec.data.interactions import Interactions
 from promptrec.data.splits import leave_last_out, temporal_split
-from promptrec.eval.metrics import hit_rate, ndcg
+from promptrec.metrics import hit_rate, ndcg
 from promptrec.index.item_index import ItemIndex
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.retriever import DEFAULT_SIGNALS, TimeAwareRetriever
@@ -282,6 +282,7 @@ def test_cli_fit_and_recommend(tmp_path):
 
 
 @pytest.mark.ml100k
+@pytest.mark.integration
 def test_movielens_targets(ml100k_path, tmp_path):
     """Issue targets on MovieLens 100K, leave-last-out (ties at random, seed 0): tuned blend recall@20 >= 0.26,
     NDCG@10 >= 0.09, and it beats popularity, recent popularity and time-blind content similarity."""

@@ -78,33 +78,54 @@ def test_sasrec_learns_a_planted_order():
     assert np.array_equal(predicted, [(s.codes[-1] + 1) % 12 for s in probe])
 
 
-def test_a_time_budget_stop_is_reported_and_warned(caplog, monkeypatch):
+def test_a_time_budget_stop_is_reported_and_warned(caplog):
     """A model cut by max_minutes says so: its quality depends on the machine's speed and load."""
     users, codes, times = _arrays(_cycle_events(n_users=10, length=10))
     seqs = user_sequences(users, codes, times, "UTC")
     with caplog.at_level("WARNING", logger="promptrec.sequential"):
         result = train_sasrec(seqs, 12, SASRecConfig(**(FAST | {"max_minutes": 1e-6})), progress=False)
-    assert result.stopped_by == "time budget" and result.epochs_run == 1
+    assert result.stopped_by == "time budget" and result.stop_reason == "time_budget" and result.epochs_run == 1
     assert "time budget" in caplog.text and "max_minutes" in caplog.text
-    # the cache serves such a model to the process that trained it (an eval's baseline and blend share it) ...
+    assert "still improving" in caplog.text  # the one epoch run is the best so far
+
+
+@pytest.mark.parametrize("settings, reason", [({"max_minutes": 1e-6}, "time_budget"),
+                                              ({"epochs": 2, "patience": 5}, "epoch_cap"),
+                                              ({"epochs": 40, "patience": 1, "lr": 0.0}, "patience")])
+def test_the_stop_reason_is_in_the_manifest(tmp_path, settings, reason):
+    users, codes, times = _arrays(_cycle_events(n_users=10, length=10))
+    seqs = user_sequences(users, codes, times, "UTC")
+    result = train_sasrec(seqs, 12, SASRecConfig(**(FAST | settings)), progress=False)
+    assert result.stop_reason == reason and result.summary()["stop_reason"] == reason
+    save_model(result.model, tmp_path / "m", result.summary())
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["stop_reason"] == reason and manifest["training"]["stop_reason"] == reason
+    _, loaded = load_model(tmp_path / "m")
+    assert loaded["stop_reason"] == reason
+
+
+def test_a_budget_stopped_model_is_cached_and_reused_saying_so(caplog):
+    """A later fit with the same settings (a later process: nothing is kept in memory) loads the budget-stopped
+    model instead of training again, and says it was budget-stopped."""
     catalog, split = _toy_dataset()
     settings = FAST | {"progress": False, "max_minutes": 1e-6, "seed": 7}
-    TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
-    again = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
-    assert "from_cache" in again.signals["sasrec"].training
-    # ... and a later process trains it again, with a warning (its machine and load may let it finish)
-    monkeypatch.setattr(sequential_signal, "_CUT_IN_THIS_PROCESS", set())
+    first = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    assert first.signals["sasrec"].training["stop_reason"] == "time_budget"
     caplog.clear()
     with caplog.at_level("WARNING", logger="promptrec.sequential"):
-        later = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
-    assert "from_cache" not in later.signals["sasrec"].training
-    assert "cut by its" in caplog.text and "training it again" in caplog.text
-    # a model that finished is reused by any process
-    done = FAST | {"progress": False, "seed": 7}
-    TimeAwareRetriever(signals=["sasrec"], params={"sasrec": done}).fit(split.train, catalog)
-    monkeypatch.setattr(sequential_signal, "_CUT_IN_THIS_PROCESS", set())
-    assert "from_cache" in TimeAwareRetriever(signals=["sasrec"], params={"sasrec": done}).fit(
-        split.train, catalog).signals["sasrec"].training
+        again = TimeAwareRetriever(signals=["sasrec"], params={"sasrec": settings}).fit(split.train, catalog)
+    training = again.signals["sasrec"].training
+    assert "from_cache" in training and training["stop_reason"] == "time_budget"
+    assert "budget-stopped" in caplog.text
+
+
+def test_the_default_budget_scales_with_the_data():
+    from promptrec.sequential.config import default_budget_minutes
+
+    assert SASRecConfig().max_minutes is None
+    assert default_budget_minutes(100) == 10.0 and default_budget_minutes(10**6) == 120.0
+    assert 10.0 < default_budget_minutes(20_000) < 120.0
+    assert SASRecConfig(max_minutes=2).budget_minutes(10**6) == 2.0
 
 
 def test_final_epochs_learn_the_held_out_last_events():

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from promptrec.serve.batching import BatchQueue, QueueFull
-from promptrec.serve.loadtest import crash_test, load_test
-from promptrec.serve.process import ServerProcess, free_port
+from promptrec.testing.loadtest import crash_test, load_test
+from promptrec.testing.process import ServerProcess, free_port
 from promptrec.serve.event_rows import to_event_rows
 from promptrec.serve.store import EventStore
 

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from promptrec.serve.auth import add_key
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.process import ServerProcess
 
 EXAMPLES = 40  # per operation and per server; bounded for CI (about a minute in all)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from promptrec.serve.auth import add_key
 from promptrec.serve.connections import guarded_protocol
-from promptrec.serve.process import ServerProcess, free_port
+from promptrec.testing.process import ServerProcess, free_port
 from promptrec.serve.safety import InternalErrors, redact
 from promptrec.testing.hostile import hostile_events, hostile_soak, post_json, raw_bodies
 

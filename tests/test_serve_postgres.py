@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.serve.app import create_app
 from promptrec.serve.event_rows import to_event_rows
-from promptrec.serve.loadtest import crash_test, stored_event_ids
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.loadtest import crash_test, stored_event_ids
+from promptrec.testing.process import ServerProcess
 from promptrec.serve.service import RecommendationService
 
 ROW = {"event_id": "x", "user_id": "u", "item_id": "i", "ts_ns": 10**18, "event_type": "view", "weight": 2.0,
@@ -138,7 +138,7 @@ def test_kill_during_posts_loses_no_acknowledged_event_on_postgres(served_demo, 
 
 
 def test_unreachable_database_answers_503_and_recovers(served_demo):
-    from promptrec.serve.postgres_local import LocalPostgres
+    from promptrec.testing.postgres_local import LocalPostgres
     from promptrec.serve.stores import open_event_store
 
     retriever, ds, now = served_demo

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from promptrec.cli.main import app
 from promptrec.serve.event_rules import RESERVED_KEYS
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.process import ServerProcess
 from promptrec.serve.stores import open_event_store
 
 T0 = pd.Timestamp("2024-05-01T18:00:00Z")

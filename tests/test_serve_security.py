@@ -15,7 +15,7 @@ from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.serve.app import create_app
 from promptrec.serve.auth import ENV_VAR, KeyRing, add_key, digest, parse_env_keys
 from promptrec.serve.limits import RateLimiter, RequestTimeout
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.process import ServerProcess
 from promptrec.serve.service import RecommendationService
 from promptrec.serve.store import EventStore
 
@@ -166,7 +166,7 @@ def test_an_internal_error_answers_500_without_trace_or_path(served_demo, tmp_pa
 def test_soak_mixed_load_with_keys_stays_healthy(served_demo, tmp_path):
     """Three minutes of posts and reads at 32 clients with keys (eval/benchmarks/bench_soak.py runs the 10-minute version
     and the LLM): no errors, memory flat after warm-up, every acknowledged event present."""
-    from promptrec.serve.soak import SoakConfig, soak
+    from promptrec.testing.soak import SoakConfig, soak
 
     retriever, ds, _ = served_demo
     token = add_key(tmp_path / "keys.json", "soak")

@@ -14,7 +14,7 @@ from promptrec.cli.main import app
 from promptrec.retriever.fitting import RetrieverSettings
 from promptrec.serve.auth import add_key
 from promptrec.serve.model_swap import parse_duration
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.process import ServerProcess
 from promptrec.serve.refit import refit_version
 from promptrec.serve.versions import ModelVersions
 

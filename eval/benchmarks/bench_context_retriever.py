@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parents[1] / "results"
 
 
 def measure(name: str, ds, split, ranker: dict, repeats: int = 3, pool: object = "auto") -> dict:
-    from promptrec.eval.metrics import hit_rate, mrr
+    from promptrec.metrics import hit_rate, mrr
     from promptrec.index.item_index import ItemIndex
     from promptrec.retriever.retriever import TimeAwareRetriever
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 
 def run(store: str, retriever: Path, items: list[str], minutes: float, log: Path) -> dict:
-    from promptrec.serve.process import ServerProcess
+    from promptrec.testing.process import ServerProcess
     from promptrec.testing.hostile import hostile_soak
 
     args = ("--retriever", str(retriever), "--db", store, "--llm", "none", "--rate-limit", "0",
@@ -60,7 +60,7 @@ def main() -> None:
     print(f"soaking SQLite for {args.minutes:g} minutes", flush=True)
     res["stores"]["SQLite"] = run(str(db), args.work / "retriever", items, args.minutes, args.work / "sqlite.log")
     if not args.skip_postgres:
-        from promptrec.serve.postgres_local import LocalPostgres, postgres_bin
+        from promptrec.testing.postgres_local import LocalPostgres, postgres_bin
 
         if postgres_bin() is not None:
             print(f"soaking PostgreSQL for {args.minutes:g} minutes", flush=True)

@@ -214,6 +214,7 @@ def markdown(res: dict) -> str:
               "max_num_seqs x max_model_len tokens unless --kv-cache-gb sets it); the process held "
               f"{res.get('rss_mb_before_vllm') or 0:.0f} MB before vLLM started.", ""]
     lines += before_after(res)
+    lines += [res["note"], ""] if res.get("note") else []
     return "\n".join(lines)
 
 

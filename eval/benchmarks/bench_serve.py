@@ -32,8 +32,8 @@ import pandas as pd
 def main() -> None:
     from promptrec.cli.common import load
     from promptrec.retriever import fit_retriever
-    from promptrec.serve.loadtest import crash_test, load_test
-    from promptrec.serve.process import ServerProcess
+    from promptrec.testing.loadtest import crash_test, load_test
+    from promptrec.testing.process import ServerProcess
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="Dataset folder (default: the demo data).")
@@ -104,9 +104,9 @@ def main() -> None:
 def replicas(args: argparse.Namespace) -> None:
     from promptrec.cli.common import load
     from promptrec.retriever import fit_retriever
-    from promptrec.serve.loadtest import mixed_load
-    from promptrec.serve.postgres_local import LocalPostgres
-    from promptrec.serve.process import ServerProcess
+    from promptrec.testing.loadtest import mixed_load
+    from promptrec.testing.postgres_local import LocalPostgres
+    from promptrec.testing.process import ServerProcess
 
     if not args.report_only:
         args.work.mkdir(parents=True, exist_ok=True)

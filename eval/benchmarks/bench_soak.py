@@ -22,8 +22,8 @@ def main() -> None:
     from promptrec.cli.common import load
     from promptrec.retriever import fit_retriever
     from promptrec.serve.auth import add_key
-    from promptrec.serve.process import ServerProcess
-    from promptrec.serve.soak import SoakConfig, soak
+    from promptrec.testing.process import ServerProcess
+    from promptrec.testing.soak import SoakConfig, soak
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=None, help="Dataset folder (default: the demo data).")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,9 @@ from rich.table import Table
 
 from promptrec.data.problems import DataError
 
-console = Console()
+# Off a terminal (a pipe, a log file) rich assumes 80 columns and cuts tables: there tables get 100 and lines of
+# text are not broken (a path or a message stays whole, for grep); COLUMNS still wins.
+console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=100, soft_wrap=True)
 DATA_HELP = ("Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*) or a check-in CSV; "
              "omit for the demo data.")
 FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular or checkins."

@@ -122,7 +122,7 @@ def finetune_merge(
 ) -> None:
     """Merge a LoRA adapter into its base model's weights: a plain model folder that serves at base speed
     (e.g. `vllm serve OUT`); rerankers do this by themselves for vLLM on CPU."""
-    from promptrec.finetune.merge import merge_adapter
+    from promptrec.reranker.merge import merge_adapter
 
     with user_errors():
         path = merge_adapter(adapter, model, out)

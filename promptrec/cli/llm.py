@@ -121,7 +121,7 @@ def serve_llm(
 
         cmd += ["--kv-cache-memory-bytes", str(cpu_kv_cache_bytes(0.3))]
     if adapter:
-        from promptrec.finetune.adapter import check_adapter, max_lora_rank
+        from promptrec.reranker.adapter import check_adapter, max_lora_rank
 
         rank = max_lora_rank([check_adapter(a, model) for a in adapter])
         cmd += ["--enable-lora", "--max-lora-rank", str(rank), "--lora-modules",

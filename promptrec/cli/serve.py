@@ -40,8 +40,9 @@ def serve(
     watch: bool = typer.Option(False, help="With a model folder: serve each newer version as it appears."),
     watch_every: float = typer.Option(5.0, help="Seconds between looks at the model folder (--watch)."),
     retrain_every: Optional[str] = typer.Option(None, help="With a model folder and --data: refit from the data plus "
-                                                "the stored events in a separate process this often (e.g. 6h, 1d), "
-                                                "then serve the new version."),
+                                                "the stored events in a separate process this often, then serve the "
+                                                "new version. 7d is a good default: on replayed data a weekly refit "
+                                                "gained nothing beyond noise over a model taking live events."),
     max_connections: int = typer.Option(256, help="Concurrent connections; beyond, HTTP 503 (JSON, Retry-After)."),
     header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's headers; then it "
                                                     "is closed (idle connections cannot hold slots longer)."),
@@ -56,6 +57,8 @@ def serve(
     max_body_bytes: int = typer.Option(4 * 1024 * 1024, help="Largest request body (HTTP 413 beyond)."),
     request_timeout: Optional[float] = typer.Option(None, help="Seconds before HTTP 504 (default: LLM deadline + 20)."),
     max_k: int = typer.Option(100, help="Largest k a request may ask for."),
+    results: Optional[Path] = typer.Option(None, help="Results folder the web console (/ui) lists, read-only "
+                                           "(default: ./eval/results if it exists)."),
 ) -> None:
     """Serve recommendations over HTTP; posted events count in the next recommendation and survive restarts."""
     import uvicorn
@@ -127,7 +130,9 @@ def serve(
         console.print(f"serving model version {served.version} (fitted {served.created_at})"
                       + (f"; watching for newer versions every {watch_every:g} s" if watch else "")
                       + (f"; refitting every {retrain_every}" if retrain_every else ""))
-    uvicorn.run(create_app(service, keyring, limits, switcher), host=host, port=port,
+    app = create_app(service, keyring, limits, switcher)
+    app.state.results_dir = results  # the console's Results view (promptrec.serve.ui)
+    uvicorn.run(app, host=host, port=port,
                 http=guarded_protocol(header_timeout, max_connections), timeout_graceful_shutdown=30, log_level="info")
 
 

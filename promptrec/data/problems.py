@@ -129,17 +129,25 @@ def missing_file(path: str, what: str, fix: str) -> DataError:
     return DataError(Problem(path, None, "missing_file", f"{what} not found.", fix))
 
 
-def require_columns(file: str, present: list[str], required: dict[str, str]) -> None:
-    """Raise naming every required column (promptrec name -> file column) the file lacks."""
+def require_columns(file: str, present: list[str], required: dict[str, str], param: str | None = "columns",
+                    mappable: frozenset[str] | set[str] | None = None) -> None:
+    """Raise naming every required column (promptrec name -> file column) the file lacks. The fix names the
+    loader's mapping parameter ``param`` (None: the loader has none) for the names in ``mappable`` (default:
+    all), so following it works."""
     missing = {ours: theirs for ours, theirs in required.items() if theirs not in present}
     if missing:
+        def fix(ours: str) -> str:
+            if param is None or (mappable is not None and ours not in mappable):
+                return "rename the column in the file."
+            return f"rename the column in the file, or map it: {param}={{'{ours}': '<your column>'}}."
+
         problems = [
             Problem(
                 file,
                 theirs,
                 "missing_column",
                 f"column '{theirs}' (needed as '{ours}') is missing; the file has {present}.",
-                f"rename the column in the file, or map it: columns={{'{ours}': '<your column>'}}.",
+                fix(ours),
             )
             for ours, theirs in missing.items()
         ]

@@ -6,7 +6,10 @@ names, then hands it here; the checks and their messages are the same for all fo
 
 from __future__ import annotations
 
+import html
 import re
+import unicodedata
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,29 @@ import pandas as pd
 from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, RowChecker
 
 _TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
+TEXT_COLUMNS = ("title", "description")
+
+
+def clean_text(value: Any) -> Any:
+    """Item text as people read it: HTML entities decoded (``&amp;`` -> ``&``, ``&reg;`` -> ``®``), Unicode NFC,
+    runs of whitespace made one space, ends stripped. Missing values and non-strings are left as they are."""
+    if not isinstance(value, str):
+        return value
+    return " ".join(unicodedata.normalize("NFC", html.unescape(value)).split())
+
+
+def clean_item_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Title, description and categories cleaned by :func:`clean_text` (once, at load: prompts and embeddings
+    read the catalogue)."""
+    for col in TEXT_COLUMNS:
+        if col in frame.columns:
+            frame[col] = frame[col].map(clean_text)
+    if "categories" in frame.columns:
+        frame["categories"] = frame["categories"].map(
+            lambda v: clean_text(v) if isinstance(v, str)
+            else tuple(c for c in (clean_text(str(x)) for x in v) if c) if isinstance(v, (list, tuple, np.ndarray))
+            else v)
+    return frame
 
 
 FIRST, LAST = pd.Timestamp.min + pd.Timedelta(days=1), pd.Timestamp.max - pd.Timedelta(days=1)  # pandas' ns range
@@ -129,7 +155,8 @@ def clean_items(
     release_format: str | None = None,
     timezone: str = "UTC",
 ) -> pd.DataFrame:
-    """Validate a raw item frame (string columns item_id, title, optional description, categories, release_time)."""
+    """Validate a raw item frame (string columns item_id, title, optional description, categories, release_time);
+    item text is cleaned (:func:`clean_text`)."""
     check = RowChecker(file, row_numbers, errors)
     frame = raw.copy()
     frame["item_id"] = frame["item_id"].astype("string").str.strip()
@@ -144,6 +171,6 @@ def clean_items(
                    message="release time could not be parsed.",
                    fix="use ISO dates (1995-01-01) or leave the field empty when unknown.")
         frame["release_time"] = rel
-    kept = check.finish(frame, report).copy()
+    kept = clean_item_text(check.finish(frame, report).copy())
     kept["item_id"] = kept["item_id"].astype(str)
     return kept

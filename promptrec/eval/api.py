@@ -34,5 +34,9 @@ def evaluate(config: EvalConfig | str | Path, out: str | Path | None = None, *, 
     the rerank pipelines over them). An interrupted run resumes from the cache in ``out``."""
     cfg = resolve_config(config, data=data, llm_users=llm_users)
     target = Path(out) if out is not None else Path("eval") / "results" / cfg.name
+    if cfg.split.name == "replay":  # day by day as deployed, frozen vs refitted (no per-target cache)
+        from promptrec.eval.replay import run_replay
+
+        return run_replay(cfg, target, progress=progress, command=command)
     return run_eval(cfg, target, resume=not fresh, progress=progress, command=command,
                     fresh_pipelines=tuple(fresh_pipelines))

@@ -1,7 +1,7 @@
 """Evaluation configs: a YAML or TOML file that says what to evaluate, read into typed dataclasses.
 
     dataset: {path: ../shared/data/ml-100k}      # or {path: demo}
-    split: {name: leave-last-out}
+    split: {name: leave-last-out}     # or {name: replay, ...}: day by day, frozen vs refitted (promptrec.eval.replay)
     protocols: [full, sampled, retrieval]
     llm_users: 200
     pipelines:
@@ -159,6 +159,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
             cfg.pipelines = [_pipeline(p, i, fail) for i, p in enumerate(value or [])]
         else:
             setattr(cfg, key, value)
+    if cfg.split.name == "replay":  # prequential replay (promptrec.eval.replay): its options checked here
+        from promptrec.eval.replay import replay_settings
+
+        replay_settings(cfg.split.options, source)
     bad = [p for p in cfg.protocols if p not in PROTOCOLS]
     if bad:
         raise fail("protocols", f"unknown {bad}; choose from {list(PROTOCOLS)}.")

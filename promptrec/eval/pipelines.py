@@ -20,9 +20,9 @@ import numpy as np
 from promptrec.data.catalog import Catalog
 from promptrec.data.splits import Split
 from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
-from promptrec.eval.metrics import true_ranks
+from promptrec.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
-from promptrec.retriever.candidate import Candidate, order_by_score
+from promptrec.data.candidate import Candidate, order_by_score
 from promptrec.retriever.fitting import RetrieverSettings, fit_on_split
 from promptrec.retriever.retriever import TimeAwareRetriever, time_order
 from promptrec.retriever.signals import Query, Signal
@@ -172,7 +172,7 @@ def fused_records(records: Iterable[dict[str, Any]], truths: dict[int, str], wei
     """Rank and top-k of each rerank record under fusion ``weight`` (0 = the LLM alone). A true item outside the
     candidates keeps the rank ``tail_ranks`` gives it (the retriever's, on full ranking: the reranker reorders its
     top N and leaves the rest in its order), else it is a miss."""
-    from promptrec.reranker.reranker import fused_order
+    from promptrec.reranker.fusion import fused_order
 
     out = []
     for rec in records:

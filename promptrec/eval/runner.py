@@ -30,11 +30,11 @@ from tqdm.auto import tqdm
 from promptrec import __version__
 from promptrec.eval.cache import RecordCache
 from promptrec.eval.config import ConfigError, EvalConfig, PipelineConfig
-from promptrec.eval.metrics import ndcg
+from promptrec.metrics import ndcg
 from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fused_records, rerank_records,
                                       rerank_requests, score_records)
 from promptrec.eval.targets import EvalTarget, build_targets, sample_targets
-from promptrec.reranker.reranker import FUSION_GRID, choose_fusion
+from promptrec.reranker.fusion import FUSION_GRID, choose_fusion
 
 log = logging.getLogger("promptrec.eval")
 RERANK_BATCH = 32
@@ -136,7 +136,7 @@ class EvalRun:
         adapter = p.options.get("adapter") if p.uses_llm else None
         if not adapter:
             return self.cfg.pipeline_fingerprint(p)
-        from promptrec.finetune.merge import adapter_fingerprint
+        from promptrec.reranker.merge import adapter_fingerprint
 
         return f"{self.cfg.pipeline_fingerprint(p)}-{adapter_fingerprint(adapter)[:8]}"
 
@@ -187,8 +187,8 @@ class EvalRun:
                     "they and those of %s are recomputed.", name, over or "no rerank pipeline")
 
     def _reranker(self, p: PipelineConfig):
-        from promptrec.finetune.adapter import max_lora_rank, read_manifest
-        from promptrec.finetune.merge import adapter_serving, weights_to_load
+        from promptrec.reranker.adapter import max_lora_rank, read_manifest
+        from promptrec.reranker.merge import adapter_serving, weights_to_load
         from promptrec.models import DEFAULT_LLM
         from promptrec.reranker.backends import make_backend
         from promptrec.reranker.reranker import Reranker

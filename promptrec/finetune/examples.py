@@ -22,7 +22,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions
 from promptrec.data.splits import HeldOut
 from promptrec.prompt.builder import PromptBuilder
-from promptrec.retriever.candidate import order_by_score
+from promptrec.data.candidate import order_by_score
 
 
 @dataclass

@@ -128,7 +128,7 @@ def validate(model, tokenizer, examples: Sequence[TrainingExample], label_ids: d
     0, 0.1, ..., 1, with that weight."""
     import torch
 
-    from promptrec.eval.metrics import hit_rate, mrr, ndcg
+    from promptrec.metrics import hit_rate, mrr, ndcg
 
     ranks, label_scores = [], []
     model.eval()
@@ -163,8 +163,8 @@ def _first_pass_scores(example: TrainingExample) -> np.ndarray:
 
 def _fused_ndcg(label_scores: Sequence[tuple[np.ndarray, np.ndarray, int]]) -> tuple[float, float]:
     """Best NDCG@10 over fusion weights of (model scores, first-pass scores, true position), and its weight."""
-    from promptrec.eval.metrics import ndcg
-    from promptrec.reranker.reranker import FUSION_GRID, fused_order
+    from promptrec.metrics import ndcg
+    from promptrec.reranker.fusion import FUSION_GRID, fused_order
 
     if not label_scores:
         return float("nan"), 1.0

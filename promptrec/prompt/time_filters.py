@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-PARTS_OF_DAY = ((5, "morning"), (12, "afternoon"), (17, "evening"), (21, "night"))
+from promptrec.data.times import PARTS_OF_DAY, part_of_hour, slot_name  # noqa: F401 (PARTS_OF_DAY: old path)
+
 SEASONS_NORTH = {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring",
                  6: "summer", 7: "summer", 8: "summer", 9: "autumn", 10: "autumn", 11: "autumn"}
 OPPOSITE = {"winter": "summer", "summer": "winter", "spring": "autumn", "autumn": "spring"}
@@ -71,23 +72,9 @@ def weekday(value: Any) -> str:
     return _ts(value).day_name()
 
 
-def part_of_hour(hour: int) -> str:
-    """morning (5-12), afternoon (12-17), evening (17-21), night (21-5)."""
-    name = "night"
-    for start, label in PARTS_OF_DAY:
-        if hour >= start:
-            name = label
-    return name
-
-
 def part_of_day(value: Any) -> str:
     """morning (5-12), afternoon (12-17), evening (17-21), night (21-5), in local time."""
     return part_of_hour(_ts(value).hour)
-
-
-def slot_name(hour: int, day_of_week: int) -> str:
-    """'weekday mornings', 'weekend nights': the slot of a week an hour and a day (Monday = 0) fall in."""
-    return ("weekend " if day_of_week >= 5 else "weekday ") + part_of_hour(hour) + "s"
 
 
 def slot(value: Any) -> str:

@@ -21,7 +21,7 @@ validation gain is beyond noise (:func:`choose_fusion`).
 
 ``adapter=`` serves a LoRA adapter from ``promptrec finetune``; ``adapter_mode`` says how: "lora"
 (vLLM's LoRARequest or peft: many adapters on one engine, the way on GPUs), "merged" (the adapter
-merged into the base weights once, :mod:`promptrec.finetune.merge`: base-model speed), or "auto"
+merged into the base weights once, :mod:`promptrec.reranker.merge`: base-model speed), or "auto"
 (merged for vLLM without a CUDA GPU, whose CPU LoRA kernels are ~4x slower; else lora).
 """
 
@@ -33,20 +33,20 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from promptrec.data.candidate import Candidate
 from promptrec.data.catalog import Catalog
 from promptrec.data.records import Item
-from promptrec.eval.metrics import gain_beyond_noise, ndcg, ndcg_gains
+from promptrec.metrics import ndcg
 from promptrec.models import DEFAULT_LLM
 from promptrec.prompt.builder import Prompt, PromptBuilder
 from promptrec.prompt.labels import LabelError, label_token_ids
 from promptrec.reranker.backends import Backend, make_backend
+from promptrec.reranker.fusion import FUSION_GRID, choose_fusion, fuse, fused_order, z_scores  # noqa: F401 (old path)
 from promptrec.reranker.parsing import parse_ranking
 from promptrec.reranker.types import LLMCall, RankedItem, RankedList, RerankRequest
-from promptrec.retriever.candidate import Candidate
 
 STRATEGIES = ("label_scoring", "listwise", "pointwise")
 AGGREGATES = ("mean", "borda")
-FUSION_GRID = tuple(float(a) for a in np.round(np.linspace(0, 1, 11), 2))  # weights of the retriever tried in fusion
 
 
 class Reranker:
@@ -66,8 +66,8 @@ class Reranker:
         self.adapter, self.adapter_manifest, self.adapter_served = None, None, None
         backend_options = dict(backend_options or {})
         if adapter is not None:
-            from promptrec.finetune.adapter import check_adapter, max_lora_rank
-            from promptrec.finetune.merge import adapter_serving
+            from promptrec.reranker.adapter import check_adapter, max_lora_rank
+            from promptrec.reranker.merge import adapter_serving
 
             self.adapter_manifest = check_adapter(adapter, model)
             if self.adapter_manifest.get("labels", labels) != labels:
@@ -81,7 +81,7 @@ class Reranker:
         if max_prompt_tokens is None:  # the adapter's training prompts, else promptrec's default budget
             max_prompt_tokens = int((self.adapter_manifest or {}).get("data", {}).get("max_prompt_tokens", 800))
         if not isinstance(backend, Backend):
-            from promptrec.finetune.merge import weights_to_load
+            from promptrec.reranker.merge import weights_to_load
 
             backend = make_backend(backend, weights_to_load(model, self.adapter, self.adapter_served),
                                    **backend_options)
@@ -97,7 +97,7 @@ class Reranker:
                                      max_prompt_tokens=max_prompt_tokens, max_history=max_history, labels=labels,
                                      timezone=timezone)
         if self.adapter_manifest:
-            from promptrec.finetune.adapter import template_drift
+            from promptrec.reranker.adapter import template_drift
 
             template_drift(self.adapter_manifest, self.builder.library)
         self._label_ids: dict[str, dict[str, int]] = {}
@@ -287,48 +287,6 @@ class Reranker:
 
     def close(self) -> None:
         self.backend.close()
-
-
-def fuse(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
-    """(1 - weight) * z(llm) + weight * z(retriever), z-scored within the request."""
-    if weight <= 0:
-        return llm.astype(float)
-    return (1 - weight) * z_scores(llm) + weight * z_scores(retriever)
-
-
-def fused_order(llm: np.ndarray, retriever: np.ndarray, weight: float) -> np.ndarray:
-    """Candidate positions, best first, under :func:`fuse`; ties keep the given (retriever) order."""
-    final = fuse(np.asarray(llm, dtype=float), np.asarray(retriever, dtype=float), weight)
-    return np.lexsort((np.arange(len(final)), -final))
-
-
-def choose_fusion(ranks_by_weight: dict[float, np.ndarray], alpha: float = 0.05) -> float:
-    """The fusion weight for validation ranks (0-based, per request) at each weight.
-
-    The weight with the best NDCG@10 wins only if its per-request gain over the retriever alone
-    (weight 1.0) is beyond noise: a one-sided paired test at level ``alpha``, Bonferroni-corrected
-    for the number of weights tried (picking the best of many flatters it). Otherwise the answer
-    is 1.0, the retriever's order: a weak LLM is not allowed to make the ranking worse on the
-    strength of a lucky validation sample.
-    """
-    if 1.0 not in ranks_by_weight:
-        raise ValueError("the fusion grid must include 1.0 (the retriever alone) as the reference.")
-    gain = {a: ndcg_gains(r, 10) for a, r in ranks_by_weight.items()}
-    best = max(gain, key=lambda a: (gain[a].mean(), -abs(a - 0.5)))
-    if best == 1.0:
-        return 1.0
-    return float(best) if gain_beyond_noise(gain[best] - gain[1.0], alpha, tests=len(gain) - 1) else 1.0
-
-
-def z_scores(x: np.ndarray) -> np.ndarray:
-    """``x`` standardised within the request (non-finite values just below the lowest finite one; constant -> 0)."""
-    x = np.asarray(x, dtype=float)
-    finite = np.isfinite(x)
-    if not finite.any():
-        return np.zeros_like(x)
-    x = np.where(finite, x, x[finite].min() - 1.0)
-    std = x.std()
-    return (x - x.mean()) / std if std > 1e-12 else np.zeros_like(x)
 
 
 _CACHE: dict[tuple, Reranker] = {}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from promptrec.retriever.candidate import Candidate
+from promptrec.data.candidate import Candidate
 
 
 @dataclass

@@ -10,7 +10,7 @@ _EXPORTS = {
     "TimeAwareRetriever": "promptrec.retriever.retriever", "DEFAULT_SIGNALS": "promptrec.retriever.retriever",
     "fit_retriever": "promptrec.retriever.fitting", "fit_on_split": "promptrec.retriever.fitting",
     "RetrieverSettings": "promptrec.retriever.fitting",
-    "Candidate": "promptrec.retriever.candidate",
+    "Candidate": "promptrec.data.candidate",
     "Signal": "promptrec.retriever.signals", "Query": "promptrec.retriever.signals",
     "SIGNALS": "promptrec.retriever.signals",
     "PoolConfig": "promptrec.retriever.pool", "RankerConfig": "promptrec.retriever.learned",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from promptrec.eval.metrics import ndcg_gains, true_ranks
+from promptrec.metrics import ndcg_gains, true_ranks
 
 GRID = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 

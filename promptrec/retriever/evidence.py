@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from promptrec.prompt.time_filters import PARTS_OF_DAY, part_of_hour, slot_name
+from promptrec.data.times import PARTS_OF_DAY, part_of_hour, slot_name
 from promptrec.retriever.signals.base import Query
 from promptrec.retriever.signals.place import haversine_km
 

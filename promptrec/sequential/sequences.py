@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from promptrec.retriever.signals.base import local_hour_dow
+from promptrec.data.times import local_hour_dow
 
 MINUTE_NS = 60 * 10**9
 GAP_BUCKETS = 26  # 0: no previous event; 1 + floor(log2(1 + minutes)), capped (2**24 minutes ~ 32 years)

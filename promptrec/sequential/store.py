@@ -58,7 +58,7 @@ def save_model(model: SASRec | SASRecEnsemble, folder: str | Path, summary: dict
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     torch.save(model.state_dict(), tmp / WEIGHTS)
     manifest = {"model": "SASRec", "config": model.config.to_dict(), "n_items": model.n_items,
-                "training": summary, "promptrec_version": __version__, "torch_version": torch.__version__,
+                "stop_reason": summary.get("stop_reason"), "training": summary, "promptrec_version": __version__, "torch_version": torch.__version__,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} | (extra or {})
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     if folder.exists():

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from promptrec.data.repeats import REPEAT_THRESHOLD
-from promptrec.eval.metrics import hit_rate, ndcg, true_ranks
+from promptrec.metrics import hit_rate, ndcg, true_ranks
 from promptrec.sequential.config import SASRecConfig
 from promptrec.sequential.model import SASRec, to_tensors
 from promptrec.sequential.sequences import Batch, Sequence, query_batch, training_windows
@@ -37,13 +37,15 @@ class TrainResult:
     seconds: float
     train_windows: int
     valid_users: int
-    stopped_by: str  # "patience" | "epochs" | "time budget"
+    stopped_by: str  # "patience" | "epochs" | "time budget" (words; stop_reason is the key)
     history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str = "epoch_cap"  # "patience" | "epoch_cap" | "time_budget"
+    budget_minutes: float | None = None
 
     def summary(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("best_epoch", "epochs_run", "valid_ndcg10", "valid_hr10", "seconds",
-                                              "train_windows", "valid_users", "stopped_by")} | {
-            "history": self.history}
+                                              "train_windows", "valid_users", "stopped_by", "stop_reason",
+                                              "budget_minutes")} | {"history": self.history}
 
 
 def hold_out_last(seqs: list[Sequence]) -> tuple[list[Sequence], list[Sequence], list[int]]:
@@ -143,7 +145,8 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
     generator = torch.Generator().manual_seed(config.seed)
     best = (-1.0, 0.0, 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
-    stopped_by, epoch = "epochs", 0
+    stopped_by, stop_reason, epoch = "epochs", "epoch_cap", 0
+    budget = config.budget_minutes(len(windows.items))
     bar = tqdm(range(1, config.epochs + 1), desc="training SASRec" + (" (time-aware)" if config.time_aware else ""),
                unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
@@ -158,14 +161,16 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
         if ndcg > best[0]:
             best = (ndcg, hr, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[2] >= config.patience:
-            stopped_by = "patience"
+            stopped_by, stop_reason = "patience", "patience"
             break
-        if time.perf_counter() - started > 60 * config.max_minutes:
-            stopped_by = "time budget"
-            log.warning("SASRec stopped by its %.1f-minute time budget at epoch %d, before early stopping: how far "
-                        "it got depends on this machine's speed and load (a model trained while the cores were "
-                        "shared is worse; the cache serves it to this process only). Raise max_minutes for a model "
-                        "that stops by patience.", config.max_minutes, epoch)
+        if epoch < config.epochs and time.perf_counter() - started > 60 * budget:
+            stopped_by, stop_reason = "time budget", "time_budget"
+            rising = best[2] >= epoch - 1  # the best epoch is the last or the one before: still learning
+            log.warning("SASRec stopped by its %.1f-minute time budget at epoch %d, before early stopping%s. How far "
+                        "it got depends on this machine's speed and load; the model is cached and reused as it is. "
+                        "Raise max_minutes for a model that stops by patience.", budget, epoch,
+                        f", while validation NDCG@10 was still improving (best {best[0]:.4f} at epoch {best[2]})"
+                        if rising else f" (best validation NDCG@10 {best[0]:.4f} at epoch {best[2]})")
             break
     bar.close()
     model.load_state_dict(best[3])
@@ -179,4 +184,4 @@ def train_sasrec(seqs: list[Sequence], n_items: int, config: SASRecConfig, progr
     model.eval()
     return TrainResult(model, config, best[2], epoch, round(best[0], 4), round(best[1], 4),
                        round(time.perf_counter() - started, 1), len(windows.items), len(valid_users), stopped_by,
-                       history)
+                       history, stop_reason, budget)

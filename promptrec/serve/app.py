@@ -30,6 +30,7 @@ from promptrec.serve.schemas import (MAX_EVENTS_PER_REQUEST, ErrorBody, EventIn,
 from promptrec.serve.model_swap import ModelSwitcher, NothingToSwap
 from promptrec.serve.service import Overloaded, RecommendationService, UnknownItems
 from promptrec.serve.event_rows import StoreUnavailable
+from promptrec.serve.ui import ui_router
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
         return app.openapi_schema
 
     app.openapi = openapi
+    app.include_router(ui_router(service, guard))  # the web console under /ui, key-checked like the API
 
     if keys:
         @app.get("/openapi.json", include_in_schema=False, dependencies=[guard(None)])

@@ -13,7 +13,7 @@ import pandas as pd
 
 from promptrec.context import Context
 from promptrec.reranker.types import RankedList, RerankRequest, final_order
-from promptrec.retriever.candidate import Candidate
+from promptrec.data.candidate import Candidate
 from promptrec.serve.batching import BatchQueue, QueueFull
 from promptrec.serve.memory import HeapTrimmer
 from promptrec.serve.schemas import EventIn, EventsAck, HistoryEvent, RecommendedItem, Recommendations

@@ -31,7 +31,8 @@ def detect_format(path: Path) -> str:
         if (path / "events.csv").exists() or any(path.glob("events.*")):
             return "tabular"
     raise missing_file(str(path), "a dataset folder of a known format",
-                       "pass --format (movielens-100k, movielens-1m, recbole, tabular, checkins) or a folder "
+                       "pass format= (--format on the command line: movielens-100k, movielens-1m, recbole, "
+                       "tabular, checkins) or a folder "
                        "with u.data, ratings.dat, a .inter file, events.* + items.*, or a check-in CSV.")
 
 

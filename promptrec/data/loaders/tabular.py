@@ -21,17 +21,35 @@ OPTIONAL_EVENT_FIELDS = ("event_type", "weight")
 OPTIONAL_ITEM_FIELDS = ("description", "categories", "release_time")
 
 
+RECBOLE_SUFFIXES = ("inter", "item", "user")  # RecBole atomic files: tab-separated, typed header
+RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+def strip_typed_header(frame: pd.DataFrame) -> pd.DataFrame:
+    """A RecBole typed header (``item_id:token  title:token_seq``) read as plain names; each field's type is kept
+    in ``frame.attrs["field_types"]``. Other headers are left as they are."""
+    parts = [str(c).rpartition(":") for c in frame.columns]
+    if not len(parts) or not all(sep and t in RECBOLE_TYPES and name for name, sep, t in parts):
+        return frame
+    out = frame.rename(columns={c: name for c, (name, _, _) in zip(frame.columns, parts)})
+    out.attrs["field_types"] = {name: t for name, _, t in parts}
+    return out
+
+
 def read_table(path: str | Path, fmt: str | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a table as strings; returns the frame and the row number of each row as shown in the file."""
+    """Read a table as strings; returns the frame and the row number of each row as shown in the file.
+    RecBole typed headers (``name:type``) are read as plain names in every text format, and ``.inter`` /
+    ``.item`` / ``.user`` files as RecBole atomic files (tab-separated)."""
     path = Path(path)
     if not path.exists():
         raise missing_file(str(path), "file", "check the path.")
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     with reading(str(path), fmt):
-        if fmt in ("csv", "tsv", "txt"):
-            sep = "\t" if fmt == "tsv" else ","
-            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[])
-            return frame, np.arange(len(frame)) + 2  # line 1 is the header
+        if fmt in ("csv", "tsv", "txt") + RECBOLE_SUFFIXES:
+            sep = "," if fmt in ("csv", "txt") else "\t"
+            frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[],
+                                quoting=3 if fmt in RECBOLE_SUFFIXES else 0)
+            return strip_typed_header(frame), np.arange(len(frame)) + 2  # line 1 is the header
         if fmt in ("jsonl", "ndjson", "json"):
             frame = pd.read_json(path, lines=fmt != "json", dtype=False)
             return frame, np.arange(len(frame)) + 1
@@ -39,31 +57,36 @@ def read_table(path: str | Path, fmt: str | None = None) -> tuple[pd.DataFrame, 
             frame = pd.read_parquet(path)
             return frame, np.arange(len(frame)) + 1
     raise DataError(Problem(str(path), None, "unknown_format", f"unknown table format '{fmt}'.",
-                            "use .csv, .tsv, .parquet or .jsonl, or pass fmt=."))
+                            "use .csv, .tsv, .parquet, .jsonl or a RecBole .inter/.item file, or pass fmt= "
+                            "('csv', 'tsv', 'parquet', 'jsonl', 'item', 'inter')."))
 
 
 def _rename(frame: pd.DataFrame, file: str, required: tuple[str, ...], optional: tuple[str, ...],
-            columns: dict[str, str] | None) -> pd.DataFrame:
+            columns: dict[str, str] | None, param: str = "columns") -> pd.DataFrame:
     columns = columns or {}
     unknown = sorted(set(columns) - set(required + optional))
     if unknown:
-        raise ValueError(f"unknown column mapping keys {unknown}; use {list(required + optional)}.")
+        raise ValueError(f"unknown column mapping keys {unknown} in {param}=; use {list(required + optional)}.")
     mapping = {name: columns.get(name, name) for name in required + optional}
     needed = {k: mapping[k] for k in required} | {k: v for k, v in columns.items() if k in optional}
-    require_columns(file, list(frame.columns), needed)
+    require_columns(file, list(frame.columns), needed, param)
     rename = {v: k for k, v in mapping.items() if v in frame.columns}
     return frame.rename(columns=rename)
 
 
 def load_items(path: str | Path, *, columns: dict[str, str] | None = None, fmt: str | None = None,
                errors: ErrorPolicy = "raise", report: LoadReport | None = None,
-               category_separator: str = "|", timezone: str = "UTC") -> Catalog:
-    """Items from a table with at least item_id and title (other columns become attributes)."""
+               category_separator: str | None = None, timezone: str = "UTC", _param: str = "columns") -> Catalog:
+    """Items from a table with at least item_id and title (other columns become attributes). Categories are
+    split on ``category_separator`` (default "|", or a space for a RecBole ``token_seq`` field)."""
     report = report if report is not None else LoadReport()
     raw, rows = read_table(path, fmt)
-    raw = _rename(raw, str(path), ITEM_FIELDS, OPTIONAL_ITEM_FIELDS, columns)
+    types = raw.attrs.get("field_types", {})
+    source = (columns or {}).get("categories", "categories")
+    raw = _rename(raw, str(path), ITEM_FIELDS, OPTIONAL_ITEM_FIELDS, columns, _param)
     if "categories" in raw.columns:
-        raw["categories"] = [_split(v, category_separator) for v in raw["categories"]]
+        sep = category_separator or (" " if types.get(source) == "token_seq" else "|")
+        raw["categories"] = [_split(v, sep) for v in raw["categories"]]
     clean = clean_items(raw.astype({"item_id": str}), file=str(path), row_numbers=rows, report=report,
                         errors=errors, timezone=timezone)
     return Catalog(clean)
@@ -72,11 +95,11 @@ def load_items(path: str | Path, *, columns: dict[str, str] | None = None, fmt: 
 def load_events(path: str | Path, *, columns: dict[str, str] | None = None, fmt: str | None = None,
                 catalog: Catalog | None = None, errors: ErrorPolicy = "raise", report: LoadReport | None = None,
                 timestamp_unit: str = "s", timestamp_format: str | None = None, timezone: str = "UTC",
-                seed: int = 0) -> Interactions:
+                seed: int = 0, _param: str = "columns") -> Interactions:
     """Events from a table with at least user_id, item_id and timestamp (other columns become context)."""
     report = report if report is not None else LoadReport()
     raw, rows = read_table(path, fmt)
-    raw = _rename(raw, str(path), EVENT_FIELDS, OPTIONAL_EVENT_FIELDS, columns)
+    raw = _rename(raw, str(path), EVENT_FIELDS, OPTIONAL_EVENT_FIELDS, columns, _param)
     clean = clean_events(raw, file=str(path), row_numbers=rows, report=report, errors=errors,
                          known_items=None if catalog is None else catalog.frame.index,
                          timestamp_unit=timestamp_unit, timestamp_format=timestamp_format, timezone=timezone)
@@ -90,9 +113,10 @@ def load_tabular(events: str | Path, items: str | Path, *, event_columns: dict[s
     errors = options.pop("errors", "raise")
     seed = options.pop("seed", 0)
     timezone = options.pop("timezone", "UTC")
-    catalog = load_items(items, columns=item_columns, errors=errors, report=report, timezone=timezone)
+    catalog = load_items(items, columns=item_columns, errors=errors, report=report, timezone=timezone,
+                         _param="item_columns")
     inter = load_events(events, columns=event_columns, catalog=catalog, errors=errors, report=report,
-                        seed=seed, timezone=timezone, **options)
+                        seed=seed, timezone=timezone, _param="event_columns", **options)
     return Dataset(name or Path(events).stem, catalog, inter, report, source=str(events))
 
 
@@ -129,8 +153,9 @@ def load_events_with_items(path: str | Path, *, columns: dict[str, str] | None =
     unknown = sorted(set(item_map) - set(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS))
     if unknown:
         raise ValueError(f"unknown item column mapping keys {unknown}; use {list(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS)}.")
-    require_columns(file, list(raw.columns), event_map | {k: v for k, v in item_map.items() if k != "item_id"}
-                    | {a: a for a in item_attributes})
+    require_columns(file, list(raw.columns), event_map, "columns")
+    require_columns(file, list(raw.columns), {k: v for k, v in item_map.items() if k != "item_id"}, "item_columns")
+    require_columns(file, list(raw.columns), {a: a for a in item_attributes}, None)
     first = ~raw[event_map["item_id"]].astype(str).str.strip().duplicated().to_numpy()
     items = pd.DataFrame({k: raw.loc[first, v].to_numpy() for k, v in item_map.items()})
     for a in item_attributes:

@@ -1,14 +1,17 @@
 """vLLM in-process engine (``vllm.LLM``), started once and reused.
 
-On CPU, vLLM needs a spawn-safe entry point (call from under ``if __name__ == "__main__":``),
-``gpu_memory_utilization`` is the share of the RAM available now that goes to the KV cache (see
-``cpu_kv_cache_bytes``), and ``enforce_eager`` starts faster. Label scoring restricts the next
-token to the candidate labels (``allowed_token_ids``) and reads their log-probabilities after
-that restriction (``logprobs_mode=processed_logprobs``).
+On CPU, vLLM needs a spawn-safe entry point (call from under ``if __name__ == "__main__":``) and
+``enforce_eager`` starts faster. The KV cache holds what the requests can need and no more: ``max_num_seqs``
+sequences of ``max_model_len`` tokens (see ``kv_cache_bytes_needed``), capped at ``gpu_memory_utilization`` of
+the RAM available now; ``kv_cache_gb`` overrides it. Label scoring restricts the next token to the candidate
+labels (``allowed_token_ids``) and reads their log-probabilities after that restriction
+(``logprobs_mode=processed_logprobs``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,10 @@ CPU_BLOCK_SIZE = 32
 # default): about 750 MB that a server gathers over its first few thousand requests of varied lengths. 128 keeps
 # that to tens of MB at the same speed (measured 2026-12-02, eval/results/vllm_memory); the environment may override it.
 CPU_ONEDNN_PRIMITIVE_CACHE = "128"
+# Sequences vLLM runs at once (its CPU default, 256, would need an 11 GiB KV cache for SmolLM2-135M at 2048 tokens);
+# 32 is the reranker's batch: label scoring is prefill-bound, so more do not run faster.
+MAX_NUM_SEQS = 32
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 
 
 def _on_cpu() -> bool:
@@ -50,6 +57,22 @@ def cpu_kv_cache_bytes(fraction: float) -> int:
     return int(get_memory_node_info(node).available_memory * fraction)
 
 
+def kv_cache_bytes_needed(model_path: str | Path, dtype: str, max_model_len: int, max_num_seqs: int,
+                          block_size: int = CPU_BLOCK_SIZE) -> int:
+    """KV-cache bytes for ``max_num_seqs`` sequences of ``max_model_len`` tokens (whole blocks) of this model.
+
+    Per token: keys and values of every layer's KV heads, ``2 * layers * kv_heads * head_dim`` values of ``dtype``.
+    """
+    config = json.loads((Path(model_path) / "config.json").read_text())
+    config = config.get("text_config", config)
+    heads = config["num_attention_heads"]
+    head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    per_token = 2 * config["num_hidden_layers"] * config.get("num_key_value_heads", heads) * head_dim
+    per_token *= DTYPE_BYTES.get(dtype, 4)
+    tokens = max_num_seqs * math.ceil(max_model_len / block_size) * block_size
+    return tokens * per_token
+
+
 def _touch_kv_cache(worker: Any) -> int:
     """Write every page of a CPU worker's KV cache once (runs inside the worker); returns the bytes touched.
 
@@ -70,9 +93,21 @@ def _touch_kv_cache(worker: Any) -> int:
 
 
 class VLLMBackend(Backend):
+    """In-process vLLM. Options (also ``Reranker(backend_options=...)``):
+
+    - ``max_model_len`` (2048): longest prompt plus generated tokens of one sequence.
+    - ``max_num_seqs`` (32): sequences run at once; more wait in vLLM's queue.
+    - ``kv_cache_gb`` (None): the KV cache's size in GiB. By default on CPU ``max_num_seqs * max_model_len`` tokens
+      (``kv_cache_bytes_needed``: 1.4 GiB for SmolLM2-135M in bfloat16), at most ``gpu_memory_utilization``
+      of the RAM available now (on a GPU, ``gpu_memory_utilization`` is vLLM's own share of the device).
+    - ``prefault_kv_cache``: write the KV cache once at start, so resident memory does not creep up later.
+    - any other ``vllm.LLM`` engine argument (``kv_cache_memory_bytes`` sets the size in bytes instead).
+    """
+
     name = "vllm"
 
     def __init__(self, model: str, *, dtype: str | None = None, max_model_len: int = 2048,
+                 max_num_seqs: int = MAX_NUM_SEQS, kv_cache_gb: float | None = None,
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
                  enable_lora: bool = False, seed: int = 0, block_size: int | None = None,
                  prefault_kv_cache: bool = False, **engine_args: Any):
@@ -90,9 +125,16 @@ class VLLMBackend(Backend):
             block_size = CPU_BLOCK_SIZE
         if block_size is not None:
             engine_args["block_size"] = block_size
-        if _on_cpu() and engine_args.get("kv_cache_memory_bytes") is None:
-            engine_args["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(gpu_memory_utilization)
-        self.llm = LLM(model=self.model, dtype=dtype or fast_dtype(), max_model_len=max_model_len,
+        dtype = dtype or fast_dtype()
+        if kv_cache_gb is not None:
+            engine_args["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
+        elif _on_cpu() and engine_args.get("kv_cache_memory_bytes") is None:
+            needed = kv_cache_bytes_needed(self.model_path, dtype, max_model_len, max_num_seqs,
+                                           block_size or CPU_BLOCK_SIZE)
+            engine_args["kv_cache_memory_bytes"] = min(needed, cpu_kv_cache_bytes(gpu_memory_utilization))
+        self.kv_cache_bytes = engine_args.get("kv_cache_memory_bytes")
+        engine_args.setdefault("use_tqdm_on_load", os.environ.get("PROMPTREC_QUIET") != "1")  # set by promptrec.cli.quiet
+        self.llm = LLM(model=self.model, dtype=dtype, max_model_len=max_model_len, max_num_seqs=max_num_seqs,
                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                        enable_prefix_caching=enable_prefix_caching, max_logprobs=MAX_LOGPROBS,
                        logprobs_mode="processed_logprobs", enable_lora=enable_lora, seed=seed,

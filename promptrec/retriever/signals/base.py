@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from promptrec.data.times import local_hour_dow
 
 DAY_NS = 86_400 * 10**9
 HOUR_NS = 3_600 * 10**9
@@ -144,13 +145,6 @@ def joined(arrays: list[np.ndarray]) -> np.ndarray:
 
 def recency_weights(times: np.ndarray, now_ns: int, half_life_days: float) -> np.ndarray:
     return np.exp2(-(now_ns - times).astype(np.float64) / (half_life_days * DAY_NS))
-
-
-def local_hour_dow(times_ns: np.ndarray, timezone: str) -> tuple[np.ndarray, np.ndarray]:
-    """Local hour of day and weekday (0 = Monday) of UTC nanosecond times."""
-    local = pd.DatetimeIndex(np.asarray(times_ns, dtype=np.int64).astype("datetime64[ns]")).tz_localize("UTC")
-    local = local.tz_convert(timezone)
-    return np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
 
 
 def hour_kernel(hours: np.ndarray, hour: int, bandwidth: float) -> np.ndarray:

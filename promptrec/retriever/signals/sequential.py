@@ -17,9 +17,6 @@ import numpy as np
 from promptrec.retriever.signals.base import FitData, Query, Signal, local_hour_dow
 
 log = logging.getLogger("promptrec.sequential")
-# cache keys of models this process trained and its time budget cut: reused here (an eval's baseline and blend
-# share them), trained again by a later process, whose machine and load may let them finish
-_CUT_IN_THIS_PROCESS: set[str] = set()
 
 
 class SASRecSignal(Signal):
@@ -60,17 +57,16 @@ class SASRecSignal(Signal):
         cached = store.cache_root() / key
         if self.params["cache"] and (cached / store.MANIFEST).exists():
             model, manifest = store.load_model(cached)
-            cut = manifest["training"].get("stopped_by") == "time budget"
-            if not cut or key in _CUT_IN_THIS_PROCESS:
-                return model, manifest["training"] | {"from_cache": str(cached)}
-            log.warning("the cached SASRec model %s was cut by its %.1f-minute time budget in an earlier run, on "
-                        "the machine and load of that run: training it again.", cached, config.max_minutes)
+            training = manifest["training"]
+            if training.get("stop_reason", training.get("stopped_by")) in ("time_budget", "time budget"):
+                log.warning("reusing the cached SASRec model %s, which its time budget stopped at epoch %s before "
+                            "early stopping (budget-stopped): raise max_minutes to train one that stops by patience.",
+                            cached, training.get("epochs_run"))
+            return model, training | {"from_cache": str(cached)}
         seqs = user_sequences(data.train_users, data.train_codes, data.train_times, data.timezone)
         result = train_sasrec(seqs, data.n_items, config, progress=self.params["progress"], item_vectors=vectors)
         if self.params["cache"]:
             store.save_model(result.model, cached, result.summary(), {"fingerprint": key})
-            if result.stopped_by == "time budget":
-                _CUT_IN_THIS_PROCESS.add(key)
         return result.model, result.summary()
 
     @property

@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from promptrec.serve.process import ServerProcess
+from promptrec.testing.process import ServerProcess
 
 
 async def _client_loop(client: httpx.AsyncClient, users: Sequence[str], params: dict[str, Any], counter: itertools.count,

@@ -1,4 +1,4 @@
-"""Ranking metrics for one relevant item per query (held-out next event).
+"""Ranking metrics for one relevant item per query (held-out next event); importable by every stage.
 
 ``rank`` is 0-based: the number of items scored strictly above the true item (ties count
 against it, so a constant scorer earns nothing).

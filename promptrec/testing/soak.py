@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from promptrec.serve.loadtest import stored_event_ids
+from promptrec.testing.loadtest import stored_event_ids
 
 REFUSALS = {429, 503}  # documented refusals under load (rate limit, queue full); anything else non-2xx is an error
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from promptrec.serve.process import free_port
+from promptrec.testing.process import free_port
 
 INSTALL_HINT = "install PostgreSQL's server (Debian: apt-get install postgresql) or put its bin folder on PATH"
 
