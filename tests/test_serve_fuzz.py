@@ -117,3 +117,28 @@ def test_a_posted_event_with_odd_but_valid_values_is_served(served_demo, tmp_pat
         assert r.status_code == 200 and r.json()["user_id"] == odd["user_id"] and r.json()["history_events"] == 1
         assert client.get(f"/users/{path}/history").json()[0]["context"] == {"device": 7, "big": 2**63 - 1, "flag": True}
     assert "Traceback" not in log.read_text()
+
+
+def test_every_pattern_in_the_spec_reads_the_same_in_other_regex_flavours():
+    """A pattern a client's validator cannot read is silently dropped (schemathesis, built on a Rust validator,
+    then sent NUL characters as "schema-valid"). Every pattern must compile as an ECMA/Rust regex."""
+    import json
+
+    import jsonschema_rs
+
+    from promptrec.serve.schemas import EventIn
+
+    def patterns(node):
+        if isinstance(node, dict):
+            yield from ([node["pattern"]] if isinstance(node.get("pattern"), str) else [])
+            for value in node.values():
+                yield from patterns(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from patterns(value)
+
+    found = set(patterns(json.loads(json.dumps(EventIn.model_json_schema()))))
+    assert found, "the event schema states its text rule as a pattern"
+    for pattern in found:
+        validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        assert not validator.is_valid("a\x00b") and validator.is_valid("ü s/é")
