@@ -121,7 +121,7 @@ def test_pointwise_prompt_says_its_candidates_evidence(world, tokenizer):
     p = b.build("pointwise", history, [], friday, catalog, candidate=catalog["gym"], candidate_evidence=gym)
     assert "(yours 10, 30 minutes ago, 10 at this hour; here" in p.text
     plain = b.build("pointwise", history, [], friday, catalog, candidate=catalog["gym"])
-    assert "yours 10" not in plain.text and "Will the user watch this item next?" in plain.text
+    assert "yours 10" not in plain.text and "Will the user interact with this item next?" in plain.text
 
 
 def test_candidates_that_would_not_fit_keep_only_their_strongest_evidence(world, tokenizer):

@@ -131,7 +131,7 @@ def test_user_folder_overrides_and_defaults_fill_gaps(tmp_path, tokenizer, catal
     b = PromptBuilder(prompts_dir=tmp_path, tokenizer=tokenizer)
     p = b.build("label_scoring", history(2), cands(catalog, 3), NOW, catalog)
     assert "* Movie number 1 [Drama] on a Wednesday" in p.text   # the user's history.j2
-    assert "Which of these candidates will the user watch next?" in p.text  # the default label_scoring.j2
+    assert "Which of these candidates will the user interact with next?" in p.text  # the default label_scoring.j2
     lib = TemplateLibrary(tmp_path)
     assert lib.source_path("history.j2").parent == tmp_path and "listwise.j2" in lib.names()
     with pytest.raises(FileNotFoundError, match="does not exist"):

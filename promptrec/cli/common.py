@@ -32,14 +32,19 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0):
+DOMAIN_HELP = ("The prompts' words for what users do with items: movies, places, products, games, music, books, "
+               "generic ('interacted with'), or your own as did/will/history, e.g. 'bought/buy/purchase history'; "
+               "default: the format's own (MovieLens: movies; check-ins: places; others: generic).")
+
+
+def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0, domain: str | None = None):
     from promptrec.data.loaders import load_dataset
 
     if path is None:
         fmt = "demo"
     options: dict[str, Any] = {} if fmt == "demo" else {"errors": errors, "seed": seed}
     with console.status(f"loading {path or 'demo data'}"):
-        return load_dataset(path, format=fmt, **options)
+        return load_dataset(path, format=fmt, domain=domain, **options)
 
 
 def kv_table(title: str, rows: dict[str, Any]) -> Table:

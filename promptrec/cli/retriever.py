@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from promptrec.cli.common import DATA_HELP, FORMAT_HELP, console, kv_table, load, user_errors
+from promptrec.cli.common import DATA_HELP, DOMAIN_HELP, FORMAT_HELP, console, kv_table, load, user_errors
 
 app = typer.Typer(help="Fit and inspect the time-aware retriever.", no_args_is_help=True)
 SIGNALS_HELP = ("Comma-separated signals (default: auto, every signal the data supports): content, transition, "
@@ -44,11 +44,12 @@ def fit(
                                                     "(SQLite file or postgresql:// URL); writes a model version."),
     versions: Optional[Path] = typer.Option(None, help="Model folder: write a new version <DIR>/<version>/ with a "
                                                        "manifest (what `promptrec serve --retriever DIR` serves)."),
+    domain: Optional[str] = typer.Option(None, help=DOMAIN_HELP),
 ) -> None:
     """Fit the retriever, tune its blend weights on validation targets, and save it (or add a model version)."""
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
-        ds = load(path, format)
+        ds = load(path, format, domain=domain)
         if events or versions:
             _fit_version(ds, events, versions or Path(root) / f"{ds.name}-models", split, signals, root, pool)
             return

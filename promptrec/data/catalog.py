@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from promptrec.data.domain import Domain
 from promptrec.data.records import Item
 
 CORE_COLUMNS = ["title", "description", "categories", "release_time"]
@@ -22,8 +23,9 @@ class Catalog:
     retrievers for array maths.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, items_from_events: bool = False):
+    def __init__(self, frame: pd.DataFrame, *, items_from_events: bool = False, domain: Domain | str | None = None):
         self.items_from_events = items_from_events  # built from an event file: an item exists once someone used it
+        self.domain = Domain.of(domain)  # the words prompts use for what users do with these items
         frame = frame.copy()
         if frame.index.name != "item_id":
             if "item_id" not in frame.columns:
@@ -106,7 +108,8 @@ class Catalog:
         return sorted({c for cats in self.frame["categories"] for c in cats})
 
     def subset(self, item_ids: Iterable[str]) -> "Catalog":
-        return Catalog(self.frame.loc[[str(i) for i in item_ids]], items_from_events=self.items_from_events)
+        return Catalog(self.frame.loc[[str(i) for i in item_ids]], items_from_events=self.items_from_events,
+                       domain=self.domain)
 
     def describe(self) -> dict[str, Any]:
         rel = self.frame["release_time"].dropna()

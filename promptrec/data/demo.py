@@ -236,6 +236,6 @@ def generate_demo(n_users: int = 400, items_per_category: int = 30, mean_events:
         series_next=series_next, drift=drift,
     )
     report = LoadReport(files=["<generated demo>"], rows_read=len(events), rows_kept=len(events))
-    dataset = Dataset("demo", Catalog(items), Interactions(events, seed=seed, timezone=TIMEZONE), report,
+    dataset = Dataset("demo", Catalog(items, domain="movies"), Interactions(events, seed=seed, timezone=TIMEZONE), report,
                       source=f"promptrec.data.demo.generate_demo(seed={seed})")
     return Demo(dataset, truth)

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from promptrec.data.domain import Domain
+
 PROTOCOLS = ("full", "sampled", "retrieval")
 SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
                "user_frequency_hour", "retriever", "sasrec", "sasrec_time")
@@ -42,6 +44,7 @@ class DatasetConfig:
     format: str = "auto"
     tie_seed: int = 0  # order of same-second events
     options: dict[str, Any] = field(default_factory=dict)  # passed to the loader (timezone, columns...)
+    domain: Any = None  # the prompts' words for what users do: a preset ("products") or {did, will, history}
 
     @property
     def is_demo(self) -> bool:
@@ -93,14 +96,14 @@ class EvalConfig:
         """A hash of everything that changes results (not the file's name or location)."""
         d = self.to_dict()
         d.pop("source")
-        return _hash(d)
+        return _hash(_unset_domain_dropped(d))
 
     def shared_fingerprint(self) -> str:
         """A hash of what every pipeline's results depend on: the config without its list of pipelines."""
         d = self.to_dict()
         for key in ("source", "pipelines", "name"):
             d.pop(key)
-        return _hash(d)
+        return _hash(_unset_domain_dropped(d))
 
     def pipeline_fingerprint(self, p: PipelineConfig) -> str:
         """A hash of one pipeline's own settings and, for a reranker, those of the retriever it reranks:
@@ -151,6 +154,10 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
         if key == "dataset":
             value = {"path": value} if isinstance(value, str) else value
             cfg.dataset = _dataclass(DatasetConfig, value, "dataset", fail)
+            try:
+                Domain.of(cfg.dataset.domain)
+            except ValueError as exc:
+                raise fail("dataset.domain", str(exc)) from None
         elif key == "split":
             value = {"name": value} if isinstance(value, str) else dict(value)
             name = value.pop("name", "leave-last-out")
@@ -186,6 +193,13 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
                                         "as drawn, shuffled) or 'retriever' (sorted by the retriever's score).")
     cfg.ks = sorted({int(k) for k in cfg.ks})
     return cfg
+
+
+def _unset_domain_dropped(d: dict[str, Any]) -> dict[str, Any]:
+    """The config as hashed: a dataset without a domain hashes as before domains existed (caches stay valid)."""
+    if d.get("dataset", {}).get("domain") is None:
+        d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "domain"}
+    return d
 
 
 def _dataclass(cls, value: Any, key: str, fail):

@@ -77,12 +77,19 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
                   f"examples held out in time: {before.get('NDCG@10', float('nan')):.4f} before training, "
                   f"{best.get('NDCG@10', float('nan')):.4f} at the kept step {best.get('step', '-')}.", ""]
     if res["llm"]:
-        lines += ["## LLM calls", "", "| pipeline | protocol | prompt tokens (mean) | parse fell back | example output |",
-                  "|---|---|---|---|---|"]
+        lines += ["## LLM calls", "", "Top pick shown first: how often the LLM's top item was the candidate shown first in "
+                  "its prompt (on full ranking, the retriever's top item), against 1/candidates, what a pick blind to "
+                  "position gives. Far above chance on sampled candidates is position bias: bootstrap (shuffled "
+                  "candidate orders, averaged) is the remedy.", "",
+                  "| pipeline | protocol | prompt tokens (mean) | parse fell back | top pick shown first (chance) | "
+                  "example output |", "|---|---|---|---|---|---|"]
         for name, per in res["llm"].items():
             for proto, s in per.items():
                 ex = " / ".join(str(o).replace("|", "\\|").replace("\n", " ")[:60] for o in s["example_outputs"][:1])
-                lines.append(f"| {name} | {proto} | {s['prompt_tokens_mean']:.0f} | {s['parse_fell_back']:.0%} | `{ex}` |")
+                first = (f"{s['top_pick_shown_first']:.0%} ({s['shown_first_by_chance']:.0%})"
+                         if "top_pick_shown_first" in s else "not recorded")
+                lines.append(f"| {name} | {proto} | {s['prompt_tokens_mean']:.0f} | {s['parse_fell_back']:.0%} | "
+                             f"{first} | `{ex}` |")
         lines.append("")
     if res["not_run"]:
         lines += ["## Not run", ""] + [f"- {name}: {why}" for name, why in res["not_run"].items()] + [""]

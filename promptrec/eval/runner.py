@@ -263,6 +263,7 @@ class EvalRun:
             self.llm_stats.setdefault(p.name, {})[proto] = {
                 "parse_fell_back": float(np.mean([r["fell_back"] for r in recs])),
                 "prompt_tokens_mean": float(np.mean([r["prompt_tokens"] for r in recs])),
+                **position_bias(recs),
                 "example_outputs": recs[0]["raw"] if recs else []}
             fusion = p.options.get("fusion", 0)
             if fusion in (0, None, False):
@@ -317,7 +318,8 @@ def load_data(cfg: EvalConfig) -> tuple[Any, Any, Any]:
     from promptrec.index.item_index import ItemIndex
 
     d = cfg.dataset
-    ds = load_dataset(None) if d.is_demo else load_dataset(d.path, format=d.format, seed=d.tie_seed, **d.options)
+    ds = (load_dataset(None, domain=d.domain, **d.options) if d.is_demo else
+          load_dataset(d.path, format=d.format, seed=d.tie_seed, domain=d.domain, **d.options))
     split = make_split(ds.interactions, cfg.split.name, **cfg.split.options)
     return ds, split, ItemIndex.for_catalog(ds.catalog, ds.name, root=cfg.index_root)
 
@@ -329,3 +331,14 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, resume: bool = True, progress:
     run = EvalRun(cfg, out, resume=resume, progress=progress, fresh_pipelines=fresh_pipelines).load()
     run.run()
     return run.write(command)
+
+
+def position_bias(records: list[dict[str, Any]]) -> dict[str, float]:
+    """How often the LLM's top pick is the candidate shown first (``top_pick_shown_first``), against the rate a
+    pick blind to position would give (``shown_first_by_chance``: the mean of 1/candidates)."""
+    scored = [r for r in records if r["llm"]]
+    if not scored:
+        return {"top_pick_shown_first": float("nan"), "shown_first_by_chance": float("nan")}
+    return {"top_pick_shown_first": float(np.mean([int(np.argmax(r["llm"])) == 0 for r in scored])),
+            "shown_first_by_chance": float(np.mean([1 / len(r["llm"]) for r in scored]))}
+

@@ -22,6 +22,7 @@ import pandas as pd
 
 from promptrec.context import Context
 from promptrec.data.catalog import Catalog
+from promptrec.data.domain import Domain
 from promptrec.data.interactions import to_utc
 from promptrec.data.records import Event, Item
 from promptrec.prompt.labels import LabelScheme
@@ -97,7 +98,7 @@ class PromptBuilder:
                   "last_visit": last_visit.get(it.item_id), "evidence": ev}
                  for lab, it, ev in zip(labels, candidates, facts)]
         base = {"now": now_local, "context": context, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
-                "brief": False,
+                "brief": False, "domain": getattr(catalog, "domain", None) or Domain(),
                 "candidate": None if candidate is None else {
                     "item": candidate, "text": self.item_text(candidate), "visits": visits.get(candidate.item_id, 0),
                     "last_visit": last_visit.get(candidate.item_id), "evidence": candidate_evidence}}

@@ -50,7 +50,8 @@ def save(r: TimeAwareRetriever, path: str | Path) -> Path:
               "items_from_events": r.available_from_first_event,
               "learned_blend": None if r.ranker is None else r.ranker.save(path),
               "tuning": r.tuning, "fitted_on": r.fitted_on,
-              "timezone": r.events.timezone, "sparse_state": sorted(sparse), "items": len(r.catalog)}
+              "timezone": r.events.timezone, "sparse_state": sorted(sparse), "items": len(r.catalog),
+              "domain": r.catalog.domain.to_dict()}
     (path / "retriever.json").write_text(json.dumps(config, indent=2, default=str))
     return path
 
@@ -71,7 +72,7 @@ def load(cls: type[TimeAwareRetriever], path: str | Path) -> TimeAwareRetriever:
     out.available_from_first_event = config["items_from_events"]
     cat = pd.read_parquet(path / "catalog.parquet")
     cat["categories"] = cat["categories"].map(tuple)
-    out.catalog = Catalog(cat, items_from_events=out.available_from_first_event)
+    out.catalog = Catalog(cat, items_from_events=out.available_from_first_event, domain=config.get("domain"))
     if len(out.catalog) != config["items"]:
         raise ValueError(f"{path}: catalog.parquet has {len(out.catalog)} items, the config {config['items']}.")
     dense = dict(np.load(path / "state.npz", allow_pickle=False))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from promptrec.data.dataset import Dataset
+from promptrec.data.domain import Domain
 from promptrec.data.loaders.checkins import is_checkin_file, load_checkins
 from promptrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from promptrec.data.loaders.recbole import load_recbole
@@ -37,11 +38,16 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(path: str | Path | None = None, format: str = "auto", *, since: Any = None, until: Any = None,
-                 **options: Any) -> Dataset:
+                 domain: Domain | str | dict | None = None, **options: Any) -> Dataset:
     """Load a dataset by folder and format; ``format='demo'`` (or no path) gives the embedded demo data.
     ``since`` / ``until`` keep the events in [since, until) (a window of a longer log, as if it began or ended
-    there; the catalogue is unchanged: what is recommendable at ``now`` still follows the events before it)."""
+    there; the catalogue is unchanged: what is recommendable at ``now`` still follows the events before it).
+    ``domain``: the words prompts use (a preset such as ``"products"`` or ``{did, will, history}``); default:
+    the format's own (MovieLens: movies, check-ins: places), else generic ("interacted with")."""
+    chosen = None if domain is None else Domain.of(domain)  # checked before the (maybe long) load
     ds = _load_format(path, format, **options)
+    if chosen is not None:
+        ds.catalog.domain = chosen
     if since is None and until is None:
         return ds
     window = ds.interactions.between(since, until)

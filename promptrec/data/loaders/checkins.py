@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from promptrec.data.dataset import Dataset
+from promptrec.data.domain import DOMAINS
 from promptrec.data.interactions import Interactions
 from promptrec.data.problems import DataError, Problem
 from promptrec.data.timezones import fixed_zone, zone_for_offsets
@@ -80,4 +81,5 @@ def load_checkins(path: str | Path, *, timezone: str | None = None, **options: A
     zone = timezone or rows_timezone(frame["timestamp"], frame.get(OFFSET_COLUMN), str(path))
     events = Interactions(frame.drop(columns=[OFFSET_COLUMN], errors="ignore"), seed=data.interactions.seed,
                           timezone=zone, _sorted=True)
+    data.catalog.domain = DOMAINS["places"]
     return replace(data, interactions=events)

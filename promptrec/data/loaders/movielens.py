@@ -13,6 +13,7 @@ import pandas as pd
 
 from promptrec.data.catalog import Catalog
 from promptrec.data.dataset import Dataset
+from promptrec.data.domain import DOMAINS
 from promptrec.data.interactions import Interactions
 from promptrec.data.problems import DataError, ErrorPolicy, LoadReport, Problem, missing_file
 from promptrec.data.validate import clean_events, clean_items
@@ -92,6 +93,7 @@ def _with_ratings(name: str, folder: Path, file: str, sep: str, catalog: Catalog
                   errors: ErrorPolicy, seed: int, timezone: str) -> Dataset:
     """Read a MovieLens ratings file (user, item, rating, timestamp) against ``catalog``: ratings become events
     of type 'rating', the rating kept as context."""
+    catalog.domain = DOMAINS["movies"]
     data_path = _need(folder, file, name)
     raw = _read_delimited(data_path, sep, ["user_id", "item_id", "rating", "timestamp"])
     events = clean_events(raw.assign(event_type="rating"), file=str(data_path), row_numbers=raw.index.to_numpy(),
