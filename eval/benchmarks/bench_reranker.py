@@ -6,14 +6,18 @@
 Same 20-candidate prompts for every row (retriever top 20 for MovieLens 100K test users, or the
 demo data when the folder is absent), in batches of 32, in one run. Writes
 reranker_benchmark.json and .md. vLLM's prefix cache is reset before each row, so the
-bootstrap row's cache hits come from its own shuffles. The vLLM rows' peak RSS is compared with the
-previous results in the output folder (``before``), e.g. a run with another KV-cache size.
+bootstrap row's cache hits come from its own shuffles.
+
+A vLLM-only run (``--backends vllm``) writes nothing to the main results; it appends its rows, KV-cache
+size and load average to OUT/reranker_kv_runs.json. Alternate such runs with and without ``--kv-cache-gb``
+on a quiet machine to compare KV-cache sizes; the next full run shows them side by side (median per size).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import threading
@@ -130,43 +134,48 @@ def main() -> None:
         bench(vl, "label_scoring, bootstrap x3", strategy="label_scoring", bootstrap=3)
         bench(vl, "label_scoring + evidence", evidence=True, strategy="label_scoring", bootstrap=1)
         vl.close()
-    if set(backends) != {"transformers", "vllm"}:
-        return  # a partial run: rows printed above, nothing written
-    res["targets"] = targets_met(res)
-    res["before"] = previous_vllm_rows(args.out / "reranker_benchmark.json")
     args.out.mkdir(parents=True, exist_ok=True)
+    kv_runs_path = args.out / "reranker_kv_runs.json"
+    if set(backends) != {"transformers", "vllm"}:
+        if backends == ["vllm"]:  # a KV-cache comparison run: recorded beside the results, not in them
+            runs = json.loads(kv_runs_path.read_text()) if kv_runs_path.exists() else []
+            runs.append({"command": res["command"], "date": res["date"], "kv_cache_gb": res["vllm_kv_cache_gb"],
+                         "load_average_1m": os.getloadavg()[0], "rows": res["rows"]})
+            kv_runs_path.write_text(json.dumps(runs, indent=2))
+        return  # a partial run: rows printed above, nothing else written
+    res["targets"] = targets_met(res)
+    res["kv_runs"] = json.loads(kv_runs_path.read_text()) if kv_runs_path.exists() else []
     (args.out / "reranker_benchmark.json").write_text(json.dumps(res, indent=2))
     (args.out / "reranker_benchmark.md").write_text(markdown(res))
     print(markdown(res))
 
 
-def previous_vllm_rows(path: Path) -> dict | None:
-    """The vLLM rows (users/s, peak RSS) and KV-cache size of the results about to be replaced, if any."""
-    if not path.exists():
-        return None
-    old = json.loads(path.read_text())
-    keep = ("strategy", "users_per_s", "peak_rss_mb", "prefix_cache_hit_rate")
-    return {"command": old["command"], "date": old["date"], "vllm_kv_cache_gb": old.get("vllm_kv_cache_gb"),
-            "rows": [{k: r.get(k) for k in keep} for r in old["rows"] if r["backend"] == "vllm"]}
-
-
-def before_after(res: dict) -> list[str]:
-    """Markdown: the vLLM rows' users/s and peak RSS, previous results (before) and this run (after)."""
-    before = res.get("before")
-    if not before:
+def kv_comparison(res: dict) -> list[str]:
+    """Markdown: vLLM users/s and peak RSS per KV-cache size, medians over the recorded vLLM-only runs."""
+    runs = res.get("kv_runs") or []
+    sizes = sorted({round(r["kv_cache_gb"], 2) for r in runs})
+    if len(sizes) < 2:
         return []
-    old = {r["strategy"]: r for r in before["rows"]}
-    kv = lambda gb: "not recorded" if gb is None else f"{gb:.2f} GB"  # noqa: E731
-    lines = ["## vLLM memory: before and after", "",
-             f"Before: `{before['command']}` ({before['date']}), KV cache {kv(before.get('vllm_kv_cache_gb'))}. "
-             f"After: this run, KV cache {kv(res.get('vllm_kv_cache_gb'))}.", "",
-             "| strategy | users/s before | users/s after | peak RSS MB before | peak RSS MB after |",
-             "|---|---|---|---|---|"]
-    for r in res["rows"]:
-        if r["backend"] == "vllm" and r["strategy"] in old:
-            o = old[r["strategy"]]
-            lines.append(f"| {r['strategy']} | {o['users_per_s']:.2f} | {r['users_per_s']:.2f} | "
-                         f"{o['peak_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+    strategies = [r["strategy"] for r in runs[0]["rows"]]
+
+    def median(size: float, strategy: str, key: str) -> float:
+        return float(np.median([row[key] for r in runs if round(r["kv_cache_gb"], 2) == size
+                                for row in r["rows"] if row["strategy"] == strategy]))
+
+    count = {size: sum(round(r["kv_cache_gb"], 2) == size for r in runs) for size in sizes}
+    lines = ["## vLLM KV cache: sized to need against a large fixed cache", "",
+             f"vLLM-only runs, alternated on the same machine ({len(runs)} runs, load average "
+             f"{min(r['load_average_1m'] for r in runs):.1f} to {max(r['load_average_1m'] for r in runs):.1f} at "
+             "their end); medians per KV-cache size. The larger cache is what the backend reserved before it sized "
+             "the cache to need (half the RAM available). Commands: `" + "`; `".join(sorted({r["command"] for r in runs}))
+             + "`.", "",
+             "| strategy | " + " | ".join(f"users/s, KV {s:.2f} GB ({count[s]} runs)" for s in sizes) + " | "
+             + " | ".join(f"peak RSS MB, KV {s:.2f} GB" for s in sizes) + " |",
+             "|---|" + "---|" * (2 * len(sizes))]
+    for strategy in strategies:
+        speed = [f"{median(s, strategy, 'users_per_s'):.2f}" for s in sizes]
+        rss = [f"{median(s, strategy, 'peak_rss_mb'):.0f}" for s in sizes]
+        lines.append(f"| {strategy} | " + " | ".join(speed + rss) + " |")
     return lines + [""]
 
 
@@ -213,7 +222,7 @@ def markdown(res: dict) -> str:
     lines += [f"Peak RSS includes vLLM's preallocated KV cache ({res.get('vllm_kv_cache_gb') or 0:.2f} GB: "
               "max_num_seqs x max_model_len tokens unless --kv-cache-gb sets it); the process held "
               f"{res.get('rss_mb_before_vllm') or 0:.0f} MB before vLLM started.", ""]
-    lines += before_after(res)
+    lines += kv_comparison(res)
     lines += [res["note"], ""] if res.get("note") else []
     return "\n".join(lines)
 
