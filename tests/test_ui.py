@@ -2,33 +2,30 @@
 
 The demo's planted effects must show on the page: at a morning hour more News/Fitness items are in the top
 list than late in the evening (and the reverse for Music/Thriller); on a TV at noon more evening content and
-less Tech than on a desktop. Set PROMPTREC_UI_SCREENSHOTS=docs/assets to refresh the docs' screenshots of the
-user, other-times and live views.
+less Tech than on a desktop. The demo's items have no coordinates, so the map is tested on synthetic check-ins
+(tests/checkin_data.py: places scattered around Midtown): a click on the map sets the place, the list is asked
+again with that latitude and longitude, and places near the click come up. No request leaves the server. Set
+PROMPTREC_UI_SCREENSHOTS=docs/assets to refresh the docs' screenshots of the user, other-times and live views.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pandas as pd
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
 try:
-    from playwright import sync_api
     from playwright.sync_api import expect
 except ImportError:
-    sync_api = None
+    expect = None
 
-try:
-    from promptrec.testing.process import ServerProcess
-except ImportError:
-    from promptrec.testing.process import ServerProcess
+from promptrec.testing.process import ServerProcess
+from tests.browser import browser  # noqa: F401  (a fixture)
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 USER, DAY = "u0001", "2024-04-30"  # a Tuesday after the demo log's end
 MORNING, EVENING = {"News", "Fitness"}, {"Music", "Thriller"}
 SHOTS = os.environ.get("PROMPTREC_UI_SCREENSHOTS")
@@ -55,28 +52,29 @@ def server(served_demo, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (scripts/install-chromium.sh installs Debian's chromium)")
-    if sync_api is None:
-        pytest.skip("playwright not installed (pip install 'promptrec[test]')")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
+def requested():
+    """Every URL the module's pages asked for (the page must ask nothing of any other host)."""
+    return []
 
 
-@pytest.fixture(scope="module")
-def page(server, browser):
-    """The console with the key typed in and the demo user selected."""
+def open_console(browser, server, user: str, requested: list[str]):
+    """A page with the console, the key typed in and ``user`` selected (their recommendations shown)."""
     pg = browser.new_page(viewport={"width": 1400, "height": 1000})
     pg.set_default_timeout(15_000)
+    pg.on("request", lambda r: requested.append(r.url))
     pg.goto(server.url + "/ui")
     pg.fill("#key", server.token)
     pg.click("#key-form button[type=submit]")
-    pg.fill("#user-q", USER)
-    pg.click(f"#user-results button[data-user='{USER}']")
-    pg.wait_for_selector(f"#recs[data-query^='{USER}|'] li")
+    pg.fill("#user-q", user)
+    pg.click(f"#user-results button[data-user='{user}']")
+    pg.wait_for_selector(f"#recs[data-query^='{user}|'] li")
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(server, browser, requested):
+    """The console with the key typed in and the demo user selected."""
+    pg = open_console(browser, server, USER, requested)
     yield pg
     pg.close()
 
@@ -119,8 +117,9 @@ def test_results_files_are_read_only_and_confined(server):
                       headers=auth).status_code == 405
 
 
-def test_without_a_key_no_data_is_shown(server, browser):
+def test_without_a_key_no_data_is_shown(server, browser, requested):
     pg = browser.new_page()
+    pg.on("request", lambda r: requested.append(r.url))
     pg.goto(server.url + "/ui")
     assert "Type an API key" in pg.text_content("#status")
     pg.fill("#key", "prk_wrong")
@@ -141,7 +140,7 @@ def test_time_slider_moves_the_planted_hour_effect(page):
     for _ in range(7):
         page.keyboard.press("ArrowRight")
     morning = categories(page, f"{DAY}T07:00")
-    assert page.input_value("#weekday") == "1"  # Tuesday
+    assert page.input_value("#weekday") == "1" and page.text_content("#weekday-out") == "Tuesday"
     page.keyboard.press("End")
     page.keyboard.press("ArrowLeft")
     evening = categories(page, f"{DAY}T22:00")
@@ -203,3 +202,124 @@ def test_results_are_browsable(page):
     page.click("#results-list button[data-path='demo/curve.png']")
     page.wait_for_selector("#results-view img")
     assert page.locator("#results-view img").get_attribute("src").startswith("blob:")  # fetched with the key
+
+
+def test_week_slider_moves_the_day(page):
+    page.select_option("#device", "")
+    page.fill("#now", f"{DAY}T10:00")
+    page.dispatch_event("#now", "change")
+    categories(page, f"{DAY}T10:00")
+    page.focus("#weekday")
+    page.keyboard.press("End")  # Sunday of the same week, same hour
+    categories(page, "2024-05-05T10:00")
+    assert page.text_content("#weekday-out") == "Sunday"
+    assert page.text_content("#recs-when").startswith("at Sunday 2024-05-05 10:00")
+
+
+def test_demo_items_have_no_coordinates_so_no_map(page):
+    assert page.locator("#map").is_hidden() and page.locator("#map-zoom").is_hidden()
+    assert "no item coordinates" in page.text_content("#map-note")
+
+
+# -- the map, on synthetic check-ins (the demo has no places) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def checkin_server(tmp_path_factory):
+    """`promptrec serve` on a retriever fitted (untuned, no item index: a few seconds) on synthetic check-ins."""
+    import promptrec
+    from promptrec.serve.auth import add_key
+
+    from checkin_data import make_checkins
+
+    tmp = tmp_path_factory.mktemp("ui-map")
+    (tmp / "checkins").mkdir()
+    make_checkins(n_users=30, days=35, seed=3).to_csv(tmp / "checkins" / "checkins.csv", index=False)
+    ds = promptrec.load_dataset(tmp / "checkins" / "checkins.csv")
+    retriever = promptrec.fit_retriever(ds, index=None, tune=False)
+    assert "place" in retriever.signals
+    retriever.save(tmp / "retriever")
+    token = add_key(tmp / "keys.json", "console")
+    with ServerProcess("--retriever", str(tmp / "retriever"), "--llm", "none", "--keys", str(tmp / "keys.json"),
+                       "--db", str(tmp / "events.sqlite"), log=tmp / "server.log") as proc:
+        proc.token, proc.dataset = token, ds
+        yield proc
+
+
+def km(a, b) -> float:
+    import numpy as np
+
+    from promptrec.retriever.signals.place import haversine_km
+
+    return float(np.asarray(haversine_km(a[0], a[1], b[0], b[1])))
+
+
+def shown_places(pg) -> list[tuple[str, tuple[float, float]]]:
+    """The recommended items' ids and coordinates, as the page got them."""
+    got = pg.evaluate("() => state.recs.items.map(i => [i.item_id, i.coords])")
+    return [(i, tuple(c)) for i, c in got]
+
+
+def canvas_pixel(pg, x: float, y: float) -> list[int]:
+    return pg.evaluate("([x, y]) => Array.from(document.getElementById('map').getContext('2d')"
+                       ".getImageData(Math.round(x), Math.round(y), 1, 1).data)", [x, y])
+
+
+def click_map_near(pg, target: tuple[float, float], requested: list[str]) -> tuple[float, float]:
+    """Click the map where ``target`` (lat, lon) is drawn, as a user would (mouse, at the page's pixels). Returns
+    the (lat, lon) of the recommendation request the click caused."""
+    x, y = pg.evaluate("([lat, lon]) => { const p = projection(); return [p.x(lon), p.y(lat)]; }", list(target))
+    box = pg.locator("#map").bounding_box()
+    width = pg.evaluate("() => document.getElementById('map').width")
+    css = box["width"] / width  # canvas pixels to CSS pixels
+    before = len(requested)
+    with pg.expect_response(lambda r: "/ui/api/recommend?" in r.url and "lat=" in r.url) as resp:
+        pg.mouse.click(box["x"] + x * css, box["y"] + y * css)
+    assert resp.value.ok
+    query = parse_qs(urlsplit(resp.value.url).query)
+    assert any("/ui/api/recommend?" in u for u in requested[before:])
+    return float(query["lat"][0]), float(query["lon"][0])
+
+
+def test_map_click_sets_the_place_and_near_places_come_up(checkin_server, browser, requested):
+    pg = open_console(browser, checkin_server, "0", requested)
+    try:
+        expect(pg.locator("#map")).to_be_visible()
+        places = len(checkin_server.dataset.catalog)  # the places visited at least once (about 150)
+        pg.wait_for_function(f"() => document.getElementById('map').dataset.places === '{places}'")
+        assert int(pg.get_attribute("#map", "data-user-places")) >= 5  # the user's own routine places, drawn
+        assert int(pg.get_attribute("#map", "data-rec-places")) > 0
+        assert f"Grey: {places} places;" in pg.text_content("#map-note")
+        before = shown_places(pg)
+        last = pg.evaluate("() => origin().at")  # the user's last place: where distances are measured from now
+        # the user's own place farthest from there (the synthetic users keep going back to their own places)
+        theirs = dict(pg.evaluate("() => state.timeline.map(e => [e.item_id, e.place])"))
+        target_id = max(theirs, key=lambda i: km(theirs[i], last))
+        target = tuple(theirs[target_id])
+        assert km(target, last) > 3 and before[0][0] != target_id
+        x, y = pg.evaluate("([lat, lon]) => { const p = projection(); return [p.x(lon), p.y(lat)]; }", list(target))
+        assert canvas_pixel(pg, x, y)[:3] != [0xF4, 0xF7, 0xFB]  # the place is drawn where we click
+        lat, lon = click_map_near(pg, target, requested)
+        assert km((lat, lon), target) < 0.5  # the click's latitude and longitude were sent ...
+        assert abs(float(pg.input_value("#lat")) - lat) < 1e-4 and abs(float(pg.input_value("#lon")) - lon) < 1e-4
+        pg.wait_for_selector(f"#recs[data-query$='|{pg.input_value('#lat')}|{pg.input_value('#lon')}'] li")
+        after = shown_places(pg)
+        # ... and the place signal answered: the user's own place there comes first, more places nearby come up
+        assert after[0][0] == target_id
+        near = lambda items: sum(km(c, (lat, lon)) < 5 for _, c in items)  # noqa: E731
+        mean = lambda items: sum(km(c, (lat, lon)) for _, c in items) / len(items)  # noqa: E731
+        assert near(after) >= near(before) + 3 and mean(after) < mean(before), (near(before), near(after))
+        assert "km from the place set" in pg.text_content("#recs li:first-child")
+        x, y = pg.evaluate("([lat, lon]) => { const p = projection(); return [p.x(lon), p.y(lat)]; }", [lat, lon])
+        r, g, b = canvas_pixel(pg, x + 6, y)[:3]
+        assert r > 150 and g < 110 and b < 110, (r, g, b)  # the red cross marks the place set
+        pg.click("#clear-place")
+        pg.wait_for_selector("#recs[data-query$='||'] li")
+        assert [i for i, _ in shown_places(pg)] == [i for i, _ in before]
+    finally:
+        pg.close()
+
+
+def test_no_request_leaves_the_server(requested, server):
+    assert len(requested) > 20
+    hosts = {urlsplit(u).netloc for u in requested if not u.startswith(("data:", "blob:"))}
+    assert hosts and all(h.startswith("127.0.0.1:") for h in hosts), hosts

@@ -1,12 +1,13 @@
 """Server time of the web console's user view on the demo data.
 
-    python eval/benchmarks/bench_ui.py [--retriever DIR] [--out eval/results]
+    python eval/benchmarks/bench_ui.py [--retriever DIR] [--day YYYY-MM-DD] [--out eval/results]
 
 Starts `promptrec serve --llm none` with an API key on a demo retriever (fitted and saved first unless
 --retriever is given), then asks what the page asks when a control changes: /ui/api/recommend (top 20),
 /ui/api/timeline (200 events) and /ui/api/times (8 top-5 lists), for users x hours x devices, one request at
 a time. Server time is the handler's own (the Server-Timing header); wall time includes loopback HTTP.
-Writes ui_benchmark.json and .md.
+Writes ui_benchmark.json and .md. With --retriever (e.g. one fitted on the NYC check-ins) the requests are made
+on the day of the console's default time (the hour after the log's end) unless --day is given.
 """
 
 from __future__ import annotations
@@ -46,14 +47,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--retriever", type=Path, default=None, help="A saved retriever (default: fit the demo's).")
     ap.add_argument("--users", type=int, default=20)
+    ap.add_argument("--day", default=None, help="Local day of the requests (default: 2024-04-30 for the demo, else "
+                                                "the day of the console's default time).")
     ap.add_argument("--out", type=Path, default=Path("eval/results"))
     args = ap.parse_args()
 
     from promptrec.serve.auth import add_key
-    try:
-        from promptrec.testing.process import ServerProcess
-    except ImportError:
-        from promptrec.testing.process import ServerProcess
+    from promptrec.testing.process import ServerProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_ui_"))
     t0 = time.perf_counter()
@@ -65,11 +65,13 @@ def main() -> None:
                        "--db", str(tmp / "events.sqlite"), "--rate-limit", "0", log=tmp / "server.log") as server:
         client = server.client(headers={"Authorization": f"Bearer {token}"})
         users = client.get("/ui/api/users", params={"limit": args.users}).json()
+        meta = client.get("/ui/api/meta").json()
+        day = args.day or ("2024-04-30" if args.retriever is None else meta["default_now"][:10])
         client.get("/ui/api/recommend", params={"user": users[0]})  # warm-up
         for user in users:
             for hour in (7, 12, 18, 22):
                 for device in ("", "mobile", "tv"):
-                    now = f"2024-04-30T{hour:02d}:00"
+                    now = f"{day}T{hour:02d}:00"
                     calls = {"recommend": ("/ui/api/recommend", {"user": user, "now": now, "device": device, "k": 20}),
                              "timeline": ("/ui/api/timeline", {"user": user, "limit": 200}),
                              "times": ("/ui/api/times", {"user": user, "now": now, "device": device})}
@@ -83,7 +85,10 @@ def main() -> None:
                            "max_ms": round(float(np.max(v)), 2)} for kind, v in s.items()} | {"requests": len(s["wall"])}
              for name, s in samples.items()}
     view = [sum(x) for x in zip(*(samples[e]["server"] for e in ENDPOINTS))]
-    result = {"command": "python eval/benchmarks/bench_ui.py", "data": "demo (400 users, 330 items, ~25k events)",
+    data = ("demo (400 users, 330 items, ~25k events)" if args.retriever is None else
+            f"{args.retriever} ({meta['users']} users, {meta['items']} items)")
+    command = "python eval/benchmarks/bench_ui.py" + (f" --retriever {args.retriever}" if args.retriever else "")
+    result = {"command": command, "data": data, "day": day,
               "users": len(users), "contexts_per_user": 12, "endpoints": stats,
               "user_view_server_ms": {"median_ms": round(float(np.median(view)), 2),
                                       "p90_ms": round(float(np.percentile(view, 90)), 2)},
@@ -95,7 +100,7 @@ def main() -> None:
                      f"{s['wall']['median_ms']} | {s['wall']['p90_ms']} |" for name, s in stats.items())
     (args.out / "ui_benchmark.md").write_text(
         "# Web console: server time of the user view\n\n"
-        f"`{result['command']}`: `promptrec serve --llm none` on the demo retriever, {len(users)} users x 4 hours x "
+        f"`{result['command']}`: `promptrec serve --llm none` on {data}, {len(users)} users x 4 hours on {day} x "
         "3 devices, one request at a time; server time from the handler's Server-Timing header, wall time over "
         "loopback HTTP.\n\n"
         "| endpoint | requests | server median ms | server p90 ms | wall median ms | wall p90 ms |\n"

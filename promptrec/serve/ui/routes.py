@@ -29,6 +29,7 @@ STATIC = {p.name: p for p in (HERE / "static").iterdir() if p.suffix in (".js", 
 MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 HOURS = (8, 12, 18, 22)
+MAX_PLACES = 20_000  # catalogue places drawn on the map (more: an even sample)
 DEFAULT_RESULTS = Path("eval/results")
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -43,9 +44,23 @@ class CatalogView:
         self.category = {i: (c[0] if len(c) else "") for i, c in zip(frame.index, frame["categories"])}
         coords = catalog.coordinates()
         self.coords: dict[str, tuple[float, float]] = {}
+        self.map: dict[str, Any] | None = None
         if coords is not None:
             ok = np.isfinite(coords).all(axis=1)
             self.coords = {str(i): (float(a), float(b)) for i, (a, b), keep in zip(frame.index, coords, ok) if keep}
+            located = coords[ok]
+            if len(located):
+                self.map = self._map(located)
+
+    @staticmethod
+    def _map(located: np.ndarray) -> dict[str, Any]:
+        """The map's extent (the middle 99% of places, so a few far-off ones do not shrink the city to a dot)
+        and the places drawn under the user's (an even sample of at most MAX_PLACES)."""
+        q = (0.5, 99.5) if len(located) >= 200 else (0, 100)
+        lat, lon = np.percentile(located[:, 0], q), np.percentile(located[:, 1], q)
+        sample = located[np.linspace(0, len(located) - 1, min(len(located), MAX_PLACES)).astype(int)]
+        return {"lat": [float(lat[0]), float(lat[1])], "lon": [float(lon[0]), float(lon[1])],
+                "places": len(located), "sample": np.round(sample, 5).tolist()}
 
     def item(self, item_id: str) -> dict[str, Any]:
         lat_lon = self.coords.get(item_id)
@@ -106,16 +121,19 @@ class Views:
         cat = self.catalog()
         r, svc = self.retriever, self.service
         span = r.events.time_range()
-        lats = [c[0] for c in cat.coords.values()]
-        lons = [c[1] for c in cat.coords.values()]
         llm = None if svc.reranker is None else {"backend": svc.reranker.backend.name,
                                                  "strategy": svc.reranker.strategy}
-        return {"version": __version__, "timezone": self.tz, "users": len(users), "items": len(cat.ids),
+        default_now = self.local(self.parse_now(None))
+        weeks = pd.date_range(span[0], span[1], periods=min(2000, 2 + (span[1] - span[0]).days // 7)) if span else []
+        offsets = {_offset(self.local(t)) for t in (*weeks, default_now)}
+        return {"version": __version__, "timezone": self.tz,
+                "utc_offset": offsets.pop() if len(offsets) == 1 and self.tz != "UTC" else None,  # one offset throughout
+                "users": len(users), "items": len(cat.ids),
                 "devices": devices, "llm": llm, "candidates": svc.config.candidates,
                 "data_from": self.local(span[0]).strftime("%Y-%m-%dT%H:%M") if span else None,
                 "data_until": self.local(span[1]).strftime("%Y-%m-%dT%H:%M") if span else None,
-                "default_now": self.local(self.parse_now(None)).strftime("%Y-%m-%dT%H:%M"),
-                "map": {"lat": [min(lats), max(lats)], "lon": [min(lons), max(lons)]} if lats else None,
+                "default_now": default_now.strftime("%Y-%m-%dT%H:%M"),
+                "map": None if cat.map is None else {k: cat.map[k] for k in ("lat", "lon", "places")},
                 "first_user": users[0] if users else None}
 
     def users(self, q: str, limit: int) -> list[str]:
@@ -210,6 +228,12 @@ class Views:
                           for c in ranked.calls]}
 
 
+def _offset(ts: pd.Timestamp) -> str:
+    """'UTC-05:00' for a local time (a zone named Etc/GMT+5 is five hours behind UTC: the page says so)."""
+    minutes = int(ts.utcoffset().total_seconds() // 60)
+    return f"UTC{'+' if minutes >= 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 def _place(lat: float | None, lon: float | None) -> tuple[float, float] | None:
     if (lat is None) != (lon is None):
         raise HTTPException(422, "give both lat and lon, or neither")
@@ -245,6 +269,13 @@ def ui_router(service: Any, guard: Callable[[str | None], Any], results: str | P
     @api.get("/meta")
     async def meta() -> dict[str, Any]:
         return await asyncio.to_thread(views.meta)
+
+    @api.get("/places")
+    async def places() -> Response:
+        """The catalogue's places for the map's background: {"places": n, "sample": [[lat, lon], ...]}."""
+        cat = await asyncio.to_thread(views.catalog)
+        return _json({"places": 0, "sample": []} if cat.map is None else
+                     {"places": cat.map["places"], "sample": cat.map["sample"]})
 
     @api.get("/users")
     async def users(q: str = Query("", max_length=256), limit: int = Query(20, ge=1, le=200)) -> list[str]:
