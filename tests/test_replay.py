@@ -95,3 +95,40 @@ def test_config_parses_and_bad_replay_configs_are_named(tmp_path):
                      ({"users": 0}, "users")):
         with pytest.raises(ConfigError, match=f"split.{key}"):
             _config(**bad)
+
+
+def _tables(text: str) -> list[list[list[str]]]:
+    """The markdown tables of ``text``, each a list of rows of cells (the separator row included)."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append([c.strip() for c in line.strip()[1:-1].split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_the_report_tables_are_well_formed_and_list_the_frozen_arm_first(replay, tmp_path):
+    import json
+
+    from promptrec.eval.replay_report import _plain, build_replay_results, markdown, rewrite_markdown
+
+    res = build_replay_results(replay, {"command": "promptrec eval r.yaml", "config": {"name": "r"},
+                                        "dataset": "demo", "seconds": 1.0})
+    # results written before the writer put the baseline first list the refitted arm first: reversed here
+    res["arms"] = dict(reversed(list(res["arms"].items())))
+    res["freshness"] = dict(reversed(list(res["freshness"].items())))
+    text = markdown(res, [])
+    tables = _tables(text)
+    assert len(tables) == 5
+    for table in tables:
+        header, separator = table[0], table[1]
+        assert all(set(c) == {"-"} for c in separator) and len(separator) == len(header), table[:2]
+        assert all(len(row) == len(header) for row in table[2:]), table
+    frozen, refitted = "r, frozen", "r, refit every 2 days"
+    for table in (tables[0], tables[-1]):  # over the period; new items
+        assert [row[0] for row in table[2:]] == [frozen, refitted]
+    assert tables[3][0][3:] == [frozen, refitted]  # NDCG@10 by day: the frozen arm's column first
+    (tmp_path / "results.json").write_text(json.dumps(res, default=_plain))
+    assert rewrite_markdown(tmp_path).read_text() == text

@@ -146,3 +146,14 @@ def test_durations_read_as_people_write_them():
     assert parse_duration("2.5") == 2.5
     with pytest.raises(ValueError, match="e.g. 30m"):
         parse_duration("soon")
+
+
+def test_a_fit_still_writing_is_not_a_version_rollback_can_pick(tmp_path):
+    """A concurrent fit's staging folder already holds its manifest before it is renamed into place."""
+    for name in ("20261201T000000Z", "20261202T000000Z", ".20261203T000000Z.partial-123"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "version.json").write_text("{}")
+    versions = ModelVersions(tmp_path)
+    assert versions.all() == ["20261201T000000Z", "20261202T000000Z"]
+    assert versions.before("20261202T000000Z") == "20261201T000000Z"
+    assert versions.before("20261201T000000Z") is None

@@ -86,9 +86,14 @@ def _ci(p: dict[str, Any], key: str) -> str:
     return "-" if p.get(key) is None else f"[{p[key][0]:+.4f}, {p[key][1]:+.4f}]"
 
 
+def arm_order(res: dict[str, Any]) -> list[str]:
+    """The arms' names with the frozen arms (the baselines) first, otherwise in the order of the results."""
+    return sorted(res["arms"], key=lambda name: res["arms"][name]["refit_every_days"] != NEVER)
+
+
 def markdown(res: dict[str, Any], plots: list[str]) -> str:
     p = res["period"]
-    names = list(res["arms"])
+    names = arm_order(res)
     lines = [f"# Replay: {res['config']['name']}", "",
              f"`{res['command']}`", "",
              f"{res['dataset']}: {p['days']} days from {p['start']} to {p['end']}, {p['targets']} targets "
@@ -96,7 +101,8 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
              f"); each target sees the events before {'its time' if p['live_until'] == 'now' else 'its day'}. "
              f"Every fit tunes on the {p['valid_days']} days before it. Run time {res['seconds']:.0f} s.", "",
              "## Over the period", "", "| arm | refits | fit seconds | NDCG@10 | HR@10 | MRR |", "|---|---|---|---|---|---|"]
-    for name, a in res["arms"].items():
+    for name in names:
+        a = res["arms"][name]
         o = a["overall"]
         lines.append(f"| {name} | {len(a['fitted_on_days'])} | {sum(a['fit_seconds']):.0f} | {o['NDCG@10']:.4f} | "
                      f"{o['HR@10']:.4f} | {o['MRR']:.4f} |")
@@ -125,7 +131,8 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
               "event (an item the catalogue releases at a time is recommendable from then).", "",
               "| arm | new items | ever in a top 10 | median hours to first top 10 | within 24 h | later events "
               "| share in top 10 |", "|---|---|---|---|---|---|---|"]
-    for name, f in res["freshness"].items():
+    for name in names:
+        f = res["freshness"][name]
         lines.append(f"| {name} | {f['new_items']} | {f['recommended']} | {_fmt(f['median_hours_to_first_top10'], 1)} "
                      f"| {_fmt(f['share_recommended_within']['24 h'], 3)} | {f['later_events_as_targets']} | "
                      f"{_fmt(f['share_in_top10'], 3)} |")
@@ -136,7 +143,8 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
 def plot_days(res: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, a in res["arms"].items():
+    for name in arm_order(res):
+        a = res["arms"][name]
         ax.plot([d["day"] + 1 for d in a["by_day"]], [d["NDCG@10"] for d in a["by_day"]], marker="o", ms=3, label=name)
     ax.set(xlabel="day of the replayed period", ylabel="NDCG@10 (full catalogue)", title=f"{res['dataset']}: replay")
     ax.grid(alpha=0.3)
@@ -147,7 +155,8 @@ def plot_days(res: dict[str, Any], path: Path) -> None:
 def plot_new_items(res: dict[str, Any], path: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for name, f in res["freshness"].items():
+    for name in arm_order(res):
+        f = res["freshness"][name]
         hours = np.sort([h for h in f["hours_to_first_top10"].values() if h is not None])
         if f["new_items"]:
             ax.step(np.concatenate([[min([0.0, *hours[:1]])], hours]), np.arange(len(hours) + 1) / f["new_items"], where="post", label=name)
@@ -166,3 +175,20 @@ def write_replay_report(res: dict[str, Any], out: Path) -> None:
         plot_new_items(res, out / "new_items.png")
         plots.append("new_items.png")
     (out / "results.md").write_text(markdown(res, plots))
+
+
+def rewrite_markdown(out: str | Path) -> Path:
+    """Write ``out``/results.md again from ``out``/results.json (the figures already there are linked), without
+    re-running the replay."""
+    out = Path(out)
+    res = json.loads((out / "results.json").read_text())
+    plots = [name for name in ("ndcg_by_day.png", "new_items.png") if (out / name).exists()]
+    (out / "results.md").write_text(markdown(res, plots))
+    return out / "results.md"
+
+
+if __name__ == "__main__":  # python -m promptrec.eval.replay_report eval/results/*-replay
+    import sys
+
+    for folder in sys.argv[1:]:
+        print(rewrite_markdown(folder))

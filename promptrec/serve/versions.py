@@ -68,12 +68,13 @@ class ModelVersions:
         """Whether ``path`` holds model versions (rather than one saved retriever)."""
         path = Path(path)
         return path.is_dir() and not (path / "retriever.json").exists() and any(
-            (p / MANIFEST).exists() for p in path.iterdir() if p.is_dir())
+            _is_version(p) for p in path.iterdir())
 
     def all(self) -> list[str]:
+        """Every complete version (a fit still writing its staging folder is not one), oldest first."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / MANIFEST).exists())
+        return sorted(p.name for p in self.root.iterdir() if _is_version(p))
 
     def usable(self) -> list[str]:
         """Versions not rolled back, oldest first."""
@@ -121,3 +122,9 @@ class ModelVersions:
         """Delete staging folders left by a fit that died."""
         for p in self.root.glob(".*.partial-*"):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def _is_version(path: Path) -> bool:
+    """A finished version folder: has its manifest and is not a hidden staging folder (``.<v>.partial-<pid>``)."""
+    return path.is_dir() and not path.name.startswith(".") and (path / MANIFEST).exists()
+
