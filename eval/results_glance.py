@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import re
 import sys
 import time
@@ -97,14 +98,15 @@ def _population(res: dict, targets: str) -> str:
                      f"{res.get('llm_sample')}")
 
 
-def table_mismatches(text: str, results: Path, label: str) -> list[str]:
+def table_mismatches(text: str, results: Path, label: str, fixes: list | None = None) -> list[str]:
     """Cells of every hand-written results table in ``text`` that differ from the results file it names, at the
     3 decimals shown. A table is one whose header has a `pipeline` column and metric columns (README_COLUMNS);
     its run is the row's `results` cell (a link to `eval/results/<run>/results.md`, carried down when empty)
     or else the last such path named in a paragraph above it. Optional columns: `protocol` (full, sampled,
     retrieval; default the metric's own, else full) and `targets` (the row's population: the run's test
     targets or its LLM sample; carried down when empty). A pipeline is named as in that run; bold and a trailing
-    parenthesis that is not part of the name are decoration. Empty and "-" cells are not read."""
+    parenthesis that is not part of the name are decoration. Empty and "-" cells are not read. ``fixes``, if
+    given, receives (line index, column index, value shown, value in the results) for every differing cell."""
     problems, run, lines = [], None, text.splitlines()
     for i, line in enumerate(lines):
         named = RUN_LINK.findall(line)
@@ -120,7 +122,7 @@ def table_mismatches(text: str, results: Path, label: str) -> list[str]:
             problems.append(f"{label} table under {run}: no rule for the columns {unknown}")
             continue
         row_run, protocol_cell, targets_cell = run, "", ""
-        for row in lines[i + 2:]:
+        for row_index, row in enumerate(lines[i + 2:], start=i + 2):
             if not row.startswith("|"):
                 break
             cells = dict(zip(header, _cells(row)))
@@ -155,9 +157,24 @@ def table_mismatches(text: str, results: Path, label: str) -> list[str]:
                                     f"({protocol}, {population})")
                     break
                 if cell.split()[0] != f"{scores[metric]:.3f}":
+                    if fixes is not None:
+                        fixes.append((row_index, header.index(column), cell.split()[0], f"{scores[metric]:.3f}"))
                     problems.append(f"{label}, {row_run}, {pipeline!r}, {column}: {label} says {cell}, "
                                     f"the results say {scores[metric]:.3f}")
     return problems
+
+
+def fixed_tables(text: str, results: Path) -> str:
+    """``text`` with every results-table cell that differs from its results file set to the file's value (the
+    cell's decoration, e.g. bold or an interval after the number, kept)."""
+    fixes: list = []
+    table_mismatches(text, results, "", fixes)
+    lines = text.splitlines(keepends=True)
+    for line_index, column, shown, value in fixes:
+        parts = lines[line_index].split("|")
+        parts[column + 1] = parts[column + 1].replace(shown, value, 1)  # parts[0] is before the leading '|'
+        lines[line_index] = "|".join(parts)
+    return "".join(lines)
 
 
 def readme_mismatches(readme: str, results: Path) -> list[str]:
@@ -221,6 +238,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(RESULTS), help="folder of the committed eval results")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--fix", action="store_true", help="rewrite README's and docs' results-table cells that differ "
+                                                        "from the committed results (then review the diff: the prose "
+                                                        "around them is yours to update)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,6 +251,14 @@ def main() -> None:
     plot(panels, out)
     print(f"wrote {out}/glance.md, .json and .png")
     readme = Path(__file__).resolve().parents[1] / "README.md"
+    if args.fix:
+        for page in [readme, *sorted((readme.parent / "docs").rglob("*.md"))]:
+            text = page.read_text()
+            fixed = fixed_tables(text, Path(args.results))
+            if fixed != text:
+                page.write_text(fixed)
+                print(f"fixed: {page.relative_to(readme.parent)}")
+        shutil.copy(out / "glance.png", readme.parent / "docs" / "assets" / "glance.png")  # the docs' copy
     for problem in readme_mismatches(readme.read_text(), Path(args.results)) + docs_mismatches(readme.parent,
                                                                                                 Path(args.results)):
         print(f"update: {problem}")
