@@ -139,23 +139,25 @@ def as_item_index(index, spec, base: np.ndarray):
 
 
 def bench_embedding(texts: list[str]) -> dict:
-    import torch
-
+    """The default embedder (its default backend) per thread count and batch size; backends against each other,
+    with recall and load averages: bench_embedding.py."""
     from promptrec.index.embedder import Embedder
 
     results = []
-    emb = Embedder()
-    emb.encode(texts[:64])  # warm up
     for threads in (1, 2):
-        torch.set_num_threads(threads)
+        emb = Embedder(threads=threads)  # the thread count is the embedder's (ONNX Runtime fixes it per session)
+        emb.encode(texts[:64])  # warm up
         for batch in (32, 64, 128, 256):
             emb.batch_size = batch
+            load = os.getloadavg()[0]
             t = time.perf_counter()
             emb.encode(texts, progress=False)
-            results.append({"threads": threads, "batch_size": batch, "items_per_s": len(texts) / (time.perf_counter() - t)})
-            print(f"embedding threads={threads} batch={batch}: {results[-1]['items_per_s']:.0f} items/s", flush=True)
-    torch.set_num_threads(os.cpu_count() or 1)
-    return {"model": emb.name, "texts": len(texts), "mean_chars": float(np.mean([len(t) for t in texts])),
+            results.append({"threads": threads, "batch_size": batch, "backend": emb.backend, "load1": load,
+                            "items_per_s": len(texts) / (time.perf_counter() - t)})
+            print(f"embedding {emb.backend} threads={threads} batch={batch}: {results[-1]['items_per_s']:.0f} items/s "
+                  f"(load {load:.2f})", flush=True)
+    return {"model": emb.name, "backend": emb.backend, "texts": len(texts),
+            "mean_chars": float(np.mean([len(t) for t in texts])),
             "runs": results, "best": max(results, key=lambda r: r["items_per_s"])}
 
 
@@ -176,12 +178,16 @@ def markdown(res: dict) -> str:
              f"run {res['machine']['date']}.", ""]
     e = res.get("embedding")
     lines += [] if e is None else [f"## Embedding ({e['model']}, {e['texts']:,} texts of {e['mean_chars']:.0f} chars: {e['source']})", "",
-              "| threads | batch | items/s |", "|---|---|---|"]
+              "| backend | threads | batch | items/s | load |", "|---|---|---|---|---|"]
     if e is not None:
-        lines += [f"| {r['threads']} | {r['batch_size']} | {r['items_per_s']:.0f} |" for r in e["runs"]]
+        lines += [f"| {r.get('backend', 'torch')} | {r['threads']} | {r['batch_size']} | {r['items_per_s']:.0f} | "
+                  f"{r['load1']:.2f} |" if "load1" in r else
+                  f"| {r.get('backend', 'torch')} | {r['threads']} | {r['batch_size']} | {r['items_per_s']:.0f} | - |"
+                  for r in e["runs"]]
         b = e["best"]
         lines += ["", f"Best: {b['items_per_s']:.0f} items/s with {b['threads']} threads, batch {b['batch_size']} "
-                      "(the Embedder's default batch size is 64; torch uses both cores by default).", ""]
+                      "(the Embedder's default batch size is 64). Backends, recall and load averages: "
+                      "embedding_benchmark.md (bench_embedding.py).", ""]
     for v in res["vectors"]:
         np_single = v["methods"]["numpy"]["single"]["p50_ms"]
         lines += [f"## {v['set']} vectors: {v['n']:,} x {v['dim']}, {v['queries']:,} queries, top-{K}", "",

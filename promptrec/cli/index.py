@@ -44,6 +44,13 @@ def build(
     template: str = typer.Option("item.j2", help="Item text template (name in prompts/ or a .j2 file)."),
     prompts_dir: Optional[str] = typer.Option(None, help="Your prompts folder (defaults fill the gaps)."),
     batch_size: int = typer.Option(64, help="Embedding batch size."),
+    backend: str = typer.Option("auto", help="Embedding backend: auto (= torch, float32), onnx (float32 in ONNX "
+                                "Runtime), or bf16 (about 2.5x faster on CPUs/GPUs with native bf16; "
+                                "vectors move slightly)."),
+    threads: Optional[int] = typer.Option(None, help="Embedding threads (default: the cores other processes "
+                                          "are not keeping busy)."),
+    chunk_size: int = typer.Option(20_000, help="Items embedded between two saved chunks; a stopped build "
+                                   "resumes from the saved ones."),
 ) -> None:
     """Embed every item and build (or refresh) an index; unchanged items are not embedded again."""
     from promptrec.index.embedder import Embedder
@@ -52,10 +59,11 @@ def build(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with user_errors():
         ds = load(path, format)
-        index = ItemIndex.build(ds.catalog, name or ds.name, root=root, embedder=Embedder(model, batch_size=batch_size),
-                                index_type=index_type, template=template, prompts_dir=prompts_dir)
+        embedder = Embedder(model, batch_size=batch_size, backend=backend, threads=threads)
+        index = ItemIndex.build(ds.catalog, name or ds.name, root=root, embedder=embedder, index_type=index_type,
+                                template=template, prompts_dir=prompts_dir, chunk_size=chunk_size)
     console.print(f"built index [bold]{index.name}[/] at {index.path}: {len(index):,} items, "
-                  f"{index.manifest['index_type']}, {index.dimension}-d")
+                  f"{index.manifest['index_type']}, {index.dimension}-d, embedded with {embedder.backend}")
 
 
 @app.command()

@@ -5,18 +5,26 @@ hash), ``vectors.npy`` (the embeddings, so updates and rebuilds never re-embed u
 items) and ``manifest.json`` (model, dimension, metric, index type and parameters, item
 count, item-template hash, times, versions, file checksums). Saving writes a temporary
 folder and renames it into place, so a failed build leaves the previous index intact.
+
+Large builds embed in chunks (``chunk_size`` items): each chunk's vectors go to
+``indexes/<name>/.partial/chunk-NNNNN.npy`` as soon as they are computed, beside a
+``manifest.json`` that names the model, backend and the hash of the texts to embed. A build
+that was stopped (killed, out of time) resumes from the chunks already written when it is run
+again on the same items; the folder goes away with the first successful save.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,6 +39,9 @@ from promptrec.index.item_text import DEFAULT_ITEM_TEMPLATE, ItemTextRenderer, t
 FORMAT_VERSION = 1
 FILES = ("index.faiss", "items.parquet", "vectors.npy")
 COMPACT_AT = 0.25  # rebuild an HNSW graph when this share of its nodes is masked
+CHUNK_SIZE = 20_000  # items embedded between two saved chunks of a build (resumable)
+PARTIAL = ".partial"
+log = logging.getLogger("promptrec.index")
 
 
 class ItemIndexError(RuntimeError):
@@ -76,20 +87,27 @@ class ItemIndex:
     def build(cls, catalog: Catalog, name: str = "default", *, root: str | Path = "indexes",
               embedder: Embedder | None = None, index_type: str = "auto", params: dict[str, Any] | None = None,
               template: str = DEFAULT_ITEM_TEMPLATE, prompts_dir: str | Path | None = None,
-              save: bool = True) -> "ItemIndex":
-        """Embed every item's text and index it; vectors of an existing index with the same model are reused."""
+              save: bool = True, chunk_size: int = CHUNK_SIZE,
+              on_chunk: Callable[[int, int], None] | None = None) -> "ItemIndex":
+        """Embed every item's text and index it; vectors of an existing index with the same model are reused.
+
+        Items are embedded ``chunk_size`` at a time; with ``save`` each chunk is written under the index folder
+        at once, so a build stopped part way resumes where it stopped. ``on_chunk(done, total)`` is called
+        after each chunk (items embedded so far in this build, items to embed)."""
         embedder = embedder or Embedder()
         renderer = ItemTextRenderer(template, prompts_dir)
         texts = renderer.render_catalog(catalog)
         ids = list(texts)
         hashes = [text_hash(texts[i]) for i in ids]
-        vectors = _reuse_or_embed(Path(root) / name, embedder, ids, hashes, [texts[i] for i in ids])
+        vectors = _reuse_or_embed(Path(root) / name, embedder, ids, hashes, [texts[i] for i in ids],
+                                  chunk_size=chunk_size, on_chunk=on_chunk, persist=save)
         spec = IndexSpec(index_type, params or {}).resolved(len(ids), embedder.dimension)
         index = new_index(spec, embedder.dimension, vectors)
         fids = np.arange(len(ids), dtype=np.int64)
         index.add_with_ids(vectors, fids)
         manifest = {
             "format_version": FORMAT_VERSION, "name": name, "embedding_model": embedder.name,
+            "embedding_backend": getattr(embedder, "backend", None),
             "dimension": embedder.dimension, "metric": "inner_product", "normalized": True,
             "index_type": spec.index_type, "index_params": spec.params, "item_count": len(ids),
             "item_template": renderer.template, "item_template_hash": renderer.template_hash,
@@ -336,13 +354,16 @@ class ItemIndex:
         return [h for h in hits if h.item_id != item_id][:k]
 
     def info(self) -> dict[str, Any]:
-        keys = ("name", "embedding_model", "dimension", "metric", "index_type", "index_params", "item_count",
+        keys = ("name", "embedding_model", "embedding_backend", "dimension", "metric", "index_type", "index_params", "item_count",
                 "item_template", "item_template_hash", "built_at", "updated_at", "promptrec_version", "faiss_version")
         return {"path": str(self.path), **{k: self.manifest.get(k) for k in keys}, "masked_ids": len(self._masked)}
 
 
-def _reuse_or_embed(path: Path, embedder: Embedder, ids: list[str], hashes: list[str], texts: list[str]) -> np.ndarray:
-    """Embeddings for ``texts``, taking unchanged ones from an existing index built with the same model."""
+def _reuse_or_embed(path: Path, embedder: Embedder, ids: list[str], hashes: list[str], texts: list[str], *,
+                    chunk_size: int = CHUNK_SIZE, on_chunk: Callable[[int, int], None] | None = None,
+                    persist: bool = True) -> np.ndarray:
+    """Embeddings for ``texts``, taking unchanged ones from an existing index built with the same model and the
+    rest in chunks (saved under ``path/.partial`` when ``persist``, and taken from there when resuming)."""
     vectors = np.zeros((len(ids), embedder.dimension), dtype=np.float32)
     todo = list(range(len(ids)))
     try:
@@ -354,6 +375,58 @@ def _reuse_or_embed(path: Path, embedder: Embedder, ids: list[str], hashes: list
             todo = sorted(set(todo) - set(reuse))
     except ItemIndexError:
         pass
-    if todo:
-        vectors[todo] = embedder.encode([texts[r] for r in todo], progress=len(todo) > 256)
+    if not todo:
+        return vectors
+    chunk_size = max(1, int(chunk_size))
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    partial = _Partial(path / PARTIAL, embedder, [hashes[r] for r in todo], chunk_size) \
+        if persist and len(chunks) > 1 else None
+    done = 0
+    for n, rows in enumerate(chunks):
+        saved = partial.load(n, len(rows)) if partial else None
+        if saved is None:
+            saved = embedder.encode([texts[r] for r in rows], progress=len(rows) > 256)
+            if partial:
+                partial.save(n, saved)
+            done += len(rows)
+            if on_chunk is not None:
+                on_chunk(done, len(todo))
+        vectors[rows] = saved
     return vectors
+
+
+class _Partial:
+    """The chunks of a build in progress: ``chunk-NNNNN.npy`` and a manifest of what they embed."""
+
+    def __init__(self, folder: Path, embedder: Embedder, hashes: list[str], chunk_size: int):
+        self.folder = folder
+        digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+        self.key = {"embedding_model": embedder.name, "embedding_backend": getattr(embedder, "backend", None),
+                    "dimension": embedder.dimension, "chunk_size": chunk_size, "items": len(hashes),
+                    "texts_sha256": digest}
+        manifest = folder / "manifest.json"
+        try:
+            same = json.loads(manifest.read_text()) == self.key
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:  # another build's chunks (other items, model or chunking): start afresh
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            manifest.write_text(json.dumps(self.key, indent=2))
+        else:
+            log.info("resuming the build from %d saved chunk(s) in %s", len(list(folder.glob("chunk-*.npy"))), folder)
+
+    def _file(self, n: int) -> Path:
+        return self.folder / f"chunk-{n:05d}.npy"
+
+    def load(self, n: int, rows: int) -> np.ndarray | None:
+        try:
+            v = np.load(self._file(n))
+        except (OSError, ValueError):
+            return None
+        return v if v.shape == (rows, self.key["dimension"]) and v.dtype == np.float32 else None
+
+    def save(self, n: int, vectors: np.ndarray) -> None:
+        tmp = self.folder / f".chunk-{n:05d}.{os.getpid()}.npy"
+        np.save(tmp, vectors)
+        os.replace(tmp, self._file(n))
