@@ -11,13 +11,18 @@ Strategies (same prompts and parsing for every backend):
   (duplicates dropped, unknown labels ignored, missing candidates appended in retriever order);
 * ``pointwise`` - one prompt per candidate; the probability of "yes" (against "no") scores it.
 
-``bootstrap=n`` reranks under n seeded shuffles of the candidate order (the first is the
-retriever's order) and averages the scores (``aggregate="mean"``) or their Borda points
+``bootstrap=n`` reranks under n shuffles of the candidate order (the first is the retriever's
+order; the others seeded by the request's time and candidates, :func:`request_key`) and averages the scores (``aggregate="mean"``) or their Borda points
 (``"borda"``), which cancels position bias. The history comes before the candidates in the
 prompt, so the shuffles share a prefix that vLLM's prefix cache computes once. ``fusion=a``
 blends z-scored LLM and retriever scores: (1 - a) * llm + a * retriever; :meth:`tune_fusion`
 picks ``a`` on validation requests, and keeps the retriever's order (a = 1) unless the LLM's
 validation gain is beyond noise (:func:`choose_fusion`).
+
+A request's answer does not depend on its batch: ``rerank()`` is ``rerank_many([request])``, and the
+prompts and scores of a request are the same alone, in any batch and batch order, to 1e-3 in log-probability
+(bit-identical with transformers, and with vLLM in float32; vLLM in bfloat16 varies by up to 0.18,
+docs/reranking.md "Same answer in any batch").
 
 ``adapter=`` serves a LoRA adapter from ``promptrec finetune``; ``adapter_mode`` says how: "lora"
 (vLLM's LoRARequest or peft: many adapters on one engine, the way on GPUs), "merged" (the adapter
@@ -27,6 +32,7 @@ merged into the base weights once, :mod:`promptrec.reranker.merge`: base-model s
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -159,8 +165,11 @@ class Reranker:
         return [self._finish(r, res, k) for r, res in zip(requests, results)]
 
     # -- strategies ---------------------------------------------------------------------
-    def _shuffles(self, n: int, request_index: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, request_index])
+    def _shuffles(self, request: RerankRequest) -> list[np.ndarray]:
+        """The candidate orders of a request: the given one, then ``bootstrap - 1`` permutations seeded by the
+        request's content (:func:`request_key`), never by its place in a batch."""
+        n = len(request.candidates)
+        rng = np.random.default_rng([self.seed, *request_key(request)])
         return [np.arange(n)] + [rng.permutation(n) for _ in range(self.bootstrap - 1)]
 
     def _items(self, request: RerankRequest, order: np.ndarray) -> list[Item]:
@@ -182,7 +191,7 @@ class Reranker:
         """
         per_request: list[dict[str, Any]] = [{"scores": [], "calls": [], "fell_back": False, "raw": []}
                                              for _ in requests]
-        shuffles = [self._shuffles(len(req.candidates), ri) for ri, req in enumerate(requests)]
+        shuffles = [self._shuffles(req) for req in requests]
         for wave in ([0], list(range(1, self.bootstrap))) if self.bootstrap > 1 else ([0],):
             jobs = [(ri, shuffles[ri][s], self._prompt(req, shuffles[ri][s])) for ri, req in enumerate(requests)
                     for s in wave]
@@ -210,8 +219,13 @@ class Reranker:
                                                         dict(zip(labels, map(float, row)))))
 
     def _generate_lists(self, jobs: list[tuple[int, np.ndarray, Prompt]], per_request: list[dict[str, Any]]) -> None:
-        max_tokens = self.listwise_max_tokens or 4 * max(len(p.labels) for _, _, p in jobs) + 8
-        gens = self.backend.generate([p.text for _, _, p in jobs], max_tokens=max_tokens)
+        by_budget: dict[int, list[int]] = {}  # each prompt's own token budget, whatever else is in the batch
+        for j, (_, _, p) in enumerate(jobs):
+            by_budget.setdefault(self.listwise_max_tokens or 4 * len(p.labels) + 8, []).append(j)
+        gens: list[Any] = [None] * len(jobs)
+        for max_tokens, idx in by_budget.items():
+            for j, gen in zip(idx, self.backend.generate([jobs[j][2].text for j in idx], max_tokens=max_tokens)):
+                gens[j] = gen
         for (ri, order, prompt), gen in zip(jobs, gens):
             positions, fell_back = parse_ranking(gen.text, prompt.labels)
             n = len(order)
@@ -287,6 +301,16 @@ class Reranker:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def request_key(request: RerankRequest) -> list[int]:
+    """Four 32-bit words of a SHA-256 of the request's time and candidate ids (what its prompts are made of,
+    beside the history): the same in any process (unlike ``hash()``), in any batch, and with or without a
+    user id, so bootstrap shuffles follow the request, not its place in a batch or the call that sent it."""
+    now = pd.Timestamp(request.now).value  # the instant, whatever the time zone
+    text = "\x1f".join([str(now), *(c.item_id for c in request.candidates)])
+    digest = hashlib.sha256(text.encode()).digest()
+    return [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
 
 
 _CACHE: dict[tuple, Reranker] = {}
