@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import pandas as pd
 
 from promptrec import __version__
 from promptrec.data.catalog import Catalog
+from promptrec.index.chunks import CHUNK_SIZE, PARTIAL, embed_in_chunks
 from promptrec.index.embedder import DEFAULT_MODEL, Embedder
 from promptrec.index.faiss_backend import (IndexSpec, faiss_module, new_index, set_search_params, supports_remove,
                                            to_search_device)
@@ -39,8 +39,6 @@ from promptrec.index.item_text import DEFAULT_ITEM_TEMPLATE, ItemTextRenderer, t
 FORMAT_VERSION = 1
 FILES = ("index.faiss", "items.parquet", "vectors.npy")
 COMPACT_AT = 0.25  # rebuild an HNSW graph when this share of its nodes is masked
-CHUNK_SIZE = 20_000  # items embedded between two saved chunks of a build (resumable)
-PARTIAL = ".partial"
 log = logging.getLogger("promptrec.index")
 
 
@@ -377,56 +375,6 @@ def _reuse_or_embed(path: Path, embedder: Embedder, ids: list[str], hashes: list
         pass
     if not todo:
         return vectors
-    chunk_size = max(1, int(chunk_size))
-    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    partial = _Partial(path / PARTIAL, embedder, [hashes[r] for r in todo], chunk_size) \
-        if persist and len(chunks) > 1 else None
-    done = 0
-    for n, rows in enumerate(chunks):
-        saved = partial.load(n, len(rows)) if partial else None
-        if saved is None:
-            saved = embedder.encode([texts[r] for r in rows], progress=len(rows) > 256)
-            if partial:
-                partial.save(n, saved)
-            done += len(rows)
-            if on_chunk is not None:
-                on_chunk(done, len(todo))
-        vectors[rows] = saved
+    vectors[todo] = embed_in_chunks(embedder, [texts[r] for r in todo], [hashes[r] for r in todo], path / PARTIAL,
+                                    chunk_size=chunk_size, on_chunk=on_chunk, persist=persist)
     return vectors
-
-
-class _Partial:
-    """The chunks of a build in progress: ``chunk-NNNNN.npy`` and a manifest of what they embed."""
-
-    def __init__(self, folder: Path, embedder: Embedder, hashes: list[str], chunk_size: int):
-        self.folder = folder
-        digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-        self.key = {"embedding_model": embedder.name, "embedding_backend": getattr(embedder, "backend", None),
-                    "dimension": embedder.dimension, "chunk_size": chunk_size, "items": len(hashes),
-                    "texts_sha256": digest}
-        manifest = folder / "manifest.json"
-        try:
-            same = json.loads(manifest.read_text()) == self.key
-        except (OSError, json.JSONDecodeError):
-            same = False
-        if not same:  # another build's chunks (other items, model or chunking): start afresh
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
-            manifest.write_text(json.dumps(self.key, indent=2))
-        else:
-            log.info("resuming the build from %d saved chunk(s) in %s", len(list(folder.glob("chunk-*.npy"))), folder)
-
-    def _file(self, n: int) -> Path:
-        return self.folder / f"chunk-{n:05d}.npy"
-
-    def load(self, n: int, rows: int) -> np.ndarray | None:
-        try:
-            v = np.load(self._file(n))
-        except (OSError, ValueError):
-            return None
-        return v if v.shape == (rows, self.key["dimension"]) and v.dtype == np.float32 else None
-
-    def save(self, n: int, vectors: np.ndarray) -> None:
-        tmp = self.folder / f".chunk-{n:05d}.{os.getpid()}.npy"
-        np.save(tmp, vectors)
-        os.replace(tmp, self._file(n))
