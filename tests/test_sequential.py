@@ -374,3 +374,15 @@ def test_text_started_signal_reads_the_item_index_and_is_cached_by_its_vectors(t
     vectors = index.vectors(list(catalog.ids))
     key = lambda v: store.fingerprint(SASRecConfig(item_init="text"), 12, users, codes, times, "UTC", v)  # noqa
     assert key(vectors) != key(vectors + 1e-3) and key(vectors) == key(vectors.copy())
+
+
+def test_an_ensemble_reports_why_each_member_stopped_even_from_an_old_cache():
+    """Members cached before stop reasons were recorded carry only their stopped_by words: the report says
+    those, never 'None'."""
+    from promptrec.sequential.config import SASRecConfig
+    from promptrec.sequential.ensemble import assemble
+    from promptrec.sequential.model import SASRec
+
+    members = [SASRec(5, SASRecConfig()), SASRec(5, SASRecConfig())]
+    _, summary = assemble(members, [{"stopped_by": "patience"}, {"stop_reason": "time_budget", "stopped_by": "time budget"}])
+    assert summary["stop_reason"] == "patience / time_budget"

@@ -53,7 +53,9 @@ def assemble(models: list[SASRec], summaries: list[dict[str, Any]]) -> tuple[SAS
     if len(models) == 1:
         return models[0], summaries[0]
     summary: dict[str, Any] = {k: " / ".join(str(s.get(k)) for s in summaries)
-                               for k in ("epochs_run", "best_epoch", "stopped_by", "stop_reason", "valid_ndcg10")}
+                               for k in ("epochs_run", "best_epoch", "stopped_by", "valid_ndcg10")}
+    # a member cached before stop reasons were recorded has only its stopped_by words
+    summary["stop_reason"] = " / ".join(str(s.get("stop_reason") or s.get("stopped_by")) for s in summaries)
     summary |= {"seconds": round(sum(s.get("seconds", 0.0) for s in summaries), 1), "members": len(models)}
     cached = sum(bool(s.get("from_cache")) for s in summaries)
     if cached:
