@@ -11,7 +11,7 @@ demo: setup
 	$(VENV)/bin/promptrec demo
 
 test: setup
-	$(PY) -m pytest -m "not slow and not integration"
+	$(PY) -m pytest -m "not slow and not integration" --durations=25
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not integration and not vllm"

@@ -285,9 +285,9 @@ def test_map_click_sets_the_place_and_near_places_come_up(checkin_server, browse
     try:
         expect(pg.locator("#map")).to_be_visible()
         places = len(checkin_server.dataset.catalog)  # the places visited at least once (about 150)
-        pg.wait_for_function(f"() => document.getElementById('map').dataset.places === '{places}'")
-        assert int(pg.get_attribute("#map", "data-user-places")) >= 5  # the user's own routine places, drawn
-        assert int(pg.get_attribute("#map", "data-rec-places")) > 0
+        # the map is drawn again as the places, the timeline and the recommendations arrive, in any order
+        pg.wait_for_function(f"() => {{ const d = document.getElementById('map').dataset; return d.places === "
+                             f"'{places}' && +d.userPlaces >= 5 && +d.recPlaces > 0; }}")  # the user's own places too
         assert f"Grey: {places} places;" in pg.text_content("#map-note")
         before = shown_places(pg)
         last = pg.evaluate("() => origin().at")  # the user's last place: where distances are measured from now

@@ -140,10 +140,10 @@ def test_user_view_shows_the_timeline_map_and_recommendations(page, served, user
     # the map: the city's places (every place of the file has coordinates), the user's, the recommended
     places = checkins["POI_id"].nunique()
     expect(page.locator("#map")).to_be_visible()
-    page.wait_for_function(f"() => document.getElementById('map').dataset.places === '{places}'")
+    # the map is drawn again as the places, the timeline and the recommendations arrive, in any order
+    page.wait_for_function(f"() => {{ const d = document.getElementById('map').dataset; return d.places === "
+                           f"'{places}' && +d.userPlaces >= 3 && +d.recPlaces >= 10; }}")
     assert f"{places:,} places" in page.text_content("#map-note")
-    assert int(page.get_attribute("#map", "data-user-places")) >= 3
-    assert int(page.get_attribute("#map", "data-rec-places")) >= 10
     assert count_pixels(page, (0x0B, 0x57, 0xD0)) > 50  # blue rings: the user's places, drawn
     assert count_pixels(page, (0xE3, 0x74, 0x00)) > 50  # orange dots: the recommended ones
     # the recommendations: 20 places with retriever scores, signal bars and their distance from the last place
