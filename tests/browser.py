@@ -16,6 +16,21 @@ except ImportError:
     sync_api = None
 
 
+def open_console(browser, server, user: str, requested: list[str], *, height: int = 1000, timeout_ms: int = 15_000):
+    """A page with the console, ``server.token`` typed in and ``user`` selected (their recommendations shown);
+    every URL the page requests is appended to ``requested``."""
+    pg = browser.new_page(viewport={"width": 1400, "height": height})
+    pg.set_default_timeout(timeout_ms)
+    pg.on("request", lambda r: requested.append(r.url))
+    pg.goto(server.url + "/ui")
+    pg.fill("#key", server.token)
+    pg.click("#key-form button[type=submit]")
+    pg.fill("#user-q", user)
+    pg.click(f"#user-results button[data-user='{user}']")
+    pg.wait_for_selector(f"#recs[data-query^='{user}|'] li")
+    return pg
+
+
 @pytest.fixture(scope="module")
 def browser():
     """A headless chromium for the module; skips with the reason where it cannot start."""

@@ -6,10 +6,9 @@ answer in any batch"), on transformers and on vLLM, with and without bootstrap s
 import numpy as np
 import pytest
 
-from promptrec.data.splits import leave_last_out
 from promptrec.reranker.reranker import Reranker
-from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.serve.batching import BatchQueue
+from tests.rerank_data import demo_targets_and_candidates
 
 N = 50  # requests
 K = 5  # candidates each
@@ -19,13 +18,7 @@ TOL = 1e-3  # max |difference| of a label's log-probability (measured: 0.0, the 
 
 @pytest.fixture(scope="module")
 def setup(demo, default_model_dir):
-    ds = demo.dataset
-    split = leave_last_out(ds.interactions)
-    retriever = TimeAwareRetriever(signals=["transition", "trending", "freshness"]).fit(split.train, ds.catalog,
-                                                                                        log=split.full)
-    targets = split.test[:N]
-    cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=K)
-    return ds, split, targets, cands
+    return demo_targets_and_candidates(demo, N, K)
 
 
 def make(setup, backend, **options):

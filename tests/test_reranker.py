@@ -3,22 +3,15 @@
 import pytest
 from typer.testing import CliRunner
 
-from promptrec.data.splits import leave_last_out
 from promptrec.models import ModelNotFound
 from promptrec.prompt.labels import LabelError
 from promptrec.reranker.reranker import Reranker
-from promptrec.retriever.retriever import TimeAwareRetriever
+from tests.rerank_data import demo_targets_and_candidates
 
 
 @pytest.fixture(scope="module")
 def setup(demo, default_model_dir):
-    ds = demo.dataset
-    split = leave_last_out(ds.interactions)
-    retriever = TimeAwareRetriever(signals=["transition", "trending", "freshness"]).fit(split.train, ds.catalog,
-                                                                                        log=split.full)
-    targets = split.test[:6]
-    cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=20)
-    return ds, split, targets, cands
+    return demo_targets_and_candidates(demo, 6, 20)
 
 
 @pytest.fixture(scope="module")

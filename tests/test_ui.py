@@ -24,7 +24,7 @@ except ImportError:
     expect = None
 
 from promptrec.testing.process import ServerProcess
-from tests.browser import browser  # noqa: F401  (a fixture)
+from tests.browser import browser, open_console  # noqa: F401  (browser: a fixture)
 
 USER, DAY = "u0001", "2024-04-30"  # a Tuesday after the demo log's end
 MORNING, EVENING = {"News", "Fitness"}, {"Music", "Thriller"}
@@ -56,19 +56,6 @@ def requested():
     """Every URL the module's pages asked for (the page must ask nothing of any other host)."""
     return []
 
-
-def open_console(browser, server, user: str, requested: list[str]):
-    """A page with the console, the key typed in and ``user`` selected (their recommendations shown)."""
-    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-    pg.set_default_timeout(15_000)
-    pg.on("request", lambda r: requested.append(r.url))
-    pg.goto(server.url + "/ui")
-    pg.fill("#key", server.token)
-    pg.click("#key-form button[type=submit]")
-    pg.fill("#user-q", user)
-    pg.click(f"#user-results button[data-user='{user}']")
-    pg.wait_for_selector(f"#recs[data-query^='{user}|'] li")
-    return pg
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import pytest
 
 from promptrec.retriever.signals.place import haversine_km
 from promptrec.testing.process import ServerProcess
-from tests.browser import browser  # noqa: F401  (a fixture)
+from tests.browser import browser, open_console  # noqa: F401  (browser: a fixture)
 
 NYC = Path(os.environ.get("PROMPTREC_NYC", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" /
                           "foursquare-nyc"))
@@ -87,16 +87,9 @@ def user(served) -> str:
 @pytest.fixture(scope="module")
 def page(served, browser, user):
     server, _ = served
-    pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-    pg.set_default_timeout(20_000)
-    pg.requested = []
-    pg.on("request", lambda r: pg.requested.append(r.url))
-    pg.goto(server.url + "/ui")
-    pg.fill("#key", server.token)
-    pg.click("#key-form button[type=submit]")
-    pg.fill("#user-q", user)
-    pg.click(f"#user-results button[data-user='{user}']")
-    pg.wait_for_selector(f"#recs[data-query^='{user}|'] li")
+    requested: list[str] = []
+    pg = open_console(browser, server, user, requested, height=1100, timeout_ms=20_000)
+    pg.requested = requested
     pg.wait_for_selector(f"#timeline[data-user='{user}'] tbody tr")
     pg.wait_for_selector(f"#times-table[data-user='{user}'] tbody li")
     yield pg
