@@ -12,8 +12,8 @@ Strategies (same prompts and parsing for every backend):
 * ``pointwise`` - one prompt per candidate; the probability of "yes" (against "no") scores it.
 
 ``bootstrap=n`` reranks under n shuffles of the candidate order (the first is the retriever's
-order; the others seeded by the request's time and candidates, :func:`request_key`) and averages the scores (``aggregate="mean"``) or their Borda points
-(``"borda"``), which cancels position bias. The history comes before the candidates in the
+order; the others seeded by the request's time and candidates, :func:`request_key`) and averages
+the scores (``aggregate="mean"``) or their Borda points (``"borda"``), which cancels position bias. The history comes before the candidates in the
 prompt, so the shuffles share a prefix that vLLM's prefix cache computes once. ``fusion=a``
 blends z-scored LLM and retriever scores: (1 - a) * llm + a * retriever; :meth:`tune_fusion`
 picks ``a`` on validation requests, and keeps the retriever's order (a = 1) unless the LLM's
