@@ -19,6 +19,11 @@ A streaming service with 8 content categories. What is planted (and returned in
   through their activity.
 * **device context** - mobile in the morning and at night, desktop in working hours,
   TV in the evening.
+* **weather** (a ``weather`` column: sun, cloudy, rain) - rain is much more likely at events of indoor
+  categories (cooking, thrillers, music), sun at travel and fitness, so which items people pick
+  differs by weather. The weather is drawn after the events, from its own random stream, given each
+  event's category: no other column and no event changes with it. It is not declared as context by
+  default; ``load_dataset(context=["weather"])`` declares it (promptrec.data.context_columns).
 """
 
 from __future__ import annotations
@@ -73,6 +78,11 @@ CATEGORIES: dict[str, dict] = {
                    about="a travel documentary exploring {t}, its food, people and landscapes"),
 }
 DEVICES = ["mobile", "desktop", "tv"]
+WEATHERS = ["sun", "cloudy", "rain"]
+WEATHER_STREAM = 0x57EA  # the weather's own random stream: np.random.default_rng([seed, WEATHER_STREAM])
+_INDOOR, _OUTDOOR, _NEUTRAL = [0.05, 0.15, 0.80], [0.80, 0.15, 0.05], [0.34, 0.33, 0.33]
+WEATHER_BY_CATEGORY = {"News": _NEUTRAL, "Fitness": _OUTDOOR, "Tech": _NEUTRAL, "Cooking": _INDOOR, "Kids": _NEUTRAL,
+                       "Music": _INDOOR, "Thriller": _INDOOR, "Travel": _OUTDOOR}  # P(sun, cloudy, rain | category)
 
 
 @dataclass
@@ -86,6 +96,8 @@ class DemoTruth:
     bursts: list[tuple[str, pd.Timestamp, pd.Timestamp]]  # item, start, end
     series_next: dict[str, str]  # item -> next part
     drift: dict[str, tuple[str, str]] = field(default_factory=dict)  # user -> (old favourite, new favourite)
+    # category -> {weather: probability} of an event of that category (the weather column)
+    weather: dict[str, dict[str, float]] = field(default_factory=dict)
     timezone: str = TIMEZONE
 
 
@@ -116,6 +128,14 @@ def _devices(hours: np.ndarray, rng: np.random.Generator) -> np.ndarray:
                      np.where(((hours >= 18) & (hours < 23))[:, None], [0.25, 0.10, 0.65], [0.75, 0.10, 0.15]))
     pick = (rng.random(len(hours))[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
     return np.asarray(DEVICES)[np.minimum(pick, 2)]
+
+
+def _weather(categories: np.ndarray, seed: int) -> np.ndarray:
+    """Weather of each event given its category's name, from the weather's own random stream."""
+    rng = np.random.default_rng([seed, WEATHER_STREAM])
+    probs = np.array([WEATHER_BY_CATEGORY[c] for c in categories]).reshape(-1, len(WEATHERS))
+    pick = (rng.random(len(categories))[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    return np.asarray(WEATHERS)[np.minimum(pick, len(WEATHERS) - 1)]
 
 
 def _catalog(rng: np.random.Generator, items_per_category: int) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -228,12 +248,14 @@ def generate_demo(n_users: int = 400, items_per_category: int = 30, mean_events:
     events = events.drop_duplicates(["user_id", "item_id", "timestamp"]).reset_index(drop=True)
     events["device"] = _devices(events["timestamp"].dt.tz_convert(TIMEZONE).dt.hour.to_numpy(), rng)
     events["weight"] = np.where(events["event_type"] == "like", 2.0, 1.0)
+    events["weather"] = _weather(np.asarray(names)[item_cat[events["item_id"].map(id_pos).to_numpy()]], seed)
     items = items.drop(columns=["popularity"])
     truth = DemoTruth(
         categories=names, hour_affinity=hour_aff,
         weekday_factor=dict(zip(names, wk.tolist())), weekend_factor=dict(zip(names, we.tolist())),
         bursts=[(items["item_id"].iat[i], pd.Timestamp(b0, tz="UTC"), pd.Timestamp(b1, tz="UTC")) for i, b0, b1 in bursts],
         series_next=series_next, drift=drift,
+        weather={c: dict(zip(WEATHERS, WEATHER_BY_CATEGORY[c])) for c in names},
     )
     report = LoadReport(files=["<generated demo>"], rows_read=len(events), rows_kept=len(events))
     dataset = Dataset("demo", Catalog(items, domain="movies"), Interactions(events, seed=seed, timezone=TIMEZONE), report,

@@ -45,6 +45,7 @@ class DatasetConfig:
     tie_seed: int = 0  # order of same-second events
     options: dict[str, Any] = field(default_factory=dict)  # passed to the loader (timezone, columns...)
     domain: Any = None  # the prompts' words for what users do: a preset ("products") or {did, will, history}
+    context: list[str] = field(default_factory=list)  # event columns declared as context (weather...)
 
     @property
     def is_demo(self) -> bool:
@@ -158,6 +159,12 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
                 Domain.of(cfg.dataset.domain)
             except ValueError as exc:
                 raise fail("dataset.domain", str(exc)) from None
+            context = cfg.dataset.context
+            context = [context] if isinstance(context, str) else context
+            if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
+                raise fail("dataset.context", f"a list of event column names, e.g. [weather]; got {context!r}.")
+            if context:  # the loader declares them (promptrec.data.context_columns)
+                cfg.dataset.context, cfg.dataset.options = context, {**cfg.dataset.options, "context": context}
         elif key == "split":
             value = {"name": value} if isinstance(value, str) else dict(value)
             name = value.pop("name", "leave-last-out")
@@ -199,6 +206,8 @@ def _unset_domain_dropped(d: dict[str, Any]) -> dict[str, Any]:
     """The config as hashed: a dataset without a domain hashes as before domains existed (caches stay valid)."""
     if d.get("dataset", {}).get("domain") is None:
         d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "domain"}
+    if not d.get("dataset", {}).get("context", True):  # likewise without context columns
+        d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "context"}
     return d
 
 

@@ -61,7 +61,8 @@ class PromptBuilder:
 
     def __init__(self, *, prompts_dir: str | Path | None = None, tokenizer: Any = None, max_prompt_tokens: int = 800,
                  max_history: int = 20, labels: str | LabelScheme = "letters", timezone: str = "UTC",
-                 chat: bool | None = None, item_template: str = "item_prompt.j2", hemisphere: str = "north"):
+                 chat: bool | None = None, item_template: str = "item_prompt.j2", hemisphere: str = "north",
+                 context_columns: Sequence[str] = ()):
         self.library = TemplateLibrary(prompts_dir, filters=FILTERS)
         self.tokenizer = tokenizer
         self.max_prompt_tokens = max_prompt_tokens
@@ -71,6 +72,8 @@ class PromptBuilder:
         self.chat = bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
         self.item_template = item_template
         self.hemisphere = hemisphere
+        # declared context columns (promptrec.data.context_columns) the prompt states when the request has them
+        self.context_columns = tuple(context_columns)
 
     # -- public --------------------------------------------------------------------
     def build(self, task: str, history: pd.DataFrame | Sequence[Event], candidates: Sequence[Item], now: Any,
@@ -97,7 +100,7 @@ class PromptBuilder:
         cands = [{"label": lab, "item": it, "text": self.item_text(it), "visits": visits.get(it.item_id, 0),
                   "last_visit": last_visit.get(it.item_id), "evidence": ev}
                  for lab, it, ev in zip(labels, candidates, facts)]
-        base = {"now": now_local, "context": context, "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
+        base = {"now": now_local, "context": context, "context_lines": self.context_lines(context), "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
                 "brief": False, "domain": getattr(catalog, "domain", None) or Domain(),
                 "candidate": None if candidate is None else {
                     "item": candidate, "text": self.item_text(candidate), "visits": visits.get(candidate.item_id, 0),
@@ -123,6 +126,11 @@ class PromptBuilder:
                     lo = mid
             prompt = self._render(name, base, entries, lo, catalog)
         return prompt
+
+    def context_lines(self, context: Context) -> list[tuple[str, str]]:
+        """(label, value) of each declared context column the request has, e.g. ("Weather", "rain")."""
+        values = {k: v for k, v in context.extras.items() if v is not None and str(v) not in ("", "nan")}
+        return [(c.replace("_", " ").capitalize(), str(values[c])) for c in self.context_columns if c in values]
 
     def item_text(self, item: Item) -> str:
         return " ".join(self.library.render(self.item_template, item=item).split())

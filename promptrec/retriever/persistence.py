@@ -45,7 +45,7 @@ def save(r: TimeAwareRetriever, path: str | Path) -> Path:
     config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__,
               "signals": {n: s.params for n, s in r.signals.items()}, "weights": r.weights,
               "repeats": r.repeats, "repeat_rate": r.repeat_rate, "allow_repeats": r.allow_repeats,
-              "stats_resolution_s": r.stats_resolution_s,
+              "stats_resolution_s": r.stats_resolution_s, "context_columns": list(r.context_columns),
               "pool": None if r.pool is None else r.pool.config.to_dict(),
               "items_from_events": r.available_from_first_event,
               "learned_blend": None if r.ranker is None else r.ranker.save(path),
@@ -67,7 +67,7 @@ def load(cls: type[TimeAwareRetriever], path: str | Path) -> TimeAwareRetriever:
                          f"reads {FORMAT_VERSION}; fit and save it again (promptrec retriever fit).")
     out = cls(signals=list(config["signals"]), weights=config["weights"], params=config["signals"],
               repeats=config["repeats"], stats_resolution_s=config.get("stats_resolution_s", 0.0),
-              pool=config.get("pool"))
+              pool=config.get("pool"), context=config.get("context_columns", ()))
     out.repeat_rate, out.allow_repeats = config["repeat_rate"], config["allow_repeats"]
     out.available_from_first_event = config["items_from_events"]
     cat = pd.read_parquet(path / "catalog.parquet")

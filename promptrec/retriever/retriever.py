@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from promptrec.context import Context, resolve_context
 from promptrec.data.candidate import Candidate
 from promptrec.data.catalog import Catalog
+from promptrec.data.context_columns import declared_context
 from promptrec.data.interactions import Interactions, epoch_ns, to_utc
 from promptrec.data.repeats import REPEAT_THRESHOLD, repeat_rate
 from promptrec.data.splits import HeldOut
@@ -37,11 +38,12 @@ from promptrec.retriever.live import LiveHistories
 from promptrec.retriever.persistence import FORMAT_VERSION  # noqa: F401 (old path)
 from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, resolve_pool
 from promptrec.retriever.scoring import MIN_INT, ScoredBatch, time_order  # noqa: F401 (old path)
-from promptrec.retriever.signals import SIGNALS, FitData, Query, Signal, local_hour_dow
+from promptrec.retriever.signals import FitData, Query, Signal, column_of, local_hour_dow, make_signal, signal_name
 from promptrec.retriever.tuning import TUNE_METHODS  # noqa: F401 (old path)
 
 DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
 SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
+# signals="auto" also adds one "context-<column>" signal per declared context column (promptrec.data.context_columns)
 REPEAT_SIGNALS = ("returns",)  # added by signals="auto" where the user's own items may be recommended again
 BATCH = 256  # requests scored together (fewer for large catalogues: see TimeAwareRetriever.batch_size)
 BATCH_CELLS = BATCH * 20_000  # (requests x items) cells per batch: each signal's scores are one such matrix
@@ -54,7 +56,8 @@ class TimeAwareRetriever:
 
     def __init__(self, signals: Iterable[str | Signal] | str = "auto", weights: dict[str, float] | None = None,
                  params: dict[str, dict[str, Any]] | None = None, repeats: str = "auto",
-                 stats_resolution_s: float = 3600.0, pool: PoolConfig | dict | str | None = "auto"):
+                 stats_resolution_s: float = 3600.0, pool: PoolConfig | dict | str | None = "auto",
+                 context: Sequence[str] = ()):
         if repeats not in REPEATS:
             raise ValueError(f"repeats={repeats!r}; choose one of {REPEATS}.")
         self._extra: list[str | Signal] = []
@@ -64,6 +67,9 @@ class TimeAwareRetriever:
                 self._extra = [s for s in signals if not (isinstance(s, str) and s == "auto")]
                 signals = "auto"
         self._requested = signals
+        # declared context columns: those of the training log (load_dataset(..., context=...)), else these
+        self._context = tuple(context)
+        self.context_columns: tuple[str, ...] = self._context
         self._params = params or {}
         self.signals: dict[str, Signal] = {}
         if signals != "auto":
@@ -98,10 +104,8 @@ class TimeAwareRetriever:
         for s in signals:
             if isinstance(s, Signal):
                 self.signals[s.name] = s
-            elif s in SIGNALS:
-                self.signals[s] = SIGNALS[s](**self._params.get(s, {}))
             else:
-                raise ValueError(f"unknown signal {s!r}; choose from {sorted(SIGNALS)}.")
+                self.signals[s] = make_signal(s, self._params.get(s, {}))
 
     # -- fitting ----------------------------------------------------------------------
     def fit(self, train: Interactions, catalog: Catalog, index: Any = None, *, log: Interactions | None = None,
@@ -114,14 +118,17 @@ class TimeAwareRetriever:
         frame = train.frame.loc[known]
         coords = catalog.coordinates()
         devices = frame["device"].to_numpy(dtype=object) if "device" in frame.columns else None
+        declared = declared_context(train) or self._context
         self.repeat_rate = repeat_rate(frame)
         self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and self.repeat_rate >= REPEAT_THRESHOLD)
         if self._requested == "auto":
             scene = [n for n, ok in (("place", coords is not None), ("device", devices is not None)) if ok]
             returns = list(REPEAT_SIGNALS) if self.allow_repeats else []
-            self._build_signals(list(DEFAULT_SIGNALS if index is not None else
-                                     [s for s in DEFAULT_SIGNALS if s != "content"]) + scene + returns + self._extra)
+            context = [signal_name(c) for c in declared]
+            defaults = DEFAULT_SIGNALS if index is not None else [s for s in DEFAULT_SIGNALS if s != "content"]
+            self._build_signals(list(defaults) + scene + context + returns + self._extra)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
+        self.context_columns = tuple(dict.fromkeys([*declared, *filter(None, map(column_of, self.signals))]))
         vectors = None
         readers = [n for n, s in self.signals.items() if s.needs_item_vectors]
         if readers:
@@ -139,7 +146,8 @@ class TimeAwareRetriever:
         self.available_from_first_event = catalog.items_from_events
         data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
                        vectors, list(catalog.frame["categories"]), self.release_ns, epoch_ns(frame["timestamp"]),
-                       coords, devices, train.timezone)
+                       coords, devices, train.timezone,
+                       {c: frame[c].to_numpy(dtype=object) for c in self.context_columns if c in frame.columns})
         for s in self.signals.values():
             s.fit(data)
         pooled = self._pool_setting
@@ -225,12 +233,12 @@ class TimeAwareRetriever:
                 order = np.argsort(times, kind="stable")
                 codes, times = codes[order], times[order]
                 hours = dows = None  # recomputed from the merged times
-            return Query(str(user), now_ns, codes, times, ctx.device, ctx.location, hours, dows)
+            return Query(str(user), now_ns, codes, times, ctx.device, ctx.location, hours, dows, ctx.extras)
         hist = user[user["timestamp"] < ctx.now]
         uid = user_id or (str(hist["user_id"].iloc[0]) if len(hist) and "user_id" in hist else "")
         hist = hist[hist["item_id"].isin(self.catalog.frame.index)]
         return Query(uid, now_ns, self.catalog.codes(hist["item_id"].to_numpy()), epoch_ns(hist["timestamp"]),
-                     ctx.device, ctx.location)
+                     ctx.device, ctx.location, extras=ctx.extras)
 
     def explain(self, user: str | pd.DataFrame, context: Any, item_ids: Sequence[str]) -> list:
         """Facts about each candidate for an LLM's prompt, all from before ``now``
@@ -258,7 +266,7 @@ class TimeAwareRetriever:
     def retrieve(self, user: str | pd.DataFrame, now: Any = None, k: int = 100, exclude_seen: bool | None = None,
                  *, context: Context | None = None) -> list[Candidate]:
         """Top-k candidates for a user id (history from the log) or a history frame, at ``now`` or in a
-        ``context`` (time, device, location)."""
+        ``context`` (time, device, location, declared context columns in ``extras``)."""
         return self.retrieve_many([(user, resolve_context(now, context))], k=k, exclude_seen=exclude_seen)[0]
 
     @property

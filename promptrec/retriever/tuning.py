@@ -238,7 +238,7 @@ def earlier_window_rows(r: TimeAwareRetriever, start: Any, end: Any, cfg: Ranker
             signals=["auto", *r._extra] if r._requested == "auto" else r._requested, params=r._params,
             weights=r._fixed_weights or None, repeats="allow" if r.allow_repeats else "exclude",
             stats_resolution_s=r.stats_resolution_s,
-            pool=r.pool.config if r.pool is not None else None)
+            pool=r.pool.config if r.pool is not None else None, context=r.context_columns)
         clone.fit(earlier, r.catalog, index, log=r.events)
         if list(clone.signals) != list(r.signals):
             break  # the earlier events lack what a signal needs (e.g. devices): not the same features

@@ -90,7 +90,9 @@ AUTH_ERRORS = {401: _error("Missing or unknown API key."), 403: _error("The API 
 
 async def known_query_only(request: Request) -> None:
     """Refuse query parameters the route does not declare (a typo like ``devce=tv`` is not silently ignored)."""
-    declared = {p.alias for p in request.scope["route"].dependant.query_params}
+    route = request.scope["route"]
+    declared = {p.alias for p in route.dependant.query_params}
+    declared |= {p["name"] for p in (route.openapi_extra or {}).get("parameters", []) if p.get("in") == "query"}
     unknown = [name for name in request.query_params if name not in declared]
     if unknown:
         allowed = ", ".join(sorted(declared)) or "none"
@@ -216,8 +218,14 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
 
     read = [guard(RECOMMENDATIONS_READ), strict]
 
-    @app.get("/recommendations/{user_id:anyid}", response_model=Recommendations, dependencies=read, responses=errors)
-    async def recommendations(user_id: str = user_path, k: int = Query(10, ge=1, le=limits.max_k),
+    columns = tuple(getattr(service, "context_columns", ()))  # declared context columns: query parameters too
+    declared = {"parameters": [{"name": c, "in": "query", "required": False, "schema": {
+        "type": "string", "minLength": 1, "maxLength": 64}, "description": f"The request's {c} (a declared context "
+        "column of the event log)."} for c in columns]} if columns else None
+
+    @app.get("/recommendations/{user_id:anyid}", response_model=Recommendations, dependencies=read, responses=errors,
+             openapi_extra=declared)
+    async def recommendations(request: Request, user_id: str = user_path, k: int = Query(10, ge=1, le=limits.max_k),
                               now: Time | None = Query(None, description="ISO time with a zone, between 1678 and "
                                                                          "2261; default: now."),
                               rerank: bool = Query(True, description="Let the LLM order the candidates, if one is configured."),
@@ -228,12 +236,18 @@ def create_app(service: RecommendationService, keys: KeyRing | None = None, limi
                               lon: float | None = Query(None, ge=-180, le=180,
                                                         description="Longitude of the user now (with lat).")):
         """Top-k items for the user in a context (``now``, device, location): retrieved, then ordered by the
-        LLM within its deadline. Without a location, place-aware signals use the user's last place."""
+        LLM within its deadline. Without a location, place-aware signals use the user's last place. Declared
+        context columns (e.g. ``weather=rain``) are query parameters too."""
         if (lat is None) != (lon is None):
             return problems_response([{"field": "query parameter lat" if lat is None else "query parameter lon",
                                        "message": "give both lat and lon, or neither"}])
+        extras = {c: request.query_params[c] for c in columns if c in request.query_params}
+        wrong = [c for c, v in extras.items() if not 1 <= len(v) <= 64]
+        if wrong:
+            return problems_response([{"field": f"query parameter {c}", "message": "give 1 to 64 characters"}
+                                      for c in wrong])
         return await service.recommend(user_id, k, now, rerank, device=device,
-                                       location=None if lat is None else (lat, lon))
+                                       location=None if lat is None else (lat, lon), extras=extras)
 
     @app.get("/users/{user_id:anyid}/history", response_model=list[HistoryEvent], dependencies=read, responses=errors)
     async def history(user_id: str = user_path, limit: int = Query(50, ge=1, le=10_000)):

@@ -78,6 +78,8 @@ class Recommendations(BaseModel):
     now: AwareDatetime
     device: str | None = Field(None, description="The request's device, if given.")
     location: list[float] | None = Field(None, description="The request's [lat, lon], if given.")
+    context: dict[str, str] = Field(default_factory=dict, description="The request's values of declared context "
+                                                                       "columns (e.g. weather), if given.")
     history_events: int = Field(description="Events of the user before `now` (fitted log and posted).")
     reranked: bool
     model_version: str | None = Field(None, description="The model version that retrieved these items (None: a "

@@ -67,6 +67,10 @@ class RecommendationService:
         self.model = model  # the model version served (None: a retriever folder without versions)
         self.config = config or ServeConfig()
         self.catalog = retriever.catalog
+        # declared context columns (weather...): query parameters of /recommendations, lines of the prompt
+        self.context_columns = tuple(getattr(retriever, "context_columns", ()))
+        if reranker is not None and hasattr(getattr(reranker, "builder", None), "context_columns"):
+            reranker.builder.context_columns = self.context_columns
         self._lock = threading.RLock()
         self.started = time.monotonic()
         self.fallbacks: dict[str, int] = {}
@@ -228,13 +232,14 @@ class RecommendationService:
         return [(c[:n], h, f, version) for c, h, f, (_, _, n) in zip(cands, histories, facts, requests)]
 
     async def recommend(self, user_id: str, k: int, now: Any = None, rerank: bool = True, *, device: str | None = None,
-                        location: tuple[float, float] | None = None) -> Recommendations:
+                        location: tuple[float, float] | None = None, extras: dict[str, str] | None = None,
+                        ) -> Recommendations:
         """Retrieve in the request's context (time, device, location), then (if an LLM is configured and
         ``rerank``) let it order the candidates within the deadline; otherwise, or if it fails or is late, the
-        retriever's order, with the reason."""
+        retriever's order, with the reason. ``extras``: the request's values of declared context columns."""
         t0 = time.perf_counter()
         now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-        context = Context(now_ts, device=device, location=location)
+        context = Context(now_ts, device=device, location=location, extras=dict(extras or {}))
         try:
             fut = self.retrievals.submit((user_id, context, max(k, self.config.candidates)))
         except QueueFull as exc:
@@ -258,6 +263,7 @@ class RecommendationService:
         t2 = time.perf_counter()
         return Recommendations(
             user_id=user_id, now=now_ts.to_pydatetime(), device=device, location=None if location is None else list(location),
+            context=dict(extras or {}),
             history_events=len(history), reranked=ranked is not None, model_version=version,
             fallback_reason=reason, llm=None if ranked is None else
             {"strategy": ranked.strategy, "backend": ranked.backend, "model": ranked.meta.get("model"),

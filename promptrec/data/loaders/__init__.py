@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+from promptrec.data.context_columns import declare_context
 from promptrec.data.dataset import Dataset
 from promptrec.data.domain import Domain
 from promptrec.data.loaders.checkins import is_checkin_file, load_checkins
@@ -38,16 +39,19 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(path: str | Path | None = None, format: str = "auto", *, since: Any = None, until: Any = None,
-                 domain: Domain | str | dict | None = None, **options: Any) -> Dataset:
+                 domain: Domain | str | dict | None = None, context: Sequence[str] = (), **options: Any) -> Dataset:
     """Load a dataset by folder and format; ``format='demo'`` (or no path) gives the embedded demo data.
     ``since`` / ``until`` keep the events in [since, until) (a window of a longer log, as if it began or ended
     there; the catalogue is unchanged: what is recommendable at ``now`` still follows the events before it).
     ``domain``: the words prompts use (a preset such as ``"products"`` or ``{did, will, history}``); default:
-    the format's own (MovieLens: movies, check-ins: places), else generic ("interacted with")."""
+    the format's own (MovieLens: movies, check-ins: places), else generic ("interacted with").
+    ``context``: extra event columns to use as context (weather, channel...; promptrec.data.context_columns)."""
     chosen = None if domain is None else Domain.of(domain)  # checked before the (maybe long) load
     ds = _load_format(path, format, **options)
     if chosen is not None:
         ds.catalog.domain = chosen
+    if context:
+        declare_context(ds.interactions, [context] if isinstance(context, str) else context)
     if since is None and until is None:
         return ds
     window = ds.interactions.between(since, until)

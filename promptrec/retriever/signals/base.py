@@ -1,15 +1,15 @@
 """What every signal shares: the query, the data signals learn from, and the Signal contract.
 
 A query is a user's history strictly before ``now`` (item codes and times) plus the request's
-scene (device, location). Signals return raw scores (batch x items); the retriever normalises
-and blends them, or hands their :meth:`Signal.features` to the learned blend. Global statistics
+scene (device, location, declared context columns). Signals return raw scores (batch x items); the
+retriever normalises and blends them, or hands their :meth:`Signal.features` to the learned blend. Global statistics
 come from :class:`TimeIndexedLog` and only from events before ``now``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -30,6 +30,7 @@ class Query:
     location: tuple[float, float] | None = None  # (lat, lon) of the request, if known
     hours: np.ndarray | None = None  # local hour of each history event (computed on demand if None)
     dows: np.ndarray | None = None  # local weekday of each history event
+    extras: Mapping[str, Any] = field(default_factory=dict)  # the request's other context values (weather...)
 
     def calendar(self, timezone: str) -> tuple[np.ndarray, np.ndarray]:
         """Local hour and weekday of each history event."""
@@ -52,6 +53,7 @@ class FitData:
     item_coords: np.ndarray | None = None  # items x (lat, lon), NaN where unknown
     train_devices: np.ndarray | None = None  # device of each training event (None / "" where unknown)
     timezone: str = "UTC"
+    train_context: dict[str, np.ndarray] = field(default_factory=dict)  # declared context column -> value per event
 
 
 @dataclass
