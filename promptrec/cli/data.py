@@ -47,6 +47,9 @@ def info(
             f"auto {'allows' if d['repeat_rate'] >= REPEAT_THRESHOLD else 'excludes'} them",
             "items with coordinates": f"{d['catalog']['with_coordinates']:,}",
             f"events by local hour ({d['timezone']})": sparkline(d["hour_profile"])}
+    if not d["times_known"]:  # pseudo-times (promptrec.data.order): their range and hours mean nothing
+        rows = {k: v for k, v in rows.items() if k not in ("from", "to") and not k.startswith("events by local hour")
+                and not k.startswith("events sharing")} | {"times": "none: each user's items in order only"}
     console.print(kv_table("dataset", rows))
     if ds.report.problems:
         console.print("[yellow]rows dropped:[/]")

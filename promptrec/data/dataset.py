@@ -36,6 +36,7 @@ class Dataset:
             "event_types": ev["event_types"],
             "context_columns": ev["context_columns"],
             "timezone": ev["timezone"],
+            "times_known": ev["times_known"],  # False: timestamps are ordinal pseudo-times (order only)
             "repeat_rate": ev["repeat_rate"],
             "hour_profile": ev["hour_profile"],
             "catalog": self.catalog.describe(),

@@ -40,15 +40,18 @@ class Interactions:
 
     ``frame`` has ``user_id``, ``item_id`` (strings), ``timestamp`` (UTC),
     ``event_type``, ``weight`` and any context columns (device, location...).
-    ``timezone`` is the zone in which hour-of-day and weekday are read.
+    ``timezone`` is the zone in which hour-of-day and weekday are read. ``times_known`` False: the timestamps
+    are ordinal pseudo-times (:mod:`promptrec.data.order`) that carry each user's order only, not clock time.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, seed: int = 0, timezone: str = "UTC", _sorted: bool = False):
+    def __init__(self, frame: pd.DataFrame, *, seed: int = 0, timezone: str = "UTC", _sorted: bool = False,
+                 times_known: bool = True):
         missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
         if missing:
             raise ValueError(f"Interactions frame lacks columns {missing}; it has {list(frame.columns)}.")
         self.seed = seed
         self.timezone = timezone
+        self.times_known = bool(times_known)
         if not _sorted:
             frame = frame.copy()
             frame["user_id"] = frame["user_id"].astype(str)
@@ -67,6 +70,7 @@ class Interactions:
             frame = frame.iloc[order].reset_index(drop=True)
             frame = frame[CORE_COLUMNS + [c for c in frame.columns if c not in CORE_COLUMNS]]
         self.frame = frame
+        frame.attrs["times_known"] = self.times_known  # histories sliced from the frame carry it (prompts read it)
         users = frame["user_id"].to_numpy()
         change = np.flatnonzero(users[1:] != users[:-1]) + 1 if len(users) else np.array([], dtype=int)
         self._starts = np.concatenate([[0], change]).astype(np.int64) if len(users) else np.array([], np.int64)
@@ -76,15 +80,22 @@ class Interactions:
 
     # -- construction -------------------------------------------------------------
     @classmethod
-    def from_events(cls, events: list[Event], *, seed: int = 0, timezone: str = "UTC") -> "Interactions":
+    def from_events(cls, events: list[Event], *, seed: int = 0, timezone: str = "UTC",
+                    times_known: bool = True) -> "Interactions":
         rows = [{"user_id": e.user_id, "item_id": e.item_id, "timestamp": e.timestamp,
                  "event_type": e.event_type, "weight": e.weight, **e.context} for e in events]
-        return cls(pd.DataFrame(rows), seed=seed, timezone=timezone)
+        return cls(pd.DataFrame(rows), seed=seed, timezone=timezone, times_known=times_known)
 
     def _subset(self, mask: np.ndarray) -> "Interactions":
         """Rows where mask is true, keeping the tie order already drawn."""
         return Interactions(self.frame.loc[mask].reset_index(drop=True), seed=self.seed,
-                            timezone=self.timezone, _sorted=True)
+                            timezone=self.timezone, _sorted=True, times_known=self.times_known)
+
+    def require_times(self, what: str, fix: str = "Use split 'leave-last-out', or load data with timestamps.") -> None:
+        """Refuse ``what`` (a split, a time window...) when the timestamps are only an order."""
+        if not self.times_known:
+            raise ValueError(f"{what} needs clock times, and this data has none: its events carry only each "
+                             f"user's order (read from a sequence file). {fix}")
 
     def before(self, now: Any) -> "Interactions":
         """Every event strictly before ``now`` (events at ``now`` are not history)."""
@@ -104,8 +115,8 @@ class Interactions:
 
     def append(self, other: "Interactions") -> "Interactions":
         """A new log with both logs' events (ties re-drawn with this log's seed)."""
-        return Interactions(pd.concat([self.frame, other.frame], ignore_index=True),
-                            seed=self.seed, timezone=self.timezone)
+        return Interactions(pd.concat([self.frame, other.frame], ignore_index=True), seed=self.seed,
+                            timezone=self.timezone, times_known=self.times_known and other.times_known)
 
     # -- access ---------------------------------------------------------------------
     def __len__(self) -> int:
@@ -172,6 +183,7 @@ class Interactions:
             "share_in_same_second_ties": round(float(same_second), 4),
             "context_columns": self.context_columns,
             "timezone": self.timezone,
+            "times_known": self.times_known,
             "repeat_rate": round(repeat_rate(self.frame), 4),
             "hour_profile": hour_profile(self.frame, self.timezone),
         }

@@ -112,6 +112,7 @@ def temporal_split(inter: Interactions, test_start: Any = None, *, valid_start: 
     check-ins' split on that file and the last three weeks of a later one.
     Every held-out event needs an earlier event of its user to be a target.
     """
+    inter.require_times("split 'temporal' (a global cut in time)")
     ts = inter._ts
     if not len(ts):
         raise ValueError("a temporal split needs events; the log is empty.")
@@ -175,6 +176,7 @@ def session_split(inter: Interactions, gap: str | pd.Timedelta = "30min") -> Spl
     Users need at least two sessions (three for validation); training keeps each user's
     events strictly before the first held-out session.
     """
+    inter.require_times("split 'session' (sessions cut at gaps in time)")
     session = sessionize(inter, gap)
     ts = inter._ts
     first_session = session[inter._starts]

@@ -27,7 +27,8 @@ import yaml
 
 from promptrec.data.domain import Domain
 
-PROTOCOLS = ("full", "sampled", "retrieval")
+PROTOCOLS = ("full", "sampled", "retrieval", "candidates")
+DEFAULT_PROTOCOLS = ("full", "sampled", "retrieval")  # candidates needs a candidates_file
 SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
                "user_frequency_hour", "retriever", "sasrec", "sasrec_time")
 KINDS = SCORE_KINDS + ("rerank",)
@@ -76,7 +77,8 @@ class EvalConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     pipelines: list[PipelineConfig] = field(default_factory=list)
-    protocols: list[str] = field(default_factory=lambda: list(PROTOCOLS))
+    protocols: list[str] = field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
+    candidates_file: str | None = None  # the candidates protocol's lists: a line per user (promptrec.eval.candidates)
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
     retrieval_ns: list[int] = field(default_factory=lambda: [20, 50, 100])
     full_candidates: int = 20  # retriever top-N the reranker orders in the full-ranking protocol
@@ -139,6 +141,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ev
         # if that does not exist but the path exists relative to the config file, use that
         if not Path(cfg.dataset.path).exists() and (base / cfg.dataset.path).exists():
             cfg.dataset.path = str(base / cfg.dataset.path)
+    given = cfg.candidates_file
+    if given and not Path(given).is_absolute() and not Path(given).exists() and (base / given).exists():
+        cfg.candidates_file = str(base / given)  # as the dataset path: where promptrec runs, else by the config
     return cfg
 
 
@@ -180,6 +185,9 @@ def parse_config(raw: dict[str, Any], source: str = "<config>") -> EvalConfig:
     bad = [p for p in cfg.protocols if p not in PROTOCOLS]
     if bad:
         raise fail("protocols", f"unknown {bad}; choose from {list(PROTOCOLS)}.")
+    if ("candidates" in cfg.protocols) != bool(cfg.candidates_file):
+        raise fail("candidates_file", "protocol 'candidates' ranks the lists of a candidates_file: give both or "
+                                      "neither (a file of one line per user: user id, then the candidate ids).")
     if not cfg.pipelines:
         raise fail("pipelines", "no pipelines to evaluate; list at least one (e.g. {name: popularity, kind: popularity}).")
     names = [p.name for p in cfg.pipelines]
@@ -208,6 +216,8 @@ def _unset_domain_dropped(d: dict[str, Any]) -> dict[str, Any]:
         d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "domain"}
     if not d.get("dataset", {}).get("context", True):  # likewise without context columns
         d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "context"}
+    if d.get("candidates_file", "unset") is None:  # likewise without a candidates file
+        d.pop("candidates_file")
     return d
 
 

@@ -3,6 +3,7 @@ differences, retriever and sequential details and time slices."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from promptrec.eval.results import BEYOND_K, PAIRED_KEYS, PROTOCOL_TITLES, _headline_k, _negatives
@@ -31,7 +32,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
              f"bootstrap over targets ({cfg['bootstrap_samples']} resamples).", ""]
     if res["reading"]:
         lines += ["## Reading", ""] + [f"- {r}" for r in res["reading"]] + [""]
-    for proto in ("full", "sampled"):
+    for proto in ("full", "sampled", "candidates"):
         if proto not in res["protocols"]:
             continue
         title = PROTOCOL_TITLES[proto].format(neg=cfg["sampled_negatives"])
@@ -41,6 +42,13 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
                       "them keeps the retriever's rank (the tail stays in its order: MRR compares). Coverage, "
                       "novelty (mean self-information, bits) and diversity (mean pairwise "
                       f"cosine distance) are over the top {BEYOND_K}.", ""]
+        if proto == "candidates" and res.get("candidates_file"):
+            c = res["candidates_file"]
+            size = c["candidates_per_target"]
+            lines += [f"Every pipeline ranks the candidates `{Path(c['file']).name}` gives the test target's user "
+                      f"({size['min']}" + (f"-{size['max']}" if size["max"] != size["min"] else "") + " per target; "
+                      f"file digest `{c['digest']}`; {c['lines_without_test_target']} of its {c['lines']} lines "
+                      "are for users without a test target).", ""]
         for pop, table in res["protocols"][proto].items():
             if not table:
                 continue
@@ -114,7 +122,7 @@ def _table(table: dict[str, dict[str, Any]], ks: list[int], h: int, beyond: bool
 
 def _paired_md(res: dict[str, Any]) -> list[str]:
     lines = []
-    names = {"full": "full ranking", "sampled": "sampled candidates"}
+    names = {"full": "full ranking", "sampled": "sampled candidates", "candidates": "given candidates"}
     blocks = [(f"{names[proto]}, all test targets", ref, others) for key, proto in PAIRED_KEYS
               for ref, others in res.get(key, {}).items()]
     blocks += [(f"{names[proto]}, LLM sample", ref, others)

@@ -93,7 +93,7 @@ def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: An
 def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol: str, top_k: int,
                   progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Per-target records of a score pipeline: rank of the true item and top-k (full), or its rank
-    among the sampled candidates (sampled)."""
+    among the sampled candidates (sampled) or the file's (candidates)."""
     cat = model.catalog
     ids = cat.ids
     out = []
@@ -102,7 +102,8 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
     for start in range(0, len(ordered), size):
         batch = ordered[start:start + size]
         scores = model.score_targets([t.held for t in batch],
-                                     columns=None if protocol == "full" else [t.sampled for t in batch])
+                                     columns=None if protocol == "full" else [t.candidates_for(protocol)
+                                                                              for t in batch])
         if protocol == "full":
             ranks = true_ranks(scores, cat.codes([t.item_id for t in batch]))
             kk = min(top_k, scores.shape[1])
@@ -113,8 +114,9 @@ def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol
                 out.append({"i": t.index, "rank": int(r), "top": [str(ids[c]) for c in row]})
         else:
             for t, s in zip(batch, scores):
-                cols = cat.codes(t.sampled)
-                r = int(true_ranks(s[cols][None, :], np.array([t.sampled.index(t.item_id)]))[0])
+                shown = t.candidates_for(protocol)
+                cols = cat.codes(shown)
+                r = int(true_ranks(s[cols][None, :], np.array([shown.index(t.item_id)]))[0])
                 out.append({"i": t.index, "rank": r})
         if progress:
             progress(len(batch))
@@ -132,9 +134,10 @@ def rerank_requests(reranker, retriever: TimeAwareRetriever, split: Split, targe
     if protocol == "full":
         cands = retriever.retrieve_many([(t.user_id, t.held.context or t.now) for t in targets], k=n_candidates)
     else:
-        scores = retriever.score_targets([t.held for t in targets], columns=[t.sampled for t in targets])
+        shown = [t.candidates_for(protocol) for t in targets]
+        scores = retriever.score_targets([t.held for t in targets], columns=shown)
         cands = [[Candidate(item, float(s[c]), pos + 1) for pos, (item, c) in
-                  enumerate(zip(t.sampled, retriever.catalog.codes(t.sampled)))] for t, s in zip(targets, scores)]
+                  enumerate(zip(items, retriever.catalog.codes(items)))] for items, s in zip(shown, scores)]
         if order == "retriever":
             cands = [[Candidate(row[i].item_id, row[i].score, pos + 1) for pos, i in
                       enumerate(order_by_score([c.score for c in row]))] for row in cands]

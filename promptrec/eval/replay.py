@@ -265,6 +265,7 @@ def run_replay(cfg: EvalConfig, out: str | Path, *, progress: bool = True, comma
     d = cfg.dataset
     ds = (load_dataset(None, domain=d.domain, **d.options) if d.is_demo else
           load_dataset(d.path, format=d.format, seed=d.tie_seed, domain=d.domain, **d.options))
+    ds.interactions.require_times("split 'replay' (day by day)")
     needs_index = any(p.kind in ("content", "retriever") for p in cfg.pipelines)
     index = ItemIndex.for_catalog(ds.catalog, ds.name, root=cfg.index_root) if needs_index else None
     out = Path(out)

@@ -51,7 +51,7 @@ def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
     h = _headline_k(res["config"]["ks"])
     key = f"NDCG@{h}"
     files = []
-    for proto in ("full", "sampled"):
+    for proto in ("full", "sampled", "candidates"):
         pops = {p: t for p, t in res["protocols"].get(proto, {}).items() if t}
         if not pops:
             continue

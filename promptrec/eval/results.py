@@ -17,7 +17,8 @@ from promptrec.metrics import (bootstrap_ci, coverage, hit_rate, intra_list_dive
 from promptrec.eval.targets import SLICES
 
 PROTOCOL_TITLES = {"full": "(a) full ranking over the items recommendable at now (unseen ones unless repeats are allowed)", "sampled": "(b) sampled candidates (true item + "
-                   "{neg} unseen items, LLMRank style)", "retrieval": "(c) retrieval recall"}
+                   "{neg} unseen items, LLMRank style)", "retrieval": "(c) retrieval recall",
+                   "candidates": "(d) given candidates (each test user's list from the candidates file)"}
 BEYOND_K = 10
 
 
@@ -57,7 +58,8 @@ def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[in
     return out
 
 
-PAIRED_KEYS = (("paired", "full"), ("paired_sampled", "sampled"))  # results.json key -> its protocol
+PAIRED_KEYS = (("paired", "full"), ("paired_sampled", "sampled"),
+               ("paired_candidates", "candidates"))  # results.json key -> its protocol
 
 
 def _records_on(run, name: str, proto: str, idx: list[int]) -> list[dict[str, Any]] | None:

@@ -6,7 +6,8 @@ Protocols (same-second ties at random, history strictly before ``now``, as in th
   pipelines order the retriever's top N; a true item outside them keeps the retriever's rank (the
   reranker leaves the tail in the retriever's order), so only the top N can differ;
 * ``sampled`` - LLMRank style: the true item plus 19 unseen items sampled uniformly (seeded);
-* ``retrieval`` - recall@N of the score pipelines over all unseen items (from the full ranks).
+* ``retrieval`` - recall@N of the score pipelines over all unseen items (from the full ranks);
+* ``candidates`` - the lists of a ``candidates_file``, one per test user (promptrec.eval.candidates).
 
 Score pipelines run on every test target; rerank (LLM) pipelines on a seeded sample of
 ``llm_users`` targets, and the report puts every pipeline side by side on that sample too.
@@ -86,6 +87,12 @@ class EvalRun:
         self.timezone = self.ds.interactions.timezone
         self.test = build_targets(self.split, self.ds.catalog, "test", negatives=self.cfg.sampled_negatives,
                                   seed=self.cfg.seed, timezone=self.timezone)
+        self.candidates: dict[str, Any] = {}
+        if self.cfg.candidates_file:
+            from promptrec.eval.candidates import CandidateFile, with_candidates
+
+            self.test, self.candidates = with_candidates(self.test, CandidateFile.read(self.cfg.candidates_file),
+                                                         self.ds.catalog)
         empty = None
         if not len(self.split.train):
             empty = "no training events"
@@ -98,8 +105,9 @@ class EvalRun:
                              f"the split cuts at {cuts or self.cfg.split.options}. Check the split options (dates "
                              "written for another period? `test_days` / `valid_days` count back from the data's "
                              "last day instead).")
+        given = {"candidates_digest": self.candidates["digest"]} if self.candidates else {}
         self.cache.check_data({"events": len(self.ds.interactions), "items": len(self.ds.catalog),
-                               "digest": self.ds.digest(), **self.split.describe()})
+                               "digest": self.ds.digest(), **self.split.describe(), **given})
         self.llm_sample = sample_targets(self.test, self.cfg.llm_users, self.cfg.seed)
         return self
 
@@ -107,7 +115,7 @@ class EvalRun:
     def ranking_protocols(self) -> list[str]:
         """Protocols that need records: 'retrieval' reads the full protocol's ranks."""
         p = self.cfg.protocols
-        return [x for x in ("full", "sampled") if x in p or (x == "full" and "retrieval" in p)]
+        return [x for x in ("full", "sampled", "candidates") if x in p or (x == "full" and "retrieval" in p)]
 
     def validation_sample(self) -> list[EvalTarget]:
         if self._validation is None:
@@ -212,7 +220,8 @@ class EvalRun:
         if key not in self._backends:
             self._close_backends()  # pipelines run one after another: one engine (and its KV cache) at a time
             self._backends[key] = make_backend(backend_name, weights, **backend_options)
-        n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1)
+        n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1,
+                self.candidates.get("candidates_per_target", {}).get("max", 0))
         return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
                         max_candidates=n, seed=self.cfg.seed, **opts)
 
@@ -254,7 +263,7 @@ class EvalRun:
             self.unavailable[p.name] = f"not run: its retriever '{ref}' did not run ({self.unavailable.get(ref)})."
             return
         k = self.cfg.max_k
-        for proto in [x for x in ("full", "sampled") if x in self.cfg.protocols]:
+        for proto in [x for x in ("full", "sampled", "candidates") if x in self.cfg.protocols]:
             recs = self._rerank_targets(p, proto, "test", self.llm_sample)
             truths = {t.index: t.item_id for t in self.test}
             # on full ranking the candidates are the retriever's top N: beyond them its ranks stand (MRR compares)
@@ -289,6 +298,7 @@ class EvalRun:
         meta = {"command": command or "promptrec " + " ".join(sys.argv[1:]), "config": self.cfg.to_dict(),
                 "fingerprint": self.cfg.fingerprint(), "dataset": self.ds.name, "split": self.split.describe(),
                 "test_targets": len(self.test), "llm_sample": len(self.llm_sample),
+                **({"candidates_file": self.candidates} if self.candidates else {}),
                 "catalog_items": len(self.ds.catalog), "versions": versions(),
                 "machine": platform.platform(), "date": time.strftime("%Y-%m-%d %H:%M"),
                 "seconds": round(getattr(self, "seconds", 0.0), 1), "llm_targets": dict(self.llm_targets),

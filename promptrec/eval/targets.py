@@ -31,6 +31,12 @@ class EvalTarget:
     held: HeldOut
     sampled: list[str] = field(default_factory=list)  # true item + negatives, shuffled (sampled protocol)
     slices: dict[str, str] = field(default_factory=dict)
+    given: list[str] = field(default_factory=list)  # the candidates a file gives (candidates protocol)
+
+    def candidates_for(self, protocol: str) -> list[str]:
+        """The items a protocol ranks: the file's candidates (``candidates``; targets the file does not cover,
+        such as validation targets, use their sampled ones) or the sampled ones."""
+        return self.given if protocol == "candidates" and self.given else self.sampled
 
     @property
     def user_id(self) -> str:
@@ -52,6 +58,9 @@ def _bin(value: float, bins: tuple) -> str:
 def time_slices(history: pd.DataFrame, now: pd.Timestamp, timezone: str) -> dict[str, str]:
     """Which slice a target falls in: hours since the previous event, local hour of ``now``, history length."""
     n = len(history)
+    if not history.attrs.get("times_known", True):  # pseudo-times: only the history's length means something
+        return {"hours since previous event": "no times", "hour of day": "no times",
+                "history length": _bin(n, LENGTH_BINS) if n else "0"}
     if n:
         gap_h = (now - history["timestamp"].iloc[-1]).total_seconds() / 3600
         gap = _bin(gap_h, GAP_BINS)

@@ -78,13 +78,16 @@ class PromptBuilder:
     # -- public --------------------------------------------------------------------
     def build(self, task: str, history: pd.DataFrame | Sequence[Event], candidates: Sequence[Item], now: Any,
               catalog: Catalog, *, candidate: Item | None = None, template: str | None = None,
-              evidence: Sequence[Any] | None = None, candidate_evidence: Any = None) -> Prompt:
+              evidence: Sequence[Any] | None = None, candidate_evidence: Any = None,
+              times_known: bool | None = None) -> Prompt:
         """The prompt for ``task`` at time ``now`` (a time or a :class:`Context`); history events at or after
         ``now`` are refused. Templates see ``now`` (local time), ``context`` (device, location, extras) and, per
         candidate, ``visits`` and ``last_visit`` (how often and when the user used it before) and ``evidence``
         (the retriever's facts, :class:`~promptrec.retriever.evidence.CandidateEvidence`, aligned with
         ``candidates``; none where not given). The pointwise ``candidate`` has the same fields, its evidence from
-        ``candidate_evidence``."""
+        ``candidate_evidence``. ``times_known`` False (default: the history frame's ``attrs``, set by
+        :class:`~promptrec.data.interactions.Interactions`): the history's times are only an order, and templates
+        say each entry's place ("2nd most recent") instead of when."""
         name = template or TASKS.get(task)
         if name is None:
             raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)} or pass template=.")
@@ -102,10 +105,12 @@ class PromptBuilder:
                  for lab, it, ev in zip(labels, candidates, facts)]
         base = {"now": now_local, "context": context, "context_lines": self.context_lines(context), "candidates": cands, "labels": labels, "hemisphere": self.hemisphere,
                 "brief": False, "domain": getattr(catalog, "domain", None) or Domain(),
+                "times_known": _times_known(history) if times_known is None else bool(times_known),
                 "candidate": None if candidate is None else {
                     "item": candidate, "text": self.item_text(candidate), "visits": visits.get(candidate.item_id, 0),
                     "last_visit": last_visit.get(candidate.item_id), "evidence": candidate_evidence}}
-        entries = [self._entry(e, prev, catalog) for e, prev in zip(events, [None] + events[:-1])]
+        entries = [self._entry(e, prev, catalog) | {"steps_back": len(events) - n}
+                   for n, (e, prev) in enumerate(zip(events, [None] + events[:-1]))]
         keep = min(len(entries), self.max_history)
         prompt = self._render(name, base, entries, keep, catalog)
         if self._over(prompt):
@@ -184,6 +189,11 @@ class PromptBuilder:
 
     def _over(self, prompt: Prompt) -> bool:
         return prompt.token_count is not None and prompt.token_count > self.max_prompt_tokens
+
+
+def _times_known(history: pd.DataFrame | Sequence[Event]) -> bool:
+    """Whether a history's times are clock times (a log with only an order marks its frame's ``attrs``)."""
+    return bool(history.attrs.get("times_known", True)) if isinstance(history, pd.DataFrame) else True
 
 
 def _summary(older: list[dict[str, Any]]) -> dict[str, Any] | None:

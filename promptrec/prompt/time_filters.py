@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from promptrec.data.order import steps_back_word as steps_back
 from promptrec.data.times import PARTS_OF_DAY, part_of_hour, slot_name  # noqa: F401 (PARTS_OF_DAY: old path)
 
 SEASONS_NORTH = {12: "winter", 1: "winter", 2: "winter", 3: "spring", 4: "spring", 5: "spring",
@@ -114,4 +115,4 @@ def gap(value: Any, previous: Any | None) -> str:
 
 
 FILTERS = {"ago": ago, "when": when, "weekday": weekday, "part_of_day": part_of_day, "slot": slot, "date": date,
-           "clock": clock, "season": season, "gap": gap, "duration": duration}
+           "clock": clock, "season": season, "gap": gap, "duration": duration, "steps_back": steps_back}

@@ -40,7 +40,8 @@ def save(r: TimeAwareRetriever, path: str | Path) -> Path:
     cat["categories"] = cat["categories"].map(list)
     cat.to_parquet(path / "catalog.parquet", index=False)
     events = r.events if not len(r.live) else r.events.append(
-        Interactions(r.live.all_frames(), seed=r.events.seed, timezone=r.events.timezone))
+        Interactions(r.live.all_frames(), seed=r.events.seed, timezone=r.events.timezone,
+                     times_known=r.events.times_known))
     events.frame.to_parquet(path / "events.parquet", index=False)  # live events included
     config = {"format_version": FORMAT_VERSION, "promptrec_version": __version__,
               "signals": {n: s.params for n, s in r.signals.items()}, "weights": r.weights,
@@ -94,5 +95,6 @@ def load(cls: type[TimeAwareRetriever], path: str | Path) -> TimeAwareRetriever:
     if config.get("learned_blend"):
         out.ranker = LearnedBlend.load(path, config["learned_blend"])
     events = pd.read_parquet(path / "events.parquet")
-    out.use_log(Interactions(events, timezone=config["timezone"], _sorted=True))
+    out.use_log(Interactions(events, timezone=config["timezone"], _sorted=True,
+                             times_known=config["fitted_on"].get("times_known", True)))
     return out

@@ -31,6 +31,7 @@ from promptrec.data.interactions import Interactions, epoch_ns, to_utc
 from promptrec.data.repeats import REPEAT_THRESHOLD, repeat_rate
 from promptrec.data.splits import HeldOut
 from promptrec.retriever import persistence, scoring, tuning
+from promptrec.retriever.clock import order_only, order_params, refuse_clock
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
 from promptrec.retriever.learned import LearnedBlend, RankerConfig, RankingRows
@@ -126,8 +127,15 @@ class TimeAwareRetriever:
             returns = list(REPEAT_SIGNALS) if self.allow_repeats else []
             context = [signal_name(c) for c in declared]
             defaults = DEFAULT_SIGNALS if index is not None else [s for s in DEFAULT_SIGNALS if s != "content"]
+            if not train.times_known:  # times are only an order: no signal that reads the clock
+                defaults, self._params = order_only(defaults, self._params)
             self._build_signals(list(defaults) + scene + context + returns + self._extra)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
+        if not train.times_known:
+            if self._requested != "auto":  # rebuilt without weighting by elapsed time, then checked
+                self._params = order_params(self._params)
+                self._build_signals(self._requested)
+            refuse_clock(self.signals)
         self.context_columns = tuple(dict.fromkeys([*declared, *filter(None, map(column_of, self.signals))]))
         vectors = None
         readers = [n for n, s in self.signals.items() if s.needs_item_vectors]
@@ -157,7 +165,7 @@ class TimeAwareRetriever:
         self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
                           "train_time_range": [str(t) for t in (train.time_range() or ())],
                           "repeat_rate": round(self.repeat_rate, 4), "repeats": self.repeats,
-                          "allow_repeats": self.allow_repeats}
+                          "allow_repeats": self.allow_repeats, "times_known": train.times_known}
         self.use_log(log if log is not None else train)
         return self
 

@@ -12,15 +12,18 @@ from promptrec.data.domain import Domain
 from promptrec.data.loaders.checkins import is_checkin_file, load_checkins
 from promptrec.data.loaders.movielens import load_movielens_1m, load_movielens_100k
 from promptrec.data.loaders.recbole import load_recbole
+from promptrec.data.loaders.sequences import is_sequence_file, load_sequences
 from promptrec.data.loaders.tabular import load_events, load_events_with_items, load_items, load_tabular
 from promptrec.data.problems import missing_file
 
-FORMATS = ("auto", "demo", "movielens-100k", "movielens-1m", "recbole", "tabular", "checkins")
+FORMATS = ("auto", "demo", "movielens-100k", "movielens-1m", "recbole", "tabular", "checkins", "sequences")
 
 
 def detect_format(path: Path) -> str:
     if is_checkin_file(path) or (path.is_dir() and is_checkin_file(path / "checkins.csv")):
         return "checkins"
+    if is_sequence_file(path):  # one line per user: user id, then the items in order
+        return "sequences"
     if path.is_file() and path.suffix.lower() in (".csv", ".tsv", ".parquet", ".jsonl"):
         return "tabular"
     if path.is_dir():
@@ -34,7 +37,7 @@ def detect_format(path: Path) -> str:
             return "tabular"
     raise missing_file(str(path), "a dataset folder of a known format",
                        "pass format= (--format on the command line: movielens-100k, movielens-1m, recbole, "
-                       "tabular, checkins) or a folder "
+                       "tabular, checkins, sequences) or a folder "
                        "with u.data, ratings.dat, a .inter file, events.* + items.*, or a check-in CSV.")
 
 
@@ -54,6 +57,8 @@ def load_dataset(path: str | Path | None = None, format: str = "auto", *, since:
         declare_context(ds.interactions, [context] if isinstance(context, str) else context)
     if since is None and until is None:
         return ds
+    ds.interactions.require_times("since / until (a window of time)",
+                                  "Leave since / until out (every event is kept), or load data with timestamps.")
     window = ds.interactions.between(since, until)
     if not len(window):
         span = ds.interactions.time_range()
@@ -80,6 +85,8 @@ def _load_format(path: str | Path | None, format: str, **options: Any) -> Datase
         return load_recbole(path, **options)
     if fmt == "checkins":
         return load_checkins(path, **options)
+    if fmt == "sequences":
+        return load_sequences(path, **options)
     if path.is_file():  # one table with events and the items described on each row
         return load_events_with_items(path, **options)
     folder = path if path.is_dir() else path.parent
@@ -92,4 +99,4 @@ def _load_format(path: str | Path | None, format: str, **options: Any) -> Datase
 
 
 __all__ = ["FORMATS", "load_dataset", "load_events", "load_events_with_items", "load_checkins", "load_items", "load_movielens_100k",
-           "load_movielens_1m", "load_recbole", "load_tabular", "detect_format"]
+           "load_movielens_1m", "load_recbole", "load_sequences", "load_tabular", "detect_format"]

@@ -2,6 +2,9 @@
 
 Headers are typed, e.g. ``user_id:token  item_id:token  rating:float  timestamp:float``;
 ``token_seq`` fields hold several tokens separated by ``seq_separator`` (a space by default).
+Sequence files (``user_id:token  item_id_list:token_seq  item_id:token``: the history, oldest first, and the
+next item) have no times: each user's rows are joined into one ordered history with ordinal pseudo-times and
+the log is marked ``times_known=False`` (:mod:`promptrec.data.order`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from promptrec.data.dataset import Dataset
 from promptrec.data.interactions import Interactions
 from promptrec.data.problems import (DataError, ErrorPolicy, LoadReport, Problem, missing_file, reading,
                                      require_columns)
+from promptrec.data.loaders.sequences import merge_sequence, sequence_dataset
 from promptrec.data.validate import clean_events, clean_items
 
 TITLE_FIELDS = ("title", "movie_title", "item_name", "name")
 CATEGORY_FIELDS = ("categories", "genre", "genres", "class", "category")
 RELEASE_FIELDS = ("release_year", "release_date", "year")
 KNOWN_TYPES = {"token", "token_seq", "float", "float_seq"}
+LIST_SUFFIX = "_list"  # RecBole sequence files: item_id_list:token_seq holds the history before item_id
 
 
 def read_atomic(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -110,8 +115,15 @@ def load_recbole(folder: str | Path, name: str | None = None, *, columns: dict[s
                 items[col] = pd.to_numeric(raw[col], errors="coerce") if types[col] == "float" else raw[col]
         catalog = Catalog(clean_items(items, file=str(item_path), row_numbers=np.arange(len(raw)) + 2,
                                       report=report, errors=errors, timezone=timezone))
-    frames = [_read_events(path, columns, report, errors, catalog, timezone, timestamp_unit, timestamp_format)
-              for path in inter_paths]
+    atomic = [read_atomic(path) for path in inter_paths]
+    list_field = f"{(columns or {}).get('item_id', 'item_id')}{LIST_SUFFIX}"
+    if any(list_field in raw.columns for raw, _ in atomic):  # sequence files: histories without times
+        seqs = read_sequence_rows(inter_paths, atomic, columns, seq_separator)
+        report.files += [str(p) for p in inter_paths]
+        report.rows_read += sum(len(raw) for raw, _ in atomic)
+        return sequence_dataset(name, seqs, catalog, report, str(folder), seed=seed, timezone=timezone)
+    frames = [_read_events(path, read, columns, report, errors, catalog, timezone, timestamp_unit, timestamp_format)
+              for path, read in zip(inter_paths, atomic)]
     events = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if catalog is None:  # no .item file: a bare catalogue of the ids seen
         ids = events["item_id"].unique()
@@ -119,10 +131,11 @@ def load_recbole(folder: str | Path, name: str | None = None, *, columns: dict[s
     return Dataset(name, catalog, Interactions(events, seed=seed, timezone=timezone), report, source=str(folder))
 
 
-def _read_events(path: Path, columns: dict[str, str] | None, report: LoadReport, errors: ErrorPolicy,
-                 catalog: Catalog | None, timezone: str, unit: str, fmt: str | None) -> pd.DataFrame:
-    """One .inter file's events, fields renamed by ``columns``, floats as numbers."""
-    raw, types = read_atomic(path)
+def _read_events(path: Path, read: tuple[pd.DataFrame, dict[str, str]], columns: dict[str, str] | None,
+                 report: LoadReport, errors: ErrorPolicy, catalog: Catalog | None, timezone: str, unit: str,
+                 fmt: str | None) -> pd.DataFrame:
+    """One .inter file's events (read by :func:`read_atomic`), fields renamed by ``columns``, floats as numbers."""
+    raw, types = read
     fields = ("user_id", "item_id", "timestamp", "event_type", "weight")
     unknown = sorted(set(columns or {}) - set(fields))
     if unknown:
@@ -142,3 +155,35 @@ def _read_events(path: Path, columns: dict[str, str] | None, report: LoadReport,
         if types.get(col) == "float" and col not in ("timestamp", "weight"):
             events[col] = pd.to_numeric(events[col], errors="coerce")
     return events
+
+
+def read_sequence_rows(paths: list[Path], atomic: list[tuple[pd.DataFrame, dict[str, str]]],
+                       columns: dict[str, str] | None, separator: str) -> dict[str, list[str]]:
+    """Each user's ordered items from sequence rows (history + next item), joined over rows and files in order
+    (train, valid, test): a row repeats or continues what the earlier ones gave (RecBole writes one row per
+    user per role, or one per prefix)."""
+    user_f, item_f = (columns or {}).get("user_id", "user_id"), (columns or {}).get("item_id", "item_id")
+    list_f = item_f + LIST_SUFFIX
+    out: dict[str, list[str]] = {}
+    where: dict[str, str] = {}
+    for path, (raw, _) in zip(paths, atomic):
+        missing = [f for f in (user_f, list_f, item_f) if f not in raw.columns]
+        if missing:
+            raise DataError(Problem(str(path), None, "not_sequence_file", f"lacks the field(s) {missing} of a "
+                                    f"sequence file (it has {list(raw.columns)}).", f"give every .inter file of the "
+                                    f"dataset the fields {user_f}:token, {list_f}:token_seq and {item_f}:token, or "
+                                    "none of them the list field (an atomic file with timestamps)."))
+        for row, (user, history, nxt) in enumerate(zip(raw[user_f], raw[list_f], raw[item_f]), start=2):
+            seq = [t for t in history.split(separator) if t] + [nxt.strip()]
+            if not user.strip() or not seq[-1]:
+                raise DataError(Problem(str(path), None, "bad_sequence_row", "the row has no user id or no next "
+                                        "item.", f"fill {user_f} and {item_f} on every row.", (row,), 1))
+            user = user.strip()
+            merged = seq if user not in out else merge_sequence(out[user], seq)
+            if merged is None:
+                raise DataError(Problem(str(path), list_f, "sequence_mismatch", f"user {user!r}'s row neither "
+                                        f"repeats nor continues its earlier row ({where[user]}).", "each row of "
+                                        "a user must be a window of one ordered history (RecBole's train / valid "
+                                        "/ test rows are); check that the files belong together.", (row,), 1))
+            out[user], where[user] = merged, f"{path.name} row {row}"
+    return out

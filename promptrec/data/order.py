@@ -1,0 +1,42 @@
+"""Histories without timestamps: each user's ordered item list as events with ordinal pseudo-times.
+
+The event log needs times to sort and split, so a sequence gets pseudo-times one day apart, aligned at their
+end: every user's last event is at :data:`ORDER_END`, the one before it a day earlier, and so on. Aligning the
+ends makes the usual protocol of sequence benchmarks fall out of the time rules: with leave-last-out, every
+user's test item is at ``ORDER_END``, every validation item a step before, and every other user's training
+history before that (a day apart, so statistics taken at the start of ``now``'s hour still see all of it). The
+log is marked ``times_known=False``: nothing that reads clock time (hour, weekday, days ago) may use the times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+ORDER_END = pd.Timestamp("2000-01-01T00:00:00Z")  # every user's last event; earlier ones a STEP apart
+STEP = pd.Timedelta(days=1)
+
+
+def sequence_events(sequences: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Events (user_id, item_id, timestamp) of each user's items, oldest first, with end-aligned pseudo-times."""
+    users, items, back = [], [], []
+    for user, seq in sequences.items():
+        n = len(seq)
+        users.extend([str(user)] * n)
+        items.extend(str(i) for i in seq)
+        back.extend(range(n - 1, -1, -1))  # steps before the user's last event
+    offsets = pd.to_timedelta(np.asarray(back, dtype=np.int64) * STEP.value, unit="ns")
+    return pd.DataFrame({"user_id": users, "item_id": items,
+                         "timestamp": ORDER_END - offsets})
+
+
+def steps_back_word(steps: int) -> str:
+    """'most recent', '2nd most recent', '3rd most recent', '11th most recent': a history entry's place."""
+    if steps < 1:
+        raise ValueError(f"steps={steps}: 1 is the most recent entry.")
+    if steps == 1:
+        return "most recent"
+    suffix = "th" if 10 <= steps % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(steps % 10, "th")
+    return f"{steps}{suffix} most recent"
