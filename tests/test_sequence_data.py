@@ -195,3 +195,20 @@ def test_candidate_lines_without_the_test_item_are_errors(tmp_path):
     assert isinstance(ds.catalog, Catalog)
     with pytest.raises(ConfigError, match="candidates_file"):
         parse_config({"protocols": ["candidates"], "pipelines": [{"kind": "popularity"}]})
+
+
+def test_a_server_fitted_on_sequences_answers_at_real_times_and_takes_events(tmp_path):
+    from promptrec.retriever.fitting import fit_retriever
+    from promptrec.testing.process import ServerProcess
+
+    ds = load_dataset(write_recbole(tmp_path / "games"))
+    fit_retriever(ds, index=None, tune=False).save(tmp_path / "ret")
+    now = "2026-12-05T10:00:00+00:00"
+    server_args = ["--retriever", str(tmp_path / "ret"), "--db", str(tmp_path / "events.sqlite"), "--llm", "none"]
+    with ServerProcess(*server_args, log=tmp_path / "log") as server, server.client() as client:
+        first = client.get("/recommendations/u4", params={"k": 3, "now": now}).json()
+        assert first["history_events"] == 4 and first["items"][0]["item_id"] == "b"
+        event = {"user_id": "u4", "item_id": "b", "timestamp": "2026-12-05T09:00:00+00:00"}
+        assert client.post("/events", json=event).json()["stored"] == 1
+        second = client.get("/recommendations/u4", params={"k": 3, "now": now}).json()
+        assert second["history_events"] == 5 and "b" not in [i["item_id"] for i in second["items"]]
