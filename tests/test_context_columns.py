@@ -151,3 +151,23 @@ def test_the_prompt_states_declared_context_only(demo):
         shown = declared.build(task, hist, cands, ctx, ds.catalog, **kw).text
         now_line = next(line for line in before.splitlines() if line.startswith("It is now"))
         assert shown == before.replace(now_line, now_line + "\nWeather: rain")
+
+
+def test_cli_and_eval_configs_declare_columns_too(tmp_path):
+    import yaml
+
+    from promptrec.cli.common import load
+    from promptrec.eval.config import load_config
+
+    assert declared_context(load(None, "demo", context="weather").interactions) == ("weather",)
+    path = tmp_path / "c.yaml"
+
+    def config(dataset):
+        path.write_text(yaml.safe_dump({"dataset": dataset, "pipelines": [{"name": "r", "kind": "retriever"}]}))
+        return load_config(path)
+
+    declared = config({"path": "demo", "context": ["weather"]})
+    assert declared.dataset.options == {"context": ["weather"]}  # handed to load_dataset with the other options
+    # a config without context columns keeps its fingerprint (its cached results stay valid)
+    assert config({"path": "demo", "context": []}).fingerprint() == config({"path": "demo"}).fingerprint()
+    assert declared.fingerprint() != config({"path": "demo"}).fingerprint()

@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from promptrec.data.interactions import Interactions
 from promptrec.serve.auth import add_key
 from promptrec.testing.process import ServerProcess
 
@@ -14,9 +15,24 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
                 suppress_health_check=list(HealthCheck))
 
 
-def _server(served_demo, tmp_path_factory, keyed: bool):
+def _declared_retriever(served_demo, folder):
+    """A retriever of the demo with its weather declared as context: /recommendations takes ?weather= too."""
+    from promptrec.data.context_columns import declare_context
+    from promptrec.data.splits import leave_last_out
+    from promptrec.retriever.retriever import TimeAwareRetriever
+
+    ds = served_demo[1]
+    split = leave_last_out(declare_context(Interactions(ds.interactions.frame.copy(), seed=ds.interactions.seed,
+                                                        timezone=ds.interactions.timezone, _sorted=True), ["weather"]))
+    return TimeAwareRetriever(signals=["trending", "context-weather"]).fit(split.train, ds.catalog,
+                                                                         log=split.full).save(folder)
+
+
+def _server(served_demo, tmp_path_factory, keyed: bool, declared: bool = False):
     retriever, _, _ = served_demo
-    tmp = tmp_path_factory.mktemp("fuzz-keyed" if keyed else "fuzz-open")
+    tmp = tmp_path_factory.mktemp("fuzz-keyed" if keyed else "fuzz-declared" if declared else "fuzz-open")
+    if declared:
+        retriever = _declared_retriever(served_demo, tmp / "retriever")
     extra, headers = [], {}
     if keyed:
         token = add_key(tmp / "keys.json", "fuzzer")
@@ -26,9 +42,10 @@ def _server(served_demo, tmp_path_factory, keyed: bool):
     return server, headers, tmp / "log"  # not started: callers use it as a context manager
 
 
-@pytest.fixture(scope="module", params=["open", "keyed"])
+@pytest.fixture(scope="module", params=["open", "keyed", "declared"])
 def live(request, served_demo, tmp_path_factory):
-    server, headers, log = _server(served_demo, tmp_path_factory, request.param == "keyed")
+    server, headers, log = _server(served_demo, tmp_path_factory, request.param == "keyed",
+                                   request.param == "declared")
     with server:
         yield server, headers
     assert "Traceback" not in log.read_text(), "the server logged an internal error; see " + str(log)

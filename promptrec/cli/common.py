@@ -19,7 +19,7 @@ from promptrec.data.problems import DataError
 console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=100, soft_wrap=True)
 DATA_HELP = ("Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*) or a check-in CSV; "
              "omit for the demo data.")
-FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular, checkins or sequences."
+FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular or checkins."
 
 
 @contextlib.contextmanager
@@ -37,14 +37,20 @@ DOMAIN_HELP = ("The prompts' words for what users do with items: movies, places,
                "default: the format's own (MovieLens: movies; check-ins: places; others: generic).")
 
 
-def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0, domain: str | None = None):
+CONTEXT_HELP = ("Event columns to use as context, comma-separated (e.g. weather,channel): each becomes a signal of the "
+                "retriever, a query parameter of `promptrec serve` and a line of the prompt.")
+
+
+def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0, domain: str | None = None,
+         context: str | None = None):
     from promptrec.data.loaders import load_dataset
 
     if path is None:
         fmt = "demo"
     options: dict[str, Any] = {} if fmt == "demo" else {"errors": errors, "seed": seed}
     with console.status(f"loading {path or 'demo data'}"):
-        return load_dataset(path, format=fmt, domain=domain, **options)
+        return load_dataset(path, format=fmt, domain=domain,
+                            context=[c.strip() for c in (context or "").split(",") if c.strip()], **options)
 
 
 def kv_table(title: str, rows: dict[str, Any]) -> Table:

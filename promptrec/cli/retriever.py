@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from promptrec.cli.common import DATA_HELP, DOMAIN_HELP, FORMAT_HELP, console, kv_table, load, user_errors
+from promptrec.cli.common import (CONTEXT_HELP, DATA_HELP, DOMAIN_HELP, FORMAT_HELP, console, kv_table, load,
+                                  user_errors)
 
 app = typer.Typer(help="Fit and inspect the time-aware retriever.", no_args_is_help=True)
 SIGNALS_HELP = ("Comma-separated signals (default: auto, every signal the data supports): content, transition, "
@@ -45,11 +46,12 @@ def fit(
     versions: Optional[Path] = typer.Option(None, help="Model folder: write a new version <DIR>/<version>/ with a "
                                                        "manifest (what `promptrec serve --retriever DIR` serves)."),
     domain: Optional[str] = typer.Option(None, help=DOMAIN_HELP),
+    context: Optional[str] = typer.Option(None, help=CONTEXT_HELP),
 ) -> None:
     """Fit the retriever, tune its blend weights on validation targets, and save it (or add a model version)."""
     logging.basicConfig(level=logging.WARNING)
     with user_errors():
-        ds = load(path, format, domain=domain)
+        ds = load(path, format, domain=domain, context=context)
         if events or versions:
             _fit_version(ds, events, versions or Path(root) / f"{ds.name}-models", split, signals, root, pool)
             return

@@ -124,7 +124,8 @@ def serve(
     if versions is not None:
         refit = [sys.executable, "-m", "promptrec.cli.main", "retriever", "fit", *([path] if path else []), "--format",
                  format, "--events", db, "--versions", str(retriever_path), "--root", root,
-                 "--domain", retriever.catalog.domain.spelled()]  # the served model's words, not the format's
+                 "--domain", retriever.catalog.domain.spelled(),  # the served model's words, not the format's
+                 *(["--context", ",".join(retriever.context_columns)] if retriever.context_columns else [])]
         switcher = ModelSwitcher(service, versions, watch_s=watch_every if watch else None,
                                  retrain_every_s=retrain_s,
                                  retrain_command=refit).start()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from promptrec.data.context_columns import declare_context, declared_context
 from promptrec.data.dataset import Dataset
 from promptrec.data.interactions import Interactions
 from promptrec.retriever.fitting import RetrieverSettings, fit_retriever
@@ -47,7 +48,8 @@ def refit_version(dataset: Dataset, store_target: str | Path | None, versions_ro
                        else (pd.DataFrame(), 0))
     inter = dataset.interactions
     if len(live):
-        inter = inter.append(Interactions(live, seed=inter.seed, timezone=inter.timezone))
+        inter = declare_context(inter.append(Interactions(live, seed=inter.seed, timezone=inter.timezone)),
+                                declared_context(inter))  # posted events may lack the columns: still declared
     merged = Dataset(dataset.name, dataset.catalog, inter, dataset.report, dataset.source)
     settings = settings or RetrieverSettings()
     t0 = time.perf_counter()

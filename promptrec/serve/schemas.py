@@ -28,7 +28,15 @@ def _storable(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(checked_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
 Id = Annotated[Text, BeforeValidator(_id_to_str), Field(min_length=1, max_length=MAX_ID_CHARS)]
-Time = Annotated[AwareDatetime, AfterValidator(_storable)]
+def _iso_only(value: Any) -> Any:
+    """A number (or a string of one) is not an ISO time, though pydantic would read it as Unix seconds."""
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1)
+                                           .isdigit()):
+        raise ValueError("give an ISO time with a zone, e.g. 2024-05-01T18:00:00Z (not a number)")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_storable)]
 ContextValue = Union[str, int, float, bool, None]
 
 
