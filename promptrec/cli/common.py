@@ -19,7 +19,7 @@ from promptrec.data.problems import DataError
 console = Console() if sys.stdout.isatty() or os.environ.get("COLUMNS") else Console(width=100, soft_wrap=True)
 DATA_HELP = ("Dataset folder (MovieLens 100K/1M, RecBole atomic files, or events.* + items.*) or a check-in CSV; "
              "omit for the demo data.")
-FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular or checkins."
+FORMAT_HELP = "auto, demo, movielens-100k, movielens-1m, recbole, tabular, checkins or sequences."
 
 
 @contextlib.contextmanager
