@@ -171,3 +171,16 @@ def test_cli_and_eval_configs_declare_columns_too(tmp_path):
     # a config without context columns keeps its fingerprint (its cached results stay valid)
     assert config({"path": "demo", "context": []}).fingerprint() == config({"path": "demo"}).fingerprint()
     assert declared.fingerprint() != config({"path": "demo"}).fingerprint()
+
+
+def test_eval_llm_prompts_state_the_declared_columns(tmp_path, default_model_dir):
+    from promptrec.eval.config import parse_config
+    from promptrec.eval.runner import EvalRun
+
+    cfg = parse_config({"dataset": {"path": "demo", "context": ["weather"]},
+                        "pipelines": [{"name": "r", "kind": "retriever"},
+                                      {"name": "llm", "kind": "rerank", "retriever": "r", "backend": "transformers",
+                                       "model": str(default_model_dir)}]})
+    run = EvalRun(cfg, tmp_path / "out", progress=False).load()
+    reranker = run._reranker(cfg.pipelines[1])
+    assert reranker.builder.context_columns == ("weather",)  # a held-out event's weather: a line of its prompt

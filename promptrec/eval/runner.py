@@ -29,6 +29,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from promptrec import __version__
+from promptrec.data.context_columns import declared_context
 from promptrec.eval.cache import RecordCache
 from promptrec.eval.config import ConfigError, EvalConfig, PipelineConfig
 from promptrec.metrics import ndcg
@@ -222,8 +223,10 @@ class EvalRun:
             self._backends[key] = make_backend(backend_name, weights, **backend_options)
         n = max(self.cfg.full_candidates, self.cfg.sampled_negatives + 1,
                 self.candidates.get("candidates_per_target", {}).get("max", 0))
-        return Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
-                        max_candidates=n, seed=self.cfg.seed, **opts)
+        reranker = Reranker(model=model, backend=self._backends[key], catalog=self.ds.catalog, timezone=self.timezone,
+                            max_candidates=n, seed=self.cfg.seed, **opts)
+        reranker.builder.context_columns = declared_context(self.ds.interactions)  # declared: a line of the prompt
+        return reranker
 
     def llm_records(self, name: str, proto: str = "full", part: str = "test") -> list[dict[str, Any]]:
         """A rerank pipeline's per-target records (candidates in the retriever's order, their retriever and LLM
