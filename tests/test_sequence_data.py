@@ -150,6 +150,7 @@ bootstrap_samples: 50
 index_root: {root}
 pipelines:
   - {{name: popularity, kind: popularity}}
+  - {{name: last week, kind: recent_popularity}}
 """
 # each test user's candidates: the test item and items the user has not had (f and g: nobody's)
 CANDIDATES = "user_id\tcandidates\nu1\tf d e\nu2\ta c f\nu3\tg f b\nu4\tf e g\nu9\ta b c\n"
@@ -173,6 +174,7 @@ def test_candidates_protocol_reproduces_a_hand_computed_table(tmp_path):
     assert row["MRR"] == pytest.approx(0.875)
     assert res["candidates_file"]["lines_without_test_target"] == 1
     assert set(res["protocols"]) == {"candidates"}
+    assert "reads clock time" in res["not_run"]["last week"]  # reported; the other pipelines ran
     assert "(d) given candidates" in (tmp_path / "out" / "results.md").read_text()
 
 

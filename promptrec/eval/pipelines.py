@@ -23,6 +23,7 @@ from promptrec.eval.config import CANDIDATE_ORDERS, PipelineConfig
 from promptrec.metrics import true_ranks
 from promptrec.eval.targets import EvalTarget
 from promptrec.data.candidate import Candidate, order_by_score
+from promptrec.retriever.clock import ClockSignalError
 from promptrec.retriever.fitting import RetrieverSettings, fit_on_split
 from promptrec.retriever.retriever import TimeAwareRetriever, time_order
 from promptrec.retriever.signals import Query, Signal
@@ -87,7 +88,10 @@ def fit_score_model(p: PipelineConfig, split: Split, catalog: Catalog, index: An
     settings = RetrieverSettings(signals=signals, params=params, weights=p.options.get("weights"), repeats=repeats,
                                  pool=p.options.get("pool", "auto"), tune=tune, ranker=p.options.get("ranker"),
                                  optional=tuple(p.options.get("optional", ())))
-    return fit_on_split(split, catalog, index, settings)
+    try:
+        return fit_on_split(split, catalog, index, settings)
+    except ClockSignalError as exc:  # data without times: the other pipelines still run
+        raise PipelineUnavailable(f"not run: {exc}") from None
 
 
 def score_records(model: TimeAwareRetriever, targets: list[EvalTarget], protocol: str, top_k: int,

@@ -37,12 +37,16 @@ def clock_use(name: str, params: Mapping[str, Any]) -> str | None:
     return None
 
 
+class ClockSignalError(ValueError):
+    """A signal that reads clock time was asked for on data whose times are only an order."""
+
+
 def refuse_clock(signals: Mapping[str, Any]) -> None:
     """Raise for the first of ``signals`` (name -> Signal) that reads clock time."""
     for name, s in signals.items():
         why = clock_use(name, getattr(s, "params", {}))
         if why:
-            raise ValueError(f"signal '{name}' reads clock time ({why}), and this data has no times: its events "
+            raise ClockSignalError(f"signal '{name}' reads clock time ({why}), and this data has no times: its events "
                              "carry only each user's order (a sequence file). Leave it out of signals, or use "
                              "signals='auto', which leaves out every signal that reads the clock.")
 
