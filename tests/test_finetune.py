@@ -272,7 +272,7 @@ def test_continued_training_starts_from_the_adapter(adapter, tmp_path):
 
 def test_edited_templates_are_reported(adapter, tmp_path):
     from promptrec.reranker.adapter import template_drift
-    from promptrec.prompt.templates import TemplateLibrary
+    from promptrec.templates import TemplateLibrary
 
     manifest = check_adapter(adapter[0], "SmolLM2-135M-Instruct")
     assert template_drift(manifest, TemplateLibrary()) == []

@@ -9,7 +9,7 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.records import Event, Item
 from promptrec.prompt.builder import PromptBudgetError, PromptBuilder
 from promptrec.prompt.labels import LabelError, LabelScheme, label_token_ids
-from promptrec.prompt.templates import TemplateError, TemplateLibrary
+from promptrec.templates import TemplateError, TemplateLibrary
 
 NOW = pd.Timestamp("2024-05-08 19:30", tz="UTC")
 
@@ -153,7 +153,7 @@ def test_cli_prompts_list_and_render(default_model_dir):
 
 
 def test_title_filters_do_not_repeat_the_year():
-    from promptrec.prompt.templates import short_title, title_with_year
+    from promptrec.templates import short_title, title_with_year
 
     dated = Item("a", "Mr. Holland's Opus (1995)", "", (), release_time=pd.Timestamp("1996-01-29", tz="UTC"))
     plain = Item("b", "Alien", "", (), release_time=pd.Timestamp("1979-05-25", tz="UTC"))

@@ -60,7 +60,7 @@ def finetune(
                          patience=patience, max_minutes=max_minutes, seed=seed, layers=layers,
                          init_adapter=init_adapter, depart_weight=depart_weight, select=select)
         if config is not None:
-            from promptrec.finetune import finetune_on_config
+            from promptrec.eval.finetune_config import finetune_on_config
 
             m = finetune_on_config(config, out=out, data=path, model=model, examples=examples, valid_examples=valid,
                                    candidates=candidates, evidence=evidence, order=order, protocol=protocol,

@@ -16,7 +16,7 @@ PROMPTS_HELP = "Your prompts folder; templates missing there come from promptrec
 @app.command("list")
 def list_(prompts_dir: Optional[str] = typer.Option(None, help=PROMPTS_HELP)) -> None:
     """Every template, where it comes from, and what it is for."""
-    from promptrec.prompt.templates import TemplateLibrary, default_prompts_dir
+    from promptrec.templates import TemplateLibrary, default_prompts_dir
 
     with user_errors():
         lib = TemplateLibrary(prompts_dir)

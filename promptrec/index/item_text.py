@@ -7,7 +7,7 @@ from pathlib import Path
 
 from promptrec.data.catalog import Catalog
 from promptrec.data.records import Item
-from promptrec.prompt.templates import TemplateLibrary
+from promptrec.templates import TemplateLibrary
 
 DEFAULT_ITEM_TEMPLATE = "item.j2"
 

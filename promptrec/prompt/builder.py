@@ -26,7 +26,7 @@ from promptrec.data.domain import Domain
 from promptrec.data.interactions import to_utc
 from promptrec.data.records import Event, Item
 from promptrec.prompt.labels import LabelScheme
-from promptrec.prompt.templates import TemplateError, TemplateLibrary
+from promptrec.templates import TemplateError, TemplateLibrary
 from promptrec.prompt.time_filters import FILTERS
 
 TASKS = {"label_scoring": "label_scoring.j2", "listwise": "listwise.j2", "pointwise": "pointwise.j2"}

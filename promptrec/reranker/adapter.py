@@ -15,7 +15,7 @@ from typing import Any
 
 from promptrec import __version__
 from promptrec.models import resolve_model
-from promptrec.prompt.templates import TemplateError
+from promptrec.templates import TemplateError
 
 MANIFEST = "promptrec_adapter.json"
 log = logging.getLogger("promptrec.finetune")

@@ -1,4 +1,5 @@
-"""Loading Jinja templates: the user's prompts folder first, promptrec's defaults behind it.
+"""Loading Jinja templates: the user's prompts folder first, promptrec's defaults behind it (a foundation module:
+the item index renders item text with it, the prompt builder whole prompts).
 
 Templates are strict (an undefined name is an error naming template and line) and item
 text is inserted as data: values are never themselves rendered as templates.
@@ -20,7 +21,7 @@ import jinja2
 
 def default_prompts_dir() -> Path:
     """The default templates: ``prompts/`` in a source checkout, or the copy inside an installed wheel."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent  # the promptrec package
     for candidate in (here.parent / "prompts", here / "default_prompts"):
         if candidate.is_dir():
             return candidate
