@@ -50,16 +50,26 @@ def test_constant_times_one_warning_and_no_runtime_warning(demo, caplog):
     assert not model.signals["time_context"].use_hour and not model.signals["time_context"].use_day
 
 
-def test_times_a_day_apart_tuned_blend_no_runtime_warning(demo, caplog):
-    ds = with_times(demo, "daily")
+def test_times_a_day_apart_are_read_as_an_order_and_the_clock_signals_left_out(demo, caplog):
     with warnings.catch_warnings(), caplog.at_level("WARNING"):
         warnings.simplefilter("error", RuntimeWarning)
+        ds = with_times(demo, "daily")  # 60 users' events one day apart, always at noon: invented
         model = fit_retriever(ds, index=None)
         users = ds.interactions.frame["user_id"].unique()[:10]
         model.retrieve_many([(u, "2024-06-01T12:00:00Z") for u in users], k=10)
-    said = explained(caplog)
-    assert len(said) == 1 and "hour of day carries no information" in said[0]
-    assert not model.signals["time_context"].use_hour and model.signals["time_context"].use_day
+    said = [r.getMessage() for r in caplog.records if "look invented" in r.getMessage()]
+    assert len(said) == 1 and "12:00:00 UTC" in said[0] and "exactly 1 day apart" in said[0]
+    assert ds.interactions.times_known is False
+    assert not {"time_context", "freshness", "habit"} & set(model.signals)
+    ordered = ds.interactions.frame.groupby("user_id")["item_id"].apply(list)
+    given = demo.interactions.frame.sort_values(["user_id", "timestamp"]).groupby("user_id")["item_id"].apply(list)
+    assert ordered.equals(given)  # each user's order is kept
+
+
+def test_irregular_real_times_are_not_called_invented(demo, caplog):
+    with caplog.at_level("WARNING"):
+        Interactions(demo.interactions.frame.copy(), timezone="UTC")
+    assert not [r for r in caplog.records if "look invented" in r.getMessage()]
 
 
 def test_the_choice_survives_save_and_load(demo, tmp_path):

@@ -214,3 +214,32 @@ def test_a_server_fitted_on_sequences_answers_at_real_times_and_takes_events(tmp
         assert client.post("/events", json=event).json()["stored"] == 1
         second = client.get("/recommendations/u4", params={"k": 3, "now": now}).json()
         assert second["history_events"] == 5 and "b" not in [i["item_id"] for i in second["items"]]
+
+
+def test_a_dataset_exported_as_sequence_files_loads_back_in_order_without_times(tmp_path):
+    from typer.testing import CliRunner
+
+    from promptrec.cli.main import app
+    from promptrec.data.demo import generate_demo
+
+    ds = generate_demo(n_users=30, seed=3).dataset
+    ds.interactions.frame.to_csv(tmp_path / "events.csv", index=False)
+    items = ds.catalog.frame.reset_index()
+    items["categories"] = items["categories"].map("|".join)
+    items[["item_id", "title", "categories"]].to_csv(tmp_path / "items.csv", index=False)
+    result = CliRunner().invoke(app, ["data", "export-sequences", str(tmp_path), str(tmp_path / "seq"), "--name", "demo"])
+    assert result.exit_code == 0, result.output
+    back = load_dataset(tmp_path / "seq")
+    assert back.interactions.times_known is False
+    assert ordered(back) == ordered(ds)  # every user's items in the same order
+    assert back.catalog.frame.loc[items["item_id"].iloc[0], "title"] == items["title"].iloc[0]
+
+
+def test_export_refuses_ids_that_recbole_would_split(tmp_path):
+    from promptrec.data.export import write_recbole_sequences
+    from promptrec.data.loaders import load_events_with_items
+
+    (tmp_path / "log.csv").write_text("user_id,item_id,timestamp,title\nu 1,a,2024-01-01T00:00:00Z,A\n")
+    ds = load_events_with_items(tmp_path / "log.csv")
+    with pytest.raises(ValueError, match="user ids contain spaces"):
+        write_recbole_sequences(ds, tmp_path / "out")

@@ -96,3 +96,20 @@ def export_demo(
     items.to_csv(out / "items.csv", index=False)
     ds.interactions.frame.to_csv(out / "events.csv", index=False)
     console.print(f"wrote {len(items):,} items and {len(ds.interactions):,} events to {out}")
+
+
+@app.command("export-sequences")
+def export_sequences(
+    path: Optional[str] = typer.Argument(None, help=DATA_HELP),
+    out: Path = typer.Argument(..., help="Folder to write <name>.inter and <name>.item to."),
+    format: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP),
+    name: Optional[str] = typer.Option(None, help="File name stem (default: the dataset's name)."),
+) -> None:
+    """Write a dataset as RecBole sequence files: each user's items in order, times dropped."""
+    from promptrec.data.export import write_recbole_sequences
+
+    with user_errors():
+        ds = load(path, format, "raise")
+        files = write_recbole_sequences(ds, out, name)
+    console.print(f"wrote {files.users:,} users' sequences ({files.events:,} events) to {files.inter} and {files.item}")
+

@@ -8,14 +8,18 @@ that sequential models learn.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from promptrec.data.order import invented_times, order_times
 from promptrec.data.records import Event
 from promptrec.data.repeats import hour_profile, repeat_rate
+
+log = logging.getLogger(__name__)
 
 CORE_COLUMNS = ["user_id", "item_id", "timestamp", "event_type", "weight"]
 
@@ -69,6 +73,12 @@ class Interactions:
             order = np.lexsort((tie, epoch_ns(frame["timestamp"]), frame["user_id"].to_numpy()))
             frame = frame.iloc[order].reset_index(drop=True)
             frame = frame[CORE_COLUMNS + [c for c in frame.columns if c not in CORE_COLUMNS]]
+            invented = invented_times(frame) if self.times_known else None
+            if invented:
+                log.warning("these times look invented (%s): they are read as each user's order only, and signals "
+                            "that read the clock are left out.", invented)
+                frame["timestamp"] = order_times(frame)
+                self.times_known = False
         self.frame = frame
         frame.attrs["times_known"] = self.times_known  # histories sliced from the frame carry it (prompts read it)
         users = frame["user_id"].to_numpy()

@@ -40,3 +40,31 @@ def steps_back_word(steps: int) -> str:
         return "most recent"
     suffix = "th" if 10 <= steps % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(steps % 10, "th")
     return f"{steps}{suffix} most recent"
+
+
+MIN_GAPS_TO_JUDGE = 100  # fewer consecutive pairs than this are too few to call a log's times invented
+
+
+def invented_times(frame: pd.DataFrame) -> str | None:
+    """Why the times of a log sorted by (user, time) look made up, or None: every event at the same time of day and
+    every user's consecutive events exactly one interval apart (e.g. histories given a day each, in order)."""
+    users = frame["user_id"].to_numpy()
+    ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
+    gaps = np.diff(ns)[users[1:] == users[:-1]]
+    if gaps.size < MIN_GAPS_TO_JUDGE or gaps[0] <= 0 or np.any(gaps != gaps[0]):
+        return None
+    day = pd.Timedelta(days=1).value
+    if np.any(ns % day != ns[0] % day):
+        return None
+    at = pd.Timestamp(int(ns[0]), tz="UTC").strftime("%H:%M:%S")
+    step = pd.Timedelta(int(gaps[0]))
+    apart = f"{step.days} day{'s' * (step.days != 1)}" if step == pd.Timedelta(days=step.days) else str(step)
+    return f"every event at {at} UTC and each user's events exactly {apart} apart"
+
+
+def order_times(frame: pd.DataFrame) -> pd.Series:
+    """End-aligned pseudo-times (as :func:`sequence_events` gives) for a log sorted by (user, time)."""
+    position = frame.groupby("user_id", sort=False).cumcount().to_numpy()
+    size = frame.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    offsets = pd.to_timedelta((size - 1 - position).astype(np.int64) * STEP.value, unit="ns")
+    return pd.Series(ORDER_END - offsets, index=frame.index)
