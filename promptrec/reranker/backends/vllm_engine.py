@@ -31,9 +31,9 @@ CPU_BLOCK_SIZE = 32
 CPU_ONEDNN_PRIMITIVE_CACHE = "128"
 # Sequences vLLM runs at once (its CPU default, 256, would need an 11 GiB KV cache for SmolLM2-135M at 2048 tokens);
 # 32 is the reranker's batch: label scoring is prefill-bound, so more do not run faster. In float32 (the CPU
-# default) 16, so that the KV cache stays at bfloat16's 1.4 GiB for SmolLM2-135M.
+# default) 12: a KV cache of 1.06 GiB for SmolLM2-135M keeps the engine's peak under 4 GB with float32 weights.
 MAX_NUM_SEQS = 32
-MAX_NUM_SEQS_FLOAT32 = 16
+MAX_NUM_SEQS_FLOAT32 = 12
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "float32": 4, "float": 4}
 
 
@@ -99,9 +99,9 @@ class VLLMBackend(Backend):
 
     - ``max_model_len`` (2048): longest prompt plus generated tokens of one sequence.
     - ``dtype``: float32 on CPU (the same request gets the same answer in any batch; ``"bfloat16"`` runs about
-      twice as fast on CPUs with AMX or AVX512-BF16, but a label's log-probability then depends on the batch by up
+      3x as fast on CPUs with AMX or AVX512-BF16, but a label's log-probability then depends on the batch by up
       to 0.18), the fast dtype on a GPU (``promptrec.models.vllm_dtype``).
-    - ``max_num_seqs`` (32; 16 in float32): sequences run at once; more wait in vLLM's queue.
+    - ``max_num_seqs`` (32; 12 in float32): sequences run at once; more wait in vLLM's queue.
     - ``kv_cache_gb`` (None): the KV cache's size in GiB. By default on CPU ``max_num_seqs * max_model_len`` tokens
       (``kv_cache_bytes_needed``: 1.4 GiB for SmolLM2-135M in bfloat16), at most ``gpu_memory_utilization``
       of the RAM available now (on a GPU, ``gpu_memory_utilization`` is vLLM's own share of the device).
