@@ -21,15 +21,10 @@ STEP = pd.Timedelta(days=1)
 
 def sequence_events(sequences: Mapping[str, Sequence[str]]) -> pd.DataFrame:
     """Events (user_id, item_id, timestamp) of each user's items, oldest first, with end-aligned pseudo-times."""
-    users, items, back = [], [], []
-    for user, seq in sequences.items():
-        n = len(seq)
-        users.extend([str(user)] * n)
-        items.extend(str(i) for i in seq)
-        back.extend(range(n - 1, -1, -1))  # steps before the user's last event
-    offsets = pd.to_timedelta(np.asarray(back, dtype=np.int64) * STEP.value, unit="ns")
-    return pd.DataFrame({"user_id": users, "item_id": items,
-                         "timestamp": ORDER_END - offsets})
+    frame = pd.DataFrame({"user_id": [str(u) for u, seq in sequences.items() for _ in seq],
+                          "item_id": [str(i) for seq in sequences.values() for i in seq]})
+    frame["timestamp"] = order_times(frame)
+    return frame
 
 
 def steps_back_word(steps: int) -> str:

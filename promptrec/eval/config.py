@@ -29,6 +29,7 @@ from promptrec.data.domain import Domain
 
 PROTOCOLS = ("full", "sampled", "retrieval", "candidates")
 DEFAULT_PROTOCOLS = ("full", "sampled", "retrieval")  # candidates needs a candidates_file
+RANKED_PROTOCOLS = ("full", "sampled", "candidates")  # protocols with per-target ranks (retrieval reads full's)
 SCORE_KINDS = ("random", "popularity", "recent_popularity", "cooccurrence", "content", "user_frequency",
                "user_frequency_hour", "retriever", "sasrec", "sasrec_time")
 KINDS = SCORE_KINDS + ("rerank",)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from promptrec.eval.config import RANKED_PROTOCOLS
 from promptrec.eval.results import BEYOND_K, PAIRED_KEYS, PROTOCOL_TITLES, _headline_k, _negatives
 from promptrec.eval.targets import SLICES
 
@@ -32,7 +33,7 @@ def markdown(res: dict[str, Any], plots: list[str]) -> str:
              f"bootstrap over targets ({cfg['bootstrap_samples']} resamples).", ""]
     if res["reading"]:
         lines += ["## Reading", ""] + [f"- {r}" for r in res["reading"]] + [""]
-    for proto in ("full", "sampled", "candidates"):
+    for proto in RANKED_PROTOCOLS:
         if proto not in res["protocols"]:
             continue
         title = PROTOCOL_TITLES[proto].format(neg=cfg["sampled_negatives"])

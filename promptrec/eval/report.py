@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from promptrec.eval.config import RANKED_PROTOCOLS
 from promptrec.eval.markdown import _sequential_md, markdown  # noqa: F401 (old path)
 from promptrec.eval.results import (PAIRED_KEYS, PROTOCOL_TITLES, _headline_k, _negatives,  # noqa: F401 (old path)
                                     _paired_on_llm_sample, accuracy, adapter_summaries, build_results,
@@ -51,7 +52,7 @@ def plot_headline(res: dict[str, Any], out: Path) -> list[str]:
     h = _headline_k(res["config"]["ks"])
     key = f"NDCG@{h}"
     files = []
-    for proto in ("full", "sampled", "candidates"):
+    for proto in RANKED_PROTOCOLS:
         pops = {p: t for p, t in res["protocols"].get(proto, {}).items() if t}
         if not pops:
             continue

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from promptrec import __version__
 from promptrec.data.context_columns import declared_context
 from promptrec.eval.cache import RecordCache
-from promptrec.eval.config import ConfigError, EvalConfig, PipelineConfig
+from promptrec.eval.config import RANKED_PROTOCOLS, ConfigError, EvalConfig, PipelineConfig
 from promptrec.metrics import ndcg
 from promptrec.eval.pipelines import (PipelineUnavailable, fit_score_model, fused_records, rerank_records,
                                       rerank_requests, score_records)
@@ -116,7 +116,7 @@ class EvalRun:
     def ranking_protocols(self) -> list[str]:
         """Protocols that need records: 'retrieval' reads the full protocol's ranks."""
         p = self.cfg.protocols
-        return [x for x in ("full", "sampled", "candidates") if x in p or (x == "full" and "retrieval" in p)]
+        return [x for x in RANKED_PROTOCOLS if x in p or (x == "full" and "retrieval" in p)]
 
     def validation_sample(self) -> list[EvalTarget]:
         if self._validation is None:
@@ -266,7 +266,7 @@ class EvalRun:
             self.unavailable[p.name] = f"not run: its retriever '{ref}' did not run ({self.unavailable.get(ref)})."
             return
         k = self.cfg.max_k
-        for proto in [x for x in ("full", "sampled", "candidates") if x in self.cfg.protocols]:
+        for proto in [x for x in RANKED_PROTOCOLS if x in self.cfg.protocols]:
             recs = self._rerank_targets(p, proto, "test", self.llm_sample)
             truths = {t.index: t.item_id for t in self.test}
             # on full ranking the candidates are the retriever's top N: beyond them its ranks stand (MRR compares)
