@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -47,10 +48,20 @@ def load(path: str | None, fmt: str, errors: str = "raise", seed: int = 0, domai
 
     if path is None:
         fmt = "demo"
-    options: dict[str, Any] = {} if fmt == "demo" else {"errors": errors, "seed": seed}
-    with console.status(f"loading {path or 'demo data'}"):
+    options: dict[str, Any] = {} if fmt == "demo" else {"errors": errors, "seed": seed, "progress": None}
+    large = fmt != "demo" and path is not None and large_input(path)  # a progress bar instead of the spinner
+    with contextlib.nullcontext() if large else console.status(f"loading {path or 'demo data'}"):
         return load_dataset(path, format=fmt, domain=domain,
                             context=[c.strip() for c in (context or "").split(",") if c.strip()], **options)
+
+
+def large_input(path: str) -> bool:
+    """Whether the data at ``path`` is big enough for the loaders to draw a progress bar."""
+    from promptrec.data.loaders.event_chunks import show_progress
+
+    p = Path(path)
+    files = [p] if p.is_file() else [f for f in p.glob("*") if f.is_file()] if p.is_dir() else []
+    return any(show_progress(f, None) for f in files)
 
 
 def kv_table(title: str, rows: dict[str, Any]) -> Table:

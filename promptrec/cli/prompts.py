@@ -63,7 +63,7 @@ def render(
             chosen = [ds.catalog[i.strip()] for i in items.split(",")]
         else:
             seen = set(history["item_id"])
-            popular = inter.before(when).frame["item_id"].value_counts().index
+            popular = inter.before(when).frame["item_id"].astype(str).value_counts().index  # ties: first seen first
             chosen = [ds.catalog[i] for i in popular if i not in seen][:candidates]
         builder = PromptBuilder(prompts_dir=prompts_dir, tokenizer=load_tokenizer(model), max_prompt_tokens=max_tokens,
                                 timezone=timezone or inter.timezone)

@@ -91,6 +91,18 @@ class Catalog:
             raise KeyError(f"items {missing} are not in the catalog")
         return codes
 
+    def codes_of(self, item_ids: pd.Series) -> np.ndarray:
+        """Codes (int32) of a column of item ids, -1 where an id is not in the catalogue. A categorical column
+        is looked up once per distinct id, not once per row."""
+        if isinstance(item_ids.dtype, pd.CategoricalDtype):
+            per_category = self._codes.get_indexer(item_ids.cat.categories.astype(str)).astype(np.int32)
+            rows = item_ids.cat.codes.to_numpy()
+            return np.where(rows >= 0, per_category[rows], -1).astype(np.int32)
+        values = item_ids.to_numpy()
+        if values.dtype != object:  # numbers as ids: the catalogue's ids are strings
+            values = values.astype(str).astype(object)
+        return self._codes.get_indexer(values).astype(np.int32)
+
     def coordinates(self) -> np.ndarray | None:
         """(items x 2) latitude and longitude from attribute columns latitude/longitude or lat/lon (NaN where
         unknown), or None when the catalogue has no such columns."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from promptrec.data.ids import ID_COLUMNS, align_categories, as_sorted_category, compact, is_sorted_category
 from promptrec.data.order import invented_times, order_times
 from promptrec.data.records import Event
 from promptrec.data.repeats import hour_profile, repeat_rate
@@ -22,6 +23,8 @@ from promptrec.data.repeats import hour_profile, repeat_rate
 log = logging.getLogger(__name__)
 
 CORE_COLUMNS = ["user_id", "item_id", "timestamp", "event_type", "weight"]
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3  # a shallow copy's new columns leave the original alone
 
 
 def epoch_ns(timestamps: pd.Series) -> np.ndarray:
@@ -39,17 +42,24 @@ def to_utc(now: Any) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
+def event_order(user_codes: np.ndarray, ts_ns: np.ndarray, seed: int) -> np.ndarray:
+    """Row order of an event log: by user (codes of sorted categories order as the ids do), time, then a
+    seeded random draw among same-time events."""
+    tie = np.random.default_rng(seed).permutation(len(ts_ns))
+    return np.lexsort((tie, ts_ns, user_codes))
+
+
 class Interactions:
     """Events sorted by (user, time, seeded random tie order).
 
-    ``frame`` has ``user_id``, ``item_id`` (strings), ``timestamp`` (UTC),
-    ``event_type``, ``weight`` and any context columns (device, location...).
+    ``frame`` has ``user_id``, ``item_id`` and ``event_type`` (categoricals of strings, categories sorted),
+    ``timestamp`` (UTC), ``weight`` and any context columns (device, location...).
     ``timezone`` is the zone in which hour-of-day and weekday are read. ``times_known`` False: the timestamps
     are ordinal pseudo-times (:mod:`promptrec.data.order`) that carry each user's order only, not clock time.
     """
 
     def __init__(self, frame: pd.DataFrame, *, seed: int = 0, timezone: str = "UTC", _sorted: bool = False,
-                 times_known: bool = True):
+                 times_known: bool = True, _in_event_order: bool = False):
         missing = [c for c in ("user_id", "item_id", "timestamp") if c not in frame.columns]
         if missing:
             raise ValueError(f"Interactions frame lacks columns {missing}; it has {list(frame.columns)}.")
@@ -57,35 +67,44 @@ class Interactions:
         self.timezone = timezone
         self.times_known = bool(times_known)
         if not _sorted:
-            frame = frame.copy()
-            frame["user_id"] = frame["user_id"].astype(str)
-            frame["item_id"] = frame["item_id"].astype(str)
-            ts = pd.to_datetime(frame["timestamp"])
-            if ts.dt.tz is None:
-                raise ValueError("Interactions timestamps must be tz-aware; localize them first (loaders do).")
-            frame["timestamp"] = ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-            if "event_type" not in frame.columns:
-                frame["event_type"] = "interaction"
+            frame = frame.copy(deep=not COPY_ON_WRITE)  # columns are replaced, not written into: the caller's stays
+            frame["user_id"] = as_sorted_category(frame["user_id"])
+            frame["item_id"] = as_sorted_category(frame["item_id"])
+            if frame["timestamp"].dtype != UTC_NS:
+                ts = pd.to_datetime(frame["timestamp"])
+                if ts.dt.tz is None:
+                    raise ValueError("Interactions timestamps must be tz-aware; localize them first (loaders do).")
+                frame["timestamp"] = ts.dt.tz_convert("UTC").astype(UTC_NS)
+            if "event_type" not in frame.columns:  # one category, a byte a row
+                frame["event_type"] = pd.Categorical.from_codes(np.zeros(len(frame), np.int8),
+                                                                categories=pd.Index(["interaction"], dtype="str"))
             if "weight" not in frame.columns:
                 frame["weight"] = 1.0
+            frame["event_type"] = as_sorted_category(frame["event_type"])
             frame["weight"] = frame["weight"].astype(float)
-            tie = np.random.default_rng(seed).permutation(len(frame))
-            order = np.lexsort((tie, epoch_ns(frame["timestamp"]), frame["user_id"].to_numpy()))
-            frame = frame.iloc[order].reset_index(drop=True)
-            frame = frame[CORE_COLUMNS + [c for c in frame.columns if c not in CORE_COLUMNS]]
+            if not _in_event_order:  # (a loader that sorted its arrays by event_order already)
+                order = event_order(frame["user_id"].cat.codes.to_numpy(), epoch_ns(frame["timestamp"]), seed)
+                frame = frame.iloc[order].reset_index(drop=True)
+                del order
+            columns = CORE_COLUMNS + [c for c in frame.columns if c not in CORE_COLUMNS]
+            if list(frame.columns) != columns:
+                frame = frame[columns]
             invented = invented_times(frame) if self.times_known else None
             if invented:
                 log.warning("these times look invented (%s): they are read as each user's order only, and signals "
                             "that read the clock are left out.", invented)
                 frame["timestamp"] = order_times(frame)
                 self.times_known = False
+        else:
+            frame = _categorized(frame)
         self.frame = frame
         frame.attrs["times_known"] = self.times_known  # histories sliced from the frame carry it (prompts read it)
-        users = frame["user_id"].to_numpy()
+        users = frame["user_id"].cat.codes.to_numpy()
         change = np.flatnonzero(users[1:] != users[:-1]) + 1 if len(users) else np.array([], dtype=int)
         self._starts = np.concatenate([[0], change]).astype(np.int64) if len(users) else np.array([], np.int64)
         self._ends = np.concatenate([change, [len(users)]]).astype(np.int64) if len(users) else np.array([], np.int64)
-        self._user_pos = pd.Index(users[self._starts] if len(users) else [])
+        cats = frame["user_id"].cat.categories
+        self._user_pos = cats.take(users[self._starts]) if len(users) else pd.Index([], dtype="str")
         self._ts = epoch_ns(frame["timestamp"])
 
     # -- construction -------------------------------------------------------------
@@ -98,7 +117,11 @@ class Interactions:
 
     def _subset(self, mask: np.ndarray) -> "Interactions":
         """Rows where mask is true, keeping the tie order already drawn."""
-        return Interactions(self.frame.loc[mask].reset_index(drop=True), seed=self.seed,
+        frame = self.frame.loc[mask].reset_index(drop=True)
+        for col in ID_COLUMNS:
+            if col in frame.columns:
+                frame[col] = compact(frame[col])
+        return Interactions(frame, seed=self.seed,
                             timezone=self.timezone, _sorted=True, times_known=self.times_known)
 
     def require_times(self, what: str, fix: str = "Use split 'leave-last-out', or load data with timestamps.") -> None:
@@ -125,7 +148,7 @@ class Interactions:
 
     def append(self, other: "Interactions") -> "Interactions":
         """A new log with both logs' events (ties re-drawn with this log's seed)."""
-        return Interactions(pd.concat([self.frame, other.frame], ignore_index=True), seed=self.seed,
+        return Interactions(pd.concat(align_categories([self.frame, other.frame]), ignore_index=True), seed=self.seed,
                             timezone=self.timezone, times_known=self.times_known and other.times_known)
 
     # -- access ---------------------------------------------------------------------
@@ -138,7 +161,7 @@ class Interactions:
 
     @property
     def items(self) -> np.ndarray:
-        return self.frame["item_id"].unique()
+        return np.asarray(self.frame["item_id"].unique(), dtype=object)
 
     def has_user(self, user_id: Any) -> bool:
         return str(user_id) in self._user_pos
@@ -197,6 +220,17 @@ class Interactions:
             "repeat_rate": round(repeat_rate(self.frame), 4),
             "hour_profile": hour_profile(self.frame, self.timezone),
         }
+
+
+def _categorized(frame: pd.DataFrame) -> pd.DataFrame:
+    """A sorted frame whose id columns are sorted-string categoricals (rows untouched)."""
+    todo = [c for c in ID_COLUMNS if c in frame.columns and not is_sorted_category(frame[c])]
+    if not todo:
+        return frame
+    frame = frame.copy(deep=False)
+    for col in todo:
+        frame[col] = as_sorted_category(frame[col])
+    return frame
 
 
 def _to_events(frame: pd.DataFrame) -> Iterator[Event]:

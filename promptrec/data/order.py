@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from promptrec.data.ids import id_codes
+
 ORDER_END = pd.Timestamp("2000-01-01T00:00:00Z")  # every user's last event; earlier ones a STEP apart
 STEP = pd.Timedelta(days=1)
 
@@ -43,7 +45,7 @@ MIN_GAPS_TO_JUDGE = 100  # fewer consecutive pairs than this are too few to call
 def invented_times(frame: pd.DataFrame) -> str | None:
     """Why the times of a log sorted by (user, time) look made up, or None: every event at the same time of day and
     every user's consecutive events exactly one interval apart (e.g. histories given a day each, in order)."""
-    users = frame["user_id"].to_numpy()
+    users = id_codes(frame["user_id"])
     ns = frame["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
     gaps = np.diff(ns)[users[1:] == users[:-1]]
     if gaps.size < MIN_GAPS_TO_JUDGE or gaps[0] <= 0 or np.any(gaps != gaps[0]):

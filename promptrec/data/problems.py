@@ -87,14 +87,15 @@ class RowChecker:
     """Collects bad rows of one frame and applies the error policy once at the end.
 
     ``row_numbers`` maps the frame's positional rows to the numbers a person sees in the
-    file (line numbers for text files, row numbers for Parquet).
+    file (line numbers for text files, row numbers for Parquet); a ``range`` stands for them without
+    holding one number per row.
     """
 
-    def __init__(self, file: str, row_numbers: np.ndarray, policy: ErrorPolicy):
+    def __init__(self, file: str, row_numbers: np.ndarray | range, policy: ErrorPolicy):
         if policy not in ("raise", "drop"):
             raise ValueError(f"errors must be 'raise' or 'drop', not {policy!r}")
         self.file = file
-        self.row_numbers = np.asarray(row_numbers)
+        self.row_numbers = row_numbers if isinstance(row_numbers, range) else np.asarray(row_numbers)
         self.policy = policy
         self.bad = np.zeros(len(self.row_numbers), dtype=bool)
         self.problems: list[Problem] = []
@@ -104,14 +105,14 @@ class RowChecker:
         n = int(mask.sum())
         if n == 0:
             return
-        rows = tuple(int(r) for r in self.row_numbers[mask][:MAX_EXAMPLES])
+        rows = tuple(int(self.row_numbers[i]) for i in np.flatnonzero(mask)[:MAX_EXAMPLES])
         self.problems.append(Problem(self.file, column, kind, message, fix, rows, n))
         self.bad |= mask
 
-    def finish(self, frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
-        """Raise on any problem under 'raise'; otherwise drop the flagged rows and report them."""
+    def settle(self, report: LoadReport) -> int:
+        """Raise on any problem under 'raise'; otherwise report the problems. Returns the rows kept."""
         report.files.append(self.file)
-        report.rows_read += len(frame)
+        report.rows_read += len(self.bad)
         if self.problems and self.policy == "raise":
             raise DataError(
                 [p for p in self.problems]
@@ -119,10 +120,29 @@ class RowChecker:
                            "correct the file, or pass errors='drop' to drop and count such rows.")]
             )
         report.problems.extend(self.problems)
-        kept = frame.loc[~self.bad]
-        report.rows_kept += len(kept)
-        self.row_numbers = self.row_numbers[~self.bad]
+        kept = int((~self.bad).sum())
+        report.rows_kept += kept
         return kept
+
+    def finish(self, frame: pd.DataFrame, report: LoadReport) -> pd.DataFrame:
+        """Raise on any problem under 'raise'; otherwise drop the flagged rows and report them."""
+        self.settle(report)
+        kept = frame.loc[~self.bad]
+        self.row_numbers = np.asarray(self.row_numbers)[~self.bad]
+        return kept
+
+
+def merge_problems(problems: list[Problem], order: tuple[tuple[str, str | None], ...] = ()) -> list[Problem]:
+    """Problems found chunk by chunk (in file order) as one list: those of one kind merged (first examples,
+    summed counts), kinds in the order ``order`` lists (kind, column) pairs."""
+    merged: dict[tuple, Problem] = {}
+    for p in problems:
+        key = (p.kind, p.column, p.message, p.fix)
+        q = merged.get(key)
+        merged[key] = p if q is None else Problem(q.file, q.column, q.kind, q.message, q.fix,
+                                                   (q.rows + p.rows)[:MAX_EXAMPLES], q.count + p.count)
+    rank = {k: i for i, k in enumerate(order)}
+    return sorted(merged.values(), key=lambda p: rank.get((p.kind, p.column), len(rank)))
 
 
 def missing_file(path: str, what: str, fix: str) -> DataError:

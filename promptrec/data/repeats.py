@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from promptrec.data.ids import id_codes
+
 REPEAT_THRESHOLD = 0.05
 
 
@@ -22,7 +24,7 @@ def repeat_rate(frame: pd.DataFrame) -> float:
     """Share of events whose (user, item) pair occurred earlier for that user."""
     if not len(frame):
         return 0.0
-    return float(returns_mask(frame["user_id"].to_numpy(), frame["item_id"].to_numpy()).mean())
+    return float(returns_mask(id_codes(frame["user_id"]), id_codes(frame["item_id"])).mean())
 
 
 def hour_profile(frame: pd.DataFrame, timezone: str) -> list[float]:

@@ -61,7 +61,7 @@ def _target_rows(inter: Interactions, rows: np.ndarray) -> list[HeldOut]:
     f = inter.frame
     scene = f[inter.context_columns].iloc[rows].to_dict("records") if inter.context_columns else [{}] * len(rows)
     return [HeldOut(u, i, t, Context.from_event(t, c) if c else None)
-            for u, i, t, c in zip(f["user_id"].to_numpy()[rows], f["item_id"].to_numpy()[rows],
+            for u, i, t, c in zip(f["user_id"].iloc[rows].to_numpy(), f["item_id"].iloc[rows].to_numpy(),
                                   f["timestamp"].iloc[rows], scene)]
 
 

@@ -65,50 +65,64 @@ def _in_range(parsed: pd.Series) -> pd.Series:
     return parsed.where(ok).astype("datetime64[ns]" if tz is None else f"datetime64[ns, {tz}]")
 
 
+def _to_datetime(text: pd.Series, fmt: str | None, utc: bool = False) -> pd.Series:
+    """Date strings parsed with ``fmt``; without one, as ISO 8601 at C speed when every value is, else one
+    by one ("mixed")."""
+    if fmt:
+        return pd.to_datetime(text, errors="coerce", format=fmt, utc=utc)
+    iso = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
+    if iso.dtype != object and iso.notna().all():
+        return iso
+    return pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
+
+
 def parse_timestamps(values: pd.Series, *, unit: str = "s", timezone: str = "UTC", fmt: str | None = None) -> pd.Series:
     """Parse numbers (epoch ``unit``) or date strings to UTC; unparsable values (and times outside
     1677-09-22..2262-04-10, pandas' range) become NaT.
 
     Strings without a zone are read as local time in ``timezone``.
     """
-    raw = values.astype("string").str.strip()
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):  # typed times (Parquet): no text round trip
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            return _in_range(values.dt.tz_convert("UTC")).astype("datetime64[ns, UTC]")
+        local = _in_range(values).dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+        return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    numeric = pd.to_numeric(raw, errors="coerce")
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        raw, numeric = None, pd.to_numeric(values)  # epoch numbers: parsed as the text of them would be
+    else:
+        raw = values.astype("string").str.strip()
+        numeric = pd.to_numeric(raw, errors="coerce")
     ns = numeric.astype("float64") * pd.Timedelta(1, unit=unit).value
     numeric = numeric.where((ns > FIRST.value) & (ns < LAST.value))
     is_num = numeric.notna()
     if is_num.any():
         out[is_num] = pd.to_datetime(numeric[is_num], unit=unit, utc=True, errors="coerce")
+    if raw is None:
+        return out
     text = raw[~is_num & raw.notna() & (raw != "")]
     if len(text):
         has_tz = text.str.contains(_TZ_SUFFIX)
         if has_tz.any():
-            zoned = pd.to_datetime(text[has_tz], utc=True, errors="coerce", format=fmt or "mixed")
+            zoned = _to_datetime(text[has_tz], fmt, utc=True)
             out[has_tz[has_tz].index] = _in_range(zoned)
         naive = text[~has_tz]
         if len(naive):
-            parsed = _in_range(pd.to_datetime(naive, errors="coerce", format=fmt or "mixed"))
+            parsed = _in_range(_to_datetime(naive, fmt))
             if parsed.dt.tz is None:
                 parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
             out[naive.index] = parsed.dt.tz_convert("UTC")
     return out
 
 
-def clean_events(
-    raw: pd.DataFrame,
-    *,
-    file: str,
-    row_numbers: np.ndarray,
-    report: LoadReport,
-    errors: ErrorPolicy = "raise",
-    known_items: pd.Index | None = None,
-    timestamp_unit: str = "s",
-    timestamp_format: str | None = None,
-    timezone: str = "UTC",
-) -> pd.DataFrame:
-    """Validate a raw event frame (string columns user_id, item_id, timestamp, ...)."""
-    check = RowChecker(file, row_numbers, errors)
-    frame = raw.copy()
+CHECK_ORDER = (("missing_value", "user_id"), ("missing_value", "item_id"), ("bad_timestamp", "timestamp"),
+               ("bad_value", "weight"))  # the row checks of check_events, in the order they run
+
+
+def check_events(frame: pd.DataFrame, check: RowChecker, *, timestamp_unit: str = "s",
+                 timestamp_format: str | None = None, timezone: str = "UTC") -> pd.DataFrame:
+    """The checks one row answers alone (ids present, time and weight parse), flagged on ``check``; ``frame``
+    (a whole raw file or one chunk of it) is changed in place: ids stripped, times parsed, weights numbers."""
     for col in ("user_id", "item_id"):
         frame[col] = frame[col].astype("string").str.strip()
         check.flag(frame[col].isna() | (frame[col] == ""), column=col, kind="missing_value",
@@ -125,20 +139,54 @@ def clean_events(
         frame["weight"] = w
     if "event_type" in frame.columns:
         frame["event_type"] = frame["event_type"].astype("string").fillna("interaction").astype(str)
-    if known_items is not None:
-        unknown = ~frame["item_id"].isin(known_items).fillna(False).to_numpy(dtype=bool)
-        check.flag(unknown, column="item_id", kind="unknown_item",
-                   message="event names an item that is not in the item file.",
-                   fix="add the item to the catalog, or remove the event.")
-    key = [c for c in ("user_id", "item_id", "timestamp", "event_type") if c in frame.columns]
-    dupes = frame.duplicated(subset=key, keep="first").to_numpy() & ~check.bad
-    check.flag(dupes, column=None, kind="duplicate_row",
+    return frame
+
+
+def flag_unknown_items(check: RowChecker, unknown: np.ndarray) -> None:
+    check.flag(unknown, column="item_id", kind="unknown_item",
+               message="event names an item that is not in the item file.",
+               fix="add the item to the catalog, or remove the event.")
+
+
+def duplicate_key(columns: list[str] | pd.Index) -> list[str]:
+    """The columns two events share when one repeats the other."""
+    return [c for c in ("user_id", "item_id", "timestamp", "event_type") if c in columns]
+
+
+def flag_duplicates(check: RowChecker, dupes: np.ndarray, key: list[str]) -> None:
+    check.flag(dupes & ~check.bad, column=None, kind="duplicate_row",
                message=f"repeats an earlier event (same {', '.join(key)}).",
                fix="remove the repeated rows, or pass errors='drop' to keep the first of each.")
+
+
+def no_events(file: str) -> DataError:
+    return DataError(Problem(file, None, "empty", "no usable events in the file.",
+                             "check the file and the column mapping."))
+
+
+def clean_events(
+    raw: pd.DataFrame,
+    *,
+    file: str,
+    row_numbers: np.ndarray,
+    report: LoadReport,
+    errors: ErrorPolicy = "raise",
+    known_items: pd.Index | None = None,
+    timestamp_unit: str = "s",
+    timestamp_format: str | None = None,
+    timezone: str = "UTC",
+) -> pd.DataFrame:
+    """Validate a raw event frame (string columns user_id, item_id, timestamp, ...)."""
+    check = RowChecker(file, row_numbers, errors)
+    frame = check_events(raw.copy(), check, timestamp_unit=timestamp_unit, timestamp_format=timestamp_format,
+                         timezone=timezone)
+    if known_items is not None:
+        flag_unknown_items(check, ~frame["item_id"].isin(known_items).fillna(False).to_numpy(dtype=bool))
+    key = duplicate_key(frame.columns)
+    flag_duplicates(check, frame.duplicated(subset=key, keep="first").to_numpy(), key)
     kept = check.finish(frame, report)
     if kept.empty:
-        raise DataError(Problem(file, None, "empty", "no usable events in the file.",
-                                "check the file and the column mapping."))
+        raise no_events(file)
     kept = kept.copy()
     kept["user_id"] = kept["user_id"].astype(str)
     kept["item_id"] = kept["item_id"].astype(str)

@@ -106,7 +106,7 @@ def build_results(run, meta: dict[str, Any]) -> dict[str, Any]:
     all_idx = [t.index for t in run.test]
     sample_idx = [t.index for t in run.llm_sample]
     by_index = {t.index: t for t in run.test}
-    train = run.split.train.frame["item_id"].value_counts(normalize=True)
+    train = run.split.train.frame["item_id"].astype(str).value_counts(normalize=True)  # ties: first seen first
     popularity = {str(k): float(v) for k, v in train.items()}
     ids = list(run.ds.catalog.ids)
     vectors = dict(zip(ids, run.index.vectors(ids)))

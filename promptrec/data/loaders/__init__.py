@@ -48,7 +48,8 @@ def load_dataset(path: str | Path | None = None, format: str = "auto", *, since:
     there; the catalogue is unchanged: what is recommendable at ``now`` still follows the events before it).
     ``domain``: the words prompts use (a preset such as ``"products"`` or ``{did, will, history}``); default:
     the format's own (MovieLens: movies, check-ins: places), else generic ("interacted with").
-    ``context``: extra event columns to use as context (weather, channel...; promptrec.data.context_columns)."""
+    ``context``: extra event columns to use as context (weather, channel...; promptrec.data.context_columns).
+    ``progress=True`` draws a bar while a CSV / Parquet event file is read (None: for large files only)."""
     chosen = None if domain is None else Domain.of(domain)  # checked before the (maybe long) load
     ds = _load_format(path, format, **options)
     if chosen is not None:
@@ -69,6 +70,7 @@ def load_dataset(path: str | Path | None = None, format: str = "auto", *, since:
 def _load_format(path: str | Path | None, format: str, **options: Any) -> Dataset:
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}.")
+    progress = options.pop("progress", False)  # a bar while reading; only the tabular loaders stream
     if path is None or format == "demo":
         from promptrec.data.demo import generate_demo
 
@@ -77,6 +79,8 @@ def _load_format(path: str | Path | None, format: str, **options: Any) -> Datase
     if not path.exists():
         raise missing_file(str(path), "dataset path", "check the path (MovieLens 100K lives in ../shared/data/ml-100k).")
     fmt = detect_format(path) if format == "auto" else format
+    if fmt in ("tabular", "checkins"):
+        options["progress"] = progress
     if fmt == "movielens-100k":
         return load_movielens_100k(path, **options)
     if fmt == "movielens-1m":

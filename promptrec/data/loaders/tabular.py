@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,10 @@ import pandas as pd
 from promptrec.data.catalog import Catalog
 from promptrec.data.dataset import Dataset
 from promptrec.data.interactions import Interactions
+from promptrec.data.loaders.event_chunks import CHUNK_ROWS, EventChunks, read_event_chunks
 from promptrec.data.problems import (DataError, ErrorPolicy, LoadReport, Problem, missing_file, reading,
                                      require_columns)
-from promptrec.data.validate import clean_events, clean_items
+from promptrec.data.validate import clean_items
 
 EVENT_FIELDS = ("user_id", "item_id", "timestamp")
 ITEM_FIELDS = ("item_id", "title")
@@ -92,18 +94,35 @@ def load_items(path: str | Path, *, columns: dict[str, str] | None = None, fmt: 
     return Catalog(clean)
 
 
+def _event_chunks(path: str | Path, fmt: str | None, prepare: Callable[[pd.DataFrame], pd.DataFrame], *,
+                  errors: ErrorPolicy, chunk_rows: int, progress: bool | None,
+                  restart: Callable[[], None] | None = None, **parse: Any) -> EventChunks:
+    path = Path(path)
+    if not path.exists():
+        raise missing_file(str(path), "file", "check the path.")
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    return read_event_chunks(path, fmt, lambda raw: prepare(strip_typed_header(raw)), errors=errors,
+                             chunk_rows=chunk_rows, progress=progress,
+                             pandas_reader=lambda: read_table(path, fmt), restart=restart, **parse)
+
+
 def load_events(path: str | Path, *, columns: dict[str, str] | None = None, fmt: str | None = None,
                 catalog: Catalog | None = None, errors: ErrorPolicy = "raise", report: LoadReport | None = None,
                 timestamp_unit: str = "s", timestamp_format: str | None = None, timezone: str = "UTC",
-                seed: int = 0, _param: str = "columns") -> Interactions:
-    """Events from a table with at least user_id, item_id and timestamp (other columns become context)."""
+                seed: int = 0, chunk_rows: int = CHUNK_ROWS, progress: bool | None = False,
+                _param: str = "columns") -> Interactions:
+    """Events from a table with at least user_id, item_id and timestamp (other columns become context).
+
+    CSV / TSV / Parquet files are read through pyarrow ``chunk_rows`` rows at a time (about that many for
+    text files), so memory follows the clean log, not the file's text; ``progress`` draws a bar on stderr
+    (None: only for files of 64 MB or more)."""
     report = report if report is not None else LoadReport()
-    raw, rows = read_table(path, fmt)
-    raw = _rename(raw, str(path), EVENT_FIELDS, OPTIONAL_EVENT_FIELDS, columns, _param)
-    clean = clean_events(raw, file=str(path), row_numbers=rows, report=report, errors=errors,
-                         known_items=None if catalog is None else catalog.frame.index,
-                         timestamp_unit=timestamp_unit, timestamp_format=timestamp_format, timezone=timezone)
-    return Interactions(clean, seed=seed, timezone=timezone)
+    chunks = _event_chunks(path, fmt, lambda raw: _rename(raw, str(path), EVENT_FIELDS, OPTIONAL_EVENT_FIELDS,
+                                                          columns, _param),
+                           errors=errors, chunk_rows=chunk_rows, progress=progress, timestamp_unit=timestamp_unit,
+                           timestamp_format=timestamp_format, timezone=timezone)
+    return Interactions(chunks.finish(report, None if catalog is None else catalog.frame.index, seed=seed),
+                        seed=seed, timezone=timezone, _in_event_order=True)
 
 
 def load_tabular(events: str | Path, items: str | Path, *, event_columns: dict[str, str] | None = None,
@@ -133,7 +152,8 @@ def load_events_with_items(path: str | Path, *, columns: dict[str, str] | None =
                            context_columns: tuple[str, ...] | None = None, fmt: str | None = None,
                            errors: ErrorPolicy = "raise", timezone: str = "UTC", seed: int = 0,
                            timestamp_unit: str = "s", timestamp_format: str | None = None,
-                           name: str | None = None, category_separator: str = "|") -> Dataset:
+                           name: str | None = None, category_separator: str = "|", chunk_rows: int = CHUNK_ROWS,
+                           progress: bool | None = False) -> Dataset:
     """A dataset from one table that holds the events and what describes their items (a check-in file: the
     place's category and coordinates on every row).
 
@@ -145,7 +165,6 @@ def load_events_with_items(path: str | Path, *, columns: dict[str, str] | None =
     are the remaining columns kept as event context (default: all of them).
     """
     report = LoadReport()
-    raw, rows = read_table(path, fmt)
     file = str(path)
     event_map = {k: (columns or {}).get(k, k) for k in EVENT_FIELDS} | {
         k: v for k, v in (columns or {}).items() if k in OPTIONAL_EVENT_FIELDS}
@@ -153,25 +172,61 @@ def load_events_with_items(path: str | Path, *, columns: dict[str, str] | None =
     unknown = sorted(set(item_map) - set(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS))
     if unknown:
         raise ValueError(f"unknown item column mapping keys {unknown}; use {list(ITEM_FIELDS + OPTIONAL_ITEM_FIELDS)}.")
-    require_columns(file, list(raw.columns), event_map, "columns")
-    require_columns(file, list(raw.columns), {k: v for k, v in item_map.items() if k != "item_id"}, "item_columns")
-    require_columns(file, list(raw.columns), {a: a for a in item_attributes}, None)
-    first = ~raw[event_map["item_id"]].astype(str).str.strip().duplicated().to_numpy()
-    items = pd.DataFrame({k: raw.loc[first, v].to_numpy() for k, v in item_map.items()})
+    described = (set(item_map.values()) | set(item_attributes)) - set(event_map.values())
+    item_rows = _FirstRows(event_map["item_id"], list(dict.fromkeys([*item_map.values(), *item_attributes])))
+
+    def prepare(raw: pd.DataFrame) -> pd.DataFrame:
+        require_columns(file, list(raw.columns), event_map, "columns")
+        require_columns(file, list(raw.columns), {k: v for k, v in item_map.items() if k != "item_id"}, "item_columns")
+        require_columns(file, list(raw.columns), {a: a for a in item_attributes}, None)
+        item_rows.add(raw)
+        keep_context = [c for c in raw.columns if c not in described and c not in event_map.values()
+                        and (context_columns is None or c in context_columns)]
+        return raw[list(event_map.values()) + keep_context].rename(columns={v: k for k, v in event_map.items()})
+
+    chunks = _event_chunks(path, fmt, prepare, errors=errors, chunk_rows=chunk_rows, progress=progress,
+                           restart=item_rows.reset,
+                           timestamp_unit=timestamp_unit, timestamp_format=timestamp_format, timezone=timezone)
+    first, rows = item_rows.frame(), item_rows.row_numbers(chunks.first_row)
+    items = pd.DataFrame({k: first[v].to_numpy() for k, v in item_map.items()})
     for a in item_attributes:
-        values = raw.loc[first, a]
+        values = first[a]
         numbers = pd.to_numeric(values, errors="coerce")
         items[a] = (numbers if numbers.notna().sum() >= values.astype(str).str.strip().ne("").sum() else values).to_numpy()
     if "categories" in items.columns:
         items["categories"] = [_split(v, category_separator) for v in items["categories"]]
-    catalog = Catalog(clean_items(items.astype({"item_id": str}), file=file, row_numbers=rows[first], report=report,
+    catalog = Catalog(clean_items(items.astype({"item_id": str}), file=file, row_numbers=rows, report=report,
                                   errors=errors, timezone=timezone), items_from_events=True)
-    described = (set(item_map.values()) | set(item_attributes)) - set(event_map.values())
-    keep_context = [c for c in raw.columns if c not in described and c not in event_map.values()
-                    and (context_columns is None or c in context_columns)]
-    events = raw[list(event_map.values()) + keep_context].rename(columns={v: k for k, v in event_map.items()})
-    clean = clean_events(events, file=file, row_numbers=rows, report=report, errors=errors,
-                         known_items=catalog.frame.index, timestamp_unit=timestamp_unit,
-                         timestamp_format=timestamp_format, timezone=timezone)
-    return Dataset(name or Path(path).stem, catalog, Interactions(clean, seed=seed, timezone=timezone), report,
-                   source=file)
+    inter = Interactions(chunks.finish(report, catalog.frame.index, seed=seed), seed=seed, timezone=timezone,
+                         _in_event_order=True)
+    return Dataset(name or Path(path).stem, catalog, inter, report, source=file)
+
+
+class _FirstRows:
+    """The first row of each item (its item columns), collected chunk by chunk."""
+
+    def __init__(self, key: str, columns: list[str]):
+        self.key, self.columns = key, columns
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen = pd.Index([], dtype=object)
+        self.parts: list[pd.DataFrame] = []
+        self.positions: list[np.ndarray] = []
+        self.rows = 0
+
+    def add(self, raw: pd.DataFrame) -> None:
+        ids = raw[self.key].astype(str).str.strip()
+        first = ~ids.duplicated().to_numpy()
+        first[first] = ~ids[first].isin(self.seen).to_numpy()
+        if first.any():
+            self.seen = self.seen.append(pd.Index(ids[first].to_numpy(dtype=object)))
+            self.parts.append(raw.loc[first, self.columns].reset_index(drop=True))
+            self.positions.append(self.rows + np.flatnonzero(first))
+        self.rows += len(raw)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame(columns=self.columns)
+
+    def row_numbers(self, first_row: int) -> np.ndarray:
+        return first_row + (np.concatenate(self.positions) if self.positions else np.zeros(0, np.int64))
