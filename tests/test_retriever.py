@@ -228,7 +228,7 @@ def test_the_log_memo_keeps_recent_statistics_within_its_byte_bound_and_forgets_
     assert calls == [0, 1, 2, 3, 4, 5] and list(log._memo) == [4, 2, 5]  # least recently used went first
     assert log._memo_bytes == sum(v.nbytes for v in log._memo.values()) == 2400
     t = int(log.ts[-1]) + 1
-    log.extend(np.array([t]), np.array([0]), np.array([1.0]))
+    log.extend(np.array([t]), np.array([0]))
     assert not log._memo and log._memo_bytes == 0
 
 def test_save_and_load_give_the_same_candidates(data, tmp_path):

@@ -86,15 +86,15 @@ def test_log_extend_out_of_order_and_checkpoints(demo):
     codes = ds.catalog.codes(rest["item_id"].to_numpy())
     ts = rest["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64")
     for a in range(0, len(rest), 97):  # appends in time order, many checkpoints added and thinned
-        grown.extend(ts[a:a + 97], codes[a:a + 97], rest["weight"].to_numpy()[a:a + 97])
+        grown.extend(ts[a:a + 97], codes[a:a + 97])
     early = TimeIndexedLog(Interactions(frame.iloc[order[1:]], timezone=inter.timezone), ds.catalog, checkpoints=8)
     e0 = frame.iloc[order[:1]]
-    early.extend(e0["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64"), ds.catalog.codes(e0["item_id"]),
-                 e0["weight"].to_numpy())  # earlier than everything: re-sorted
+    early.extend(e0["timestamp"].to_numpy(dtype="datetime64[ns]").view("int64"),
+                 ds.catalog.codes(e0["item_id"]))  # earlier than everything: re-sorted
     shuffled = TimeIndexedLog(Interactions(first, timezone=inter.timezone), ds.catalog, checkpoints=8)
     chunks = np.random.default_rng(0).permutation(np.arange(0, len(rest), 50))
     for a in chunks:  # chunks in random order: most events arrive late and are inserted in place
-        shuffled.extend(ts[a:a + 50], codes[a:a + 50], rest["weight"].to_numpy()[a:a + 50])
+        shuffled.extend(ts[a:a + 50], codes[a:a + 50])
     for log in (grown, early, shuffled):
         assert len(log) == len(full)
         assert np.array_equal(log.first_seen, full.first_seen)

@@ -303,7 +303,12 @@ class ItemIndex:
         if item_ids is None:
             return self._vectors
         try:
-            return self._vectors[[self._row_of[i] for i in item_ids]]
+            rows = np.fromiter((self._row_of[i] for i in item_ids), dtype=np.int64, count=len(item_ids))
+            if len(rows) == len(self._vectors) and (rows == np.arange(len(rows))).all():
+                shared = self._vectors.view()  # every item in the index's order: the stored array, read-only
+                shared.flags.writeable = False
+                return shared
+            return self._vectors[rows]
         except KeyError as exc:
             raise KeyError(f"item {exc.args[0]!r} is not in index '{self.name}'") from None
 

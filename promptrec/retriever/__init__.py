@@ -7,7 +7,7 @@
 from promptrec._lazy import lazy_exports
 
 _EXPORTS = {
-    "TimeAwareRetriever": "promptrec.retriever.retriever", "DEFAULT_SIGNALS": "promptrec.retriever.retriever",
+    "TimeAwareRetriever": "promptrec.retriever.retriever", "DEFAULT_SIGNALS": "promptrec.retriever.choice",
     "fit_retriever": "promptrec.retriever.fitting", "fit_on_split": "promptrec.retriever.fitting",
     "RetrieverSettings": "promptrec.retriever.fitting",
     "Candidate": "promptrec.data.candidate",

@@ -24,15 +24,20 @@ from promptrec.data.interactions import Interactions, epoch_ns
 
 HOURS, DAYS = 24, 7
 MEMO_BYTES = 256 * 2**20  # statistics of everybody's past kept between batches (oldest dropped first)
+SNAPSHOT_BYTES = 2 * 10**8  # the checkpoints' counts take at most this much memory...
+SNAPSHOT_BYTES_PER_EVENT = 16  # ...and at most this much per event
 
 
 class TimeIndexedLog:
     """All known events of all users, as arrays sorted by time; :meth:`extend` adds live events."""
 
-    def __init__(self, inter: Interactions, catalog: Catalog, *, checkpoints: int = 64, resolution_ns: int = 0):
-        frame = inter.frame
-        known = frame["item_id"].isin(catalog.frame.index).to_numpy()
-        frame = frame.loc[known]
+    def __init__(self, inter: Interactions, catalog: Catalog, *, checkpoints: int = 64, resolution_ns: int = 0,
+                 codes: np.ndarray | None = None, calendar: tuple[np.ndarray, np.ndarray] | None = None):
+        """``codes`` (each row's catalogue code, -1 where unknown) and ``calendar`` (each row's local hour and
+        weekday) may be given when the caller has them already, in the frame's row order."""
+        if codes is None:
+            codes = catalog.frame.index.get_indexer(inter.frame["item_id"].to_numpy())
+        known = codes >= 0
         self.dropped_unknown_items = int((~known).sum())
         self.n_items = len(catalog)
         self.timezone = inter.timezone
@@ -41,15 +46,17 @@ class TimeIndexedLog:
         self._n = 0
         self._memo: OrderedDict[Any, Any] = OrderedDict()
         self._memo_bytes = 0  # the kept values' size, kept up to date (summing them on every insert was quadratic)
+        self._cursor: tuple[int, np.ndarray, np.ndarray] | None = None  # the last calendar counts computed
         self._cols: dict[str, np.ndarray] = {}
         self.first_seen = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
-        self._rebuild(epoch_ns(frame["timestamp"]), catalog.codes(frame["item_id"].to_numpy()),
-                      frame["weight"].to_numpy(dtype=np.float64))
+        ts = inter._ts
+        if calendar is not None:
+            calendar = (calendar[0], calendar[1]) if known.all() else (calendar[0][known], calendar[1][known])
+        self._rebuild(ts if known.all() else ts[known], codes if known.all() else codes[known], calendar)
 
     # arrays of the events so far, oldest first (views into growable buffers)
     ts = property(lambda self: self._cols["ts"][:self._n])
-    codes = property(lambda self: self._cols["codes"][:self._n])
-    weights = property(lambda self: self._cols["weights"][:self._n])
+    codes = property(lambda self: self._cols["codes"][:self._n])  # int32
     hour = property(lambda self: self._cols["hour"][:self._n])
     dow = property(lambda self: self._cols["dow"][:self._n])
     # cumulative counts at the checkpoints (views into buffers allocated once per rebuild)
@@ -58,20 +65,28 @@ class TimeIndexedLog:
 
     def _calendar(self, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local = pd.DatetimeIndex(ts.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(self.timezone)
-        # one byte each (an event's five columns take 26 bytes instead of 40); arithmetic with the int64 codes is int64
+        # one byte each: an event's four columns take 14 bytes (time 8, item code 4, hour and weekday 1 each)
         return np.asarray(local.hour, dtype=np.int8), np.asarray(local.dayofweek, dtype=np.int8)
 
-    def _rebuild(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
+    def _rebuild(self, ts: np.ndarray, codes: np.ndarray,
+                 calendar: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Sort everything by time and recompute the checkpoints (construction, and out-of-order events)."""
         self._forget()
         order = np.argsort(ts, kind="stable")
-        ts, codes, weights = ts[order].astype(np.int64), codes[order].astype(np.int64), weights[order]
-        hour, dow = self._calendar(ts)
+        ts, codes = ts[order].astype(np.int64), codes[order].astype(np.int32)
+        if calendar is None:
+            hour, dow = self._calendar(ts)
+        else:
+            hour, dow = calendar[0][order].astype(np.int8), calendar[1][order].astype(np.int8)
+        del order
         self._n = len(ts)
-        self._cols = {"ts": ts, "codes": codes, "weights": weights, "hour": hour, "dow": dow}
+        self._cols = {"ts": ts, "codes": codes, "hour": hour, "dow": dow}
         np.minimum.at(self.first_seen, codes, ts)
-        # cumulative (item x hour) and (item x weekday) counts at checkpoints
-        self._budget = max(2, min(self.checkpoints, int(2e8 // max(1, self.n_items * (HOURS + DAYS) * 4))))
+        # cumulative (item x hour) and (item x weekday) counts at checkpoints: at most SNAPSHOT_BYTES_PER_EVENT
+        # per event and SNAPSHOT_BYTES in all (queries in time order start from the last counts computed instead)
+        per_checkpoint = max(1, self.n_items * (HOURS + DAYS) * 4)
+        room = min(SNAPSHOT_BYTES, SNAPSHOT_BYTES_PER_EVENT * self._n)
+        self._budget = max(2, min(self.checkpoints, int(room // per_checkpoint)))
         self.cut = np.unique(np.linspace(0, self._n, self._budget).astype(np.int64))
         # room for an eighth more: live events add checkpoints in place (no copy of the whole stack per
         # checkpoint, whose churn fragmented a long-running server's heap), and when it is full every other
@@ -85,27 +100,25 @@ class TimeIndexedLog:
             self._dow_snap[k] = self._dow_snap[k - 1] + self._counts(a, b, self.dow, DAYS)
         self._spacing = max(1024, self._n // max(1, self._budget - 1))
 
-    def extend(self, ts: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> None:
-        """Add events (item codes, UTC ns, weights). Events no earlier than the last one are appended in
+    def extend(self, ts: np.ndarray, codes: np.ndarray) -> None:
+        """Add events (UTC ns, item codes). Events no earlier than the last one are appended in
         amortised O(new events); a late one is inserted in place (O(log) + a shift of the later events,
         and an update of the checkpoints after it); a large late batch re-sorts the log instead."""
-        ts, codes = np.asarray(ts, dtype=np.int64), np.asarray(codes, dtype=np.int64)
-        weights = np.asarray(weights, dtype=np.float64)
+        ts, codes = np.asarray(ts, dtype=np.int64), np.asarray(codes, dtype=np.int32)
         if not len(ts):
             return
         self._forget()
         order = np.argsort(ts, kind="stable")
-        ts, codes, weights = ts[order], codes[order], weights[order]
+        ts, codes = ts[order], codes[order]
         late = int(np.searchsorted(ts, self.ts[-1], side="left")) if self._n else 0  # a prefix of the batch
+        hour, dow = self._calendar(ts)
         if late > max(1000, self._n // 20):
             self._rebuild(np.concatenate([self.ts, ts]), np.concatenate([self.codes, codes]),
-                          np.concatenate([self.weights, weights]))
+                          (np.concatenate([self.hour, hour]), np.concatenate([self.dow, dow])))
             return
-        hour, dow = self._calendar(ts)
         for i in range(late):
-            self._insert(ts[i], codes[i], weights[i], hour[i], dow[i])
-        self._append({"ts": ts[late:], "codes": codes[late:], "weights": weights[late:], "hour": hour[late:],
-                      "dow": dow[late:]})
+            self._insert(ts[i], codes[i], hour[i], dow[i])
+        self._append({"ts": ts[late:], "codes": codes[late:], "hour": hour[late:], "dow": dow[late:]})
         np.minimum.at(self.first_seen, codes, ts)
 
     def _reserve(self, end: int) -> None:
@@ -116,11 +129,11 @@ class TimeIndexedLog:
                 grown[:self._n] = buf[:self._n]
                 self._cols[key] = grown
 
-    def _insert(self, t: int, code: int, weight: float, hour: int, dow: int) -> None:
+    def _insert(self, t: int, code: int, hour: int, dow: int) -> None:
         """One late event into its place in time (after events with the same time)."""
         pos = int(np.searchsorted(self.ts, t, side="right"))
         self._reserve(self._n + 1)
-        for key, value in (("ts", t), ("codes", code), ("weights", weight), ("hour", hour), ("dow", dow)):
+        for key, value in (("ts", t), ("codes", code), ("hour", hour), ("dow", dow)):
             col = self._cols[key]
             col[pos + 1:self._n + 1] = col[pos:self._n]
             col[pos] = value
@@ -187,9 +200,10 @@ class TimeIndexedLog:
         """Drop every kept statistic (events were added)."""
         self._memo.clear()
         self._memo_bytes = 0
+        self._cursor = None
 
     def _counts(self, a: int, b: int, key: np.ndarray, width: int) -> np.ndarray:
-        flat = np.bincount(self.codes[a:b] * width + key[a:b], minlength=self.n_items * width)
+        flat = np.bincount(self.codes[a:b].astype(np.int64) * width + key[a:b], minlength=self.n_items * width)
         return flat.reshape(self.n_items, width).astype(np.float32)
 
     def calendar_counts(self, now_ns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -198,11 +212,14 @@ class TimeIndexedLog:
 
         def compute() -> tuple[np.ndarray, np.ndarray]:
             k = int(np.searchsorted(self.cut, pos, side="right") - 1)
-            start = self.cut[k]
-            hours, days = self._hour_snap[k].copy(), self._dow_snap[k].copy()
-            codes = self.codes[start:pos]  # the events since the checkpoint, added in place (whole counts: exact)
+            start, base = self.cut[k], (self._hour_snap[k], self._dow_snap[k])
+            if self._cursor is not None and start <= self._cursor[0] <= pos:  # queries in time order: from the last
+                start, base = self._cursor[0], self._cursor[1:]
+            hours, days = base[0].copy(), base[1].copy()
+            codes = self.codes[start:pos]  # the events since then, added in place (whole counts: exact either way)
             np.add.at(hours, (codes, self.hour[start:pos]), 1.0)
             np.add.at(days, (codes, self.dow[start:pos]), 1.0)
+            self._cursor = (pos, hours, days)
             return hours, days
 
         return self.memo(("calendar_counts", pos), compute)

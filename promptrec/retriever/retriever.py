@@ -16,6 +16,7 @@ decides from the repeat rate of the training log.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -30,8 +31,11 @@ from promptrec.data.context_columns import declared_context
 from promptrec.data.interactions import Interactions, epoch_ns, to_utc
 from promptrec.data.repeats import REPEAT_THRESHOLD, repeat_rate
 from promptrec.data.splits import HeldOut
+from promptrec.heap import return_freed_memory
 from promptrec.retriever import persistence, scoring, tuning
-from promptrec.retriever.clock import order_only, order_params, refuse_clock
+from promptrec.retriever.choice import (DEFAULT_SIGNALS, REPEAT_SIGNALS, SCENE_SIGNALS,  # noqa: F401 (old path)
+                                        auto_signals, item_vectors)
+from promptrec.retriever.clock import order_params, refuse_clock
 from promptrec.retriever.event_log import TimeIndexedLog
 from promptrec.retriever.features import FeatureBuilder
 from promptrec.retriever.learned import LearnedBlend, RankerConfig, RankingRows
@@ -39,13 +43,9 @@ from promptrec.retriever.live import LiveHistories
 from promptrec.retriever.persistence import FORMAT_VERSION  # noqa: F401 (old path)
 from promptrec.retriever.pool import POOL_AUTO_ITEMS, CandidatePool, PoolConfig, resolve_pool
 from promptrec.retriever.scoring import MIN_INT, ScoredBatch, time_order  # noqa: F401 (old path)
-from promptrec.retriever.signals import FitData, Query, Signal, column_of, local_hour_dow, make_signal, signal_name
+from promptrec.retriever.signals import FitData, Query, Signal, column_of, local_hour_dow, make_signal
 from promptrec.retriever.tuning import TUNE_METHODS  # noqa: F401 (old path)
 
-DEFAULT_SIGNALS = ("content", "transition", "trending", "time_context", "freshness", "habit")
-SCENE_SIGNALS = ("place", "device")  # added by signals="auto" where the data has coordinates / devices
-# signals="auto" also adds one "context-<column>" signal per declared context column (promptrec.data.context_columns)
-REPEAT_SIGNALS = ("returns",)  # added by signals="auto" where the user's own items may be recommended again
 BATCH = 256  # requests scored together (fewer for large catalogues: see TimeAwareRetriever.batch_size)
 BATCH_CELLS = BATCH * 20_000  # (requests x items) cells per batch: each signal's scores are one such matrix
 POOL_BATCH = 8  # requests scored together with candidate pools (a batch's signals score the union of its pools)
@@ -113,23 +113,37 @@ class TimeAwareRetriever:
             ) -> "TimeAwareRetriever":
         """Learn the signals' statistics from ``train``; ``log`` (default ``train``) is the event log whose
         past (before each ``now``) feeds user histories and time-dependent global statistics."""
+        codes = catalog.codes_of(train.frame["item_id"])
+        known = codes >= 0
+        frame = train.frame if known.all() else train.frame.loc[known]  # no copy of a log whose items are all known
+        base = self.prepare_fit(train, catalog, index, repeat_rate(frame))
+        data = replace(base, train_users=frame["user_id"].to_numpy(), train_codes=codes[known].astype(np.int64),
+                       train_times=epoch_ns(frame["timestamp"]),
+                       train_devices=None if base.train_devices is None else frame["device"].to_numpy(dtype=object),
+                       train_context={c: frame[c].to_numpy(dtype=object) for c in base.train_context})
+        for s in self.signals.values():
+            s.fit(data)
+        self.finish_fit(data, train, int(known.sum()))
+        self.use_log(log if log is not None else train)
+        return self
+
+    def prepare_fit(self, train: Interactions, catalog: Catalog, index: Any, rate: float) -> FitData:
+        """What a fit settles before it reads events: repeats (from ``rate``, the training log's repeat rate),
+        the signals (``signals="auto"`` chooses them from the data), context columns and release times. Returns
+        the catalogue's part of the FitData (item vectors, categories, coordinates), with no events."""
         self.catalog = catalog
         self._fit_inputs = (train, index)  # for refits on earlier windows when tuning (not saved)
-        known = train.frame["item_id"].isin(catalog.frame.index).to_numpy()
-        frame = train.frame.loc[known]
+        columns = train.frame.columns
         coords = catalog.coordinates()
-        devices = frame["device"].to_numpy(dtype=object) if "device" in frame.columns else None
         declared = declared_context(train) or self._context
-        self.repeat_rate = repeat_rate(frame)
-        self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and self.repeat_rate >= REPEAT_THRESHOLD)
+        self.repeat_rate = rate
+        self.allow_repeats = self.repeats == "allow" or (self.repeats == "auto" and rate >= REPEAT_THRESHOLD)
         if self._requested == "auto":
-            scene = [n for n, ok in (("place", coords is not None), ("device", devices is not None)) if ok]
-            returns = list(REPEAT_SIGNALS) if self.allow_repeats else []
-            context = [signal_name(c) for c in declared]
-            defaults = DEFAULT_SIGNALS if index is not None else [s for s in DEFAULT_SIGNALS if s != "content"]
-            if not train.times_known:  # times are only an order: no signal that reads the clock
-                defaults, self._params = order_only(defaults, self._params)
-            self._build_signals(list(defaults) + scene + context + returns + self._extra)
+            signals, self._params = auto_signals(
+                has_index=index is not None, has_coords=coords is not None, has_devices="device" in columns,
+                declared=declared, allow_repeats=self.allow_repeats, times_known=train.times_known,
+                params=self._params, extra=self._extra)
+            self._build_signals(signals)
             self.weights = {n: 1.0 for n in self.signals} | self._fixed_weights
         if not train.times_known:
             if self._requested != "auto":  # rebuilt without weighting by elapsed time, then checked
@@ -137,46 +151,40 @@ class TimeAwareRetriever:
                 self._build_signals(self._requested)
             refuse_clock(self.signals)
         self.context_columns = tuple(dict.fromkeys([*declared, *filter(None, map(column_of, self.signals))]))
-        vectors = None
-        readers = [n for n, s in self.signals.items() if s.needs_item_vectors]
-        if readers:
-            if index is None:
-                raise ValueError(f"signal(s) {readers}: each needs an ItemIndex for its item vectors "
-                                 "(fit(..., index=...)), or leave them out of signals.")
-            missing = [i for i in catalog.ids if i not in index]
-            if missing:
-                raise ValueError(f"{len(missing)} catalog items are not in the index (e.g. {missing[:3]}); "
-                                 "update the index with index.add(catalog).")
-            vectors = index.vectors(list(catalog.ids))
+        vectors = item_vectors(self.signals, catalog, index)
         release = catalog.frame["release_time"]
         release_ns = np.where(release.isna(), MIN_INT, epoch_ns(release.fillna(pd.Timestamp(0, tz="UTC"))))
         self.release_ns = release_ns.astype(np.int64)
         self.available_from_first_event = catalog.items_from_events
-        data = FitData(frame["user_id"].to_numpy(), catalog.codes(frame["item_id"].to_numpy()), len(catalog),
-                       vectors, list(catalog.frame["categories"]), self.release_ns, epoch_ns(frame["timestamp"]),
-                       coords, devices, train.timezone,
-                       {c: frame[c].to_numpy(dtype=object) for c in self.context_columns if c in frame.columns})
-        for s in self.signals.values():
-            s.fit(data)
+        none = np.zeros(0, dtype=object)
+        return FitData(none, np.zeros(0, np.int64), len(catalog), vectors, list(catalog.frame["categories"]),
+                       self.release_ns, np.zeros(0, np.int64), coords, none if "device" in columns else None,
+                       train.timezone, {c: none for c in self.context_columns if c in columns})
+
+    def finish_fit(self, data: FitData, train: Interactions, events: int) -> None:
+        """After the signals are fitted: the candidate pool (item vectors only) and the record of the fit."""
         pooled = self._pool_setting
         if pooled == "auto":
-            pooled = PoolConfig() if len(catalog) > POOL_AUTO_ITEMS else None
+            pooled = PoolConfig() if len(self.catalog) > POOL_AUTO_ITEMS else None
         self.pool = None if pooled is None else CandidatePool(pooled).fit(data)
-        self.fitted_on = {"train_events": int(known.sum()), "items": len(catalog),
+        self.fitted_on = {"train_events": events, "items": len(self.catalog),
                           "train_time_range": [str(t) for t in (train.time_range() or ())],
                           "repeat_rate": round(self.repeat_rate, 4), "repeats": self.repeats,
                           "allow_repeats": self.allow_repeats, "times_known": train.times_known}
-        self.use_log(log if log is not None else train)
-        return self
 
     def use_log(self, log: Interactions) -> None:
         """Set the event log that histories and global statistics are read from (always cut before ``now``)."""
         self.events = log
-        self.log = TimeIndexedLog(log, self.catalog, resolution_ns=int(self.stats_resolution_s * 1e9))
-        self._row_codes = self.catalog.frame.index.get_indexer(log.frame["item_id"].to_numpy())  # -1: unknown
-        self._row_hour, self._row_dow = local_hour_dow(log._ts, log.timezone)
+        # per row of the log (sorted by user): item code (-1: unknown), local hour and weekday, in compact types
+        self._row_codes = self.catalog.codes_of(log.frame["item_id"])
+        hour, dow = local_hour_dow(log._ts, log.timezone)
+        self._row_hour, self._row_dow = hour.astype(np.int8), dow.astype(np.int8)
+        del hour, dow
+        self.log = TimeIndexedLog(log, self.catalog, resolution_ns=int(self.stats_resolution_s * 1e9),
+                                  codes=self._row_codes, calendar=(self._row_hour, self._row_dow))
         self.live = LiveHistories(self.catalog.ids)
         self.features = FeatureBuilder(self.signals, self.log)
+        return_freed_memory()  # the fit's and the log's temporaries: the process keeps what the retriever keeps
 
     # -- live events ------------------------------------------------------------------
     def add_events(self, events: pd.DataFrame) -> None:
@@ -206,7 +214,7 @@ class TimeAwareRetriever:
             raise KeyError(f"{len(unknown)} item id(s) not in the catalogue (e.g. {unknown[:3]}); only catalogue "
                            "items can be added as events.")
         times = epoch_ns(frame["timestamp"])
-        self.log.extend(times, codes, frame["weight"].to_numpy())
+        self.log.extend(times, codes)
         self.live.add(frame, times, codes)
 
     def has_user(self, user_id: Any) -> bool:
@@ -231,8 +239,8 @@ class TimeAwareRetriever:
         if not isinstance(user, pd.DataFrame):  # fast path: the user's history from the log's arrays
             sl = self.events.user_slice(user)
             stop = sl.start + int(np.searchsorted(self.events._ts[sl], now_ns, side="left"))
-            codes, times = self._row_codes[sl.start:stop], self.events._ts[sl.start:stop]
-            hours, dows = self._row_hour[sl.start:stop], self._row_dow[sl.start:stop]
+            codes, times = self._row_codes[sl.start:stop].astype(np.int64), self.events._ts[sl.start:stop]
+            hours, dows = self._row_hour[sl.start:stop].astype(np.int64), self._row_dow[sl.start:stop].astype(np.int64)
             known = codes >= 0
             codes, times, hours, dows = codes[known], times[known], hours[known], dows[known]
             if user in self.live:

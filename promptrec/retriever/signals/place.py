@@ -33,6 +33,38 @@ def on_sphere(coords: np.ndarray) -> np.ndarray:
     return np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
 
 
+def consecutive_pairs(data: FitData, max_gap_hours: float) -> sp.csr_matrix:
+    """(items x items) int64 counts of consecutive events of a user (an item, the user's next item) less than
+    ``max_gap_hours`` apart. Sums over users: a log split by user adds up to the same."""
+    u, c, t, n = data.train_users, np.asarray(data.train_codes, dtype=np.int64), data.train_times, data.n_items
+    if t is None or len(c) < 2:
+        return sp.csr_matrix((n, n), dtype=np.int64)
+    same = (u[1:] == u[:-1]) & ((t[1:] - t[:-1]) < max_gap_hours * 3600e9)
+    m = sp.csr_matrix((np.ones(int(same.sum()), np.int64), (c[:-1][same], c[1:][same])), shape=(n, n))
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+def median_distance(pairs: sp.csr_matrix, coords: np.ndarray) -> float:
+    """The median distance (km) over the pairs of places counted in ``pairs`` (each pair as often as counted;
+    pairs at the same place or without coordinates left out), as ``np.median`` of every pair's distance gives
+    it; 1.0 where there is none."""
+    pairs = sp.csr_matrix(pairs)
+    a = np.repeat(np.arange(pairs.shape[0]), np.diff(pairs.indptr))
+    b, w = pairs.indices, np.asarray(pairs.data, dtype=np.int64)
+    d = haversine_km(coords[a, 0], coords[a, 1], coords[b, 0], coords[b, 1])
+    keep = np.isfinite(d) & (d > 0) & (w > 0)
+    d, w = d[keep], w[keep]
+    if not len(d):
+        return 1.0
+    order = np.argsort(d, kind="stable")
+    d, ends = d[order], np.cumsum(w[order])
+    total = int(ends[-1])
+    middle = d[np.searchsorted(ends, [(total - 1) // 2, total // 2], side="right")]
+    return float(np.mean(middle[:1] if total % 2 else middle))  # np.median: the middle one, or the mean of two
+
+
 class PlaceSignal(Signal):
     scores_items = True
 
@@ -42,25 +74,18 @@ class PlaceSignal(Signal):
         self.coords: np.ndarray | None = None
         self.neighbours: sp.csr_matrix | None = None
 
-    def fit(self, data: FitData) -> None:
+    def fit(self, data: FitData, pairs: sp.csr_matrix | None = None) -> None:
+        """``pairs``: the :func:`consecutive_pairs` of the training events (or their sums over shards of users:
+        promptrec.retriever.ray_fit); by default counted from ``data``."""
         if data.item_coords is None or not np.isfinite(data.item_coords).all(axis=1).any():
             raise ValueError("the place signal needs item coordinates (item attributes latitude/longitude or "
                              "lat/lon); leave 'place' out of signals for items without them.")
         self.coords = np.asarray(data.item_coords, dtype=np.float64)
         if self.params["scale_km"] is None:
-            self.params["scale_km"] = self._fit_scale(data)
+            if pairs is None and data.train_times is not None:
+                pairs = consecutive_pairs(data, self.params["max_gap_hours"])
+            self.params["scale_km"] = 1.0 if pairs is None else median_distance(pairs, self.coords)
         self.neighbours = self._neighbours(self.params["scale_km"])
-
-    def _fit_scale(self, data: FitData) -> float:
-        """Median distance between consecutive events of a user less than ``max_gap_hours`` apart."""
-        u, c, t = data.train_users, data.train_codes, data.train_times
-        if t is None or len(c) < 2:
-            return 1.0
-        same = (u[1:] == u[:-1]) & ((t[1:] - t[:-1]) < self.params["max_gap_hours"] * 3600e9)
-        a, b = self.coords[c[:-1][same]], self.coords[c[1:][same]]
-        d = haversine_km(a[:, 0], a[:, 1], b[:, 0], b[:, 1])
-        d = d[np.isfinite(d) & (d > 0)]
-        return float(np.median(d)) if len(d) else 1.0
 
     def _neighbours(self, radius_km: float) -> sp.csr_matrix | None:
         """(items x items) 1 where two located places are within ``radius_km`` (great-circle; each place is its
@@ -84,8 +109,10 @@ class PlaceSignal(Signal):
         a, b = located[ij[:, 0]], located[ij[:, 1]]
         near = haversine_km(self.coords[a, 0], self.coords[a, 1], self.coords[b, 0], self.coords[b, 1]) <= radius_km
         a, b = a[near], b[near]
+        del ij, near
         rows, cols = np.concatenate([a, b, located]), np.concatenate([b, a, located])
-        return sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n, n))
+        # ones as one byte each (products with float vectors are the same numbers, summed in the same order)
+        return sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
 
     def _origin(self, q: Query) -> tuple[float, float] | None:
         if q.location is not None:

@@ -8,7 +8,7 @@ left ten minutes ago says more about the next one than a place visited three day
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,22 +35,20 @@ class TransitionSignal(Signal):
         self.matrix: sp.csr_matrix | None = None
 
     def fit(self, data: FitData) -> None:
-        p, users, codes, n = self.params, data.train_users, data.train_codes, data.n_items
-        pair_half_life = p.get("pair_half_life_hours", 0) or 0
-        times = data.train_times if pair_half_life > 0 else None
-        rows, cols, vals = [], [], []
-        for step in range(1, int(p["window"]) + 1):
-            a = np.flatnonzero(users[:-step] == users[step:])
-            w = np.full(len(a), p["step_decay"] ** (step - 1))
-            if times is not None:  # the time between the pair's events (sorted by user, then time: never negative)
-                w = w * np.exp2(-(times[a + step] - times[a]).astype(np.float64) / (pair_half_life * HOUR_NS))
-            rows += [codes[a], codes[a + step]]
-            cols += [codes[a + step], codes[a]]
-            vals += [w, w * p["backward"]]
-        m = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-        m.sum_duplicates()
+        p = self.params
+        self.matrix = self.matrix_from_pairs(step_pairs(data, int(p["window"]), p.get("pair_half_life_hours", 0) or 0),
+                                             data.n_items)
+
+    def matrix_from_pairs(self, step_matrices: Iterable[sp.csr_matrix], n_items: int) -> sp.csr_matrix:
+        """The transition matrix from the per-step pair matrices (step 1, 2, ...) of :func:`step_pairs`, or their
+        sums over shards of users (promptrec.retriever.ray_fit)."""
+        p, n = self.params, n_items
+        m = sp.csr_matrix((n, n), dtype=np.float64)
+        for step, pairs in enumerate(step_matrices, 1):
+            weight = p["step_decay"] ** (step - 1)
+            m = m + weight * (pairs + p["backward"] * pairs.T.tocsr())  # one step at a time: memory of one step
         out_weight = np.asarray(m.sum(axis=1)).ravel() + 1.0
-        self.matrix = (sp.diags(out_weight ** -p["source_norm"]) @ m).tocsr().astype(np.float32)
+        return (sp.diags(out_weight ** -p["source_norm"]) @ m).tocsr().astype(np.float32)
 
     def _source_weights(self, q: Query) -> tuple[np.ndarray, np.ndarray]:
         """The last items (most recent first) and their weights: position decay x elapsed-time decay."""
@@ -104,3 +102,21 @@ class TransitionSignal(Signal):
     def load_state(self, state: dict[str, Any]) -> None:
         self.matrix = state["matrix"]
 
+
+def step_pairs(data: FitData, window: int, pair_half_life_hours: float = 0.0):
+    """For step = 1 .. ``window``: the (items x items) sparse sums of the training pairs (an item, the item
+    ``step`` events later by the same user), each pair weighted by the time between its events when
+    ``pair_half_life_hours`` > 0 (else counted). Sums over users: a log split by user adds up to the same."""
+    codes, n = np.asarray(data.train_codes, dtype=np.int32), data.n_items
+    users = np.asarray(data.train_users)
+    run = np.zeros(len(users), dtype=np.int32)  # the training log is sorted by user: one number per user's run
+    if len(users) > 1:
+        np.cumsum(users[1:] != users[:-1], out=run[1:])
+    times = data.train_times if pair_half_life_hours > 0 else None
+    for step in range(1, window + 1):
+        a = np.flatnonzero(run[:-step] == run[step:])
+        if times is None:
+            w = np.ones(len(a))
+        else:  # the time between the pair's events (sorted by user, then time: never negative)
+            w = np.exp2(-(times[a + step] - times[a]).astype(np.float64) / (pair_half_life_hours * HOUR_NS))
+        yield sp.csr_matrix((w, (codes[a], codes[a + step])), shape=(n, n))
