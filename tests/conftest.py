@@ -1,8 +1,12 @@
-"""Shared fixtures: the demo data (generated once per run) and the real MovieLens 100K if present."""
+"""Shared fixtures: the demo data (generated once per run), the real MovieLens 100K if present, local PostgreSQL
+and a two-node loopback Ray cluster."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,29 @@ def postgres():
         pytest.skip(f"no PostgreSQL server binaries: {INSTALL_HINT}")
     with LocalPostgres() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """A real two-node Ray cluster on loopback: a head and a second node, one CPU each, with token
+    authentication (the nodes and this test's driver share a fresh token)."""
+    pytest.importorskip("ray.data", reason="Ray is not installed (pip install 'promptrec[scale]')")
+    from promptrec.testing.process import free_port
+
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+
+    def run(*args):
+        proc = subprocess.run([ray_cli, *args], env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    run("start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+        "--temp-dir", str(temp), *common)
+    try:
+        run("start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)

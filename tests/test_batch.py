@@ -2,11 +2,8 @@
 output), resumable batch by batch, failed batches retried and then reported (never dropped)."""
 
 import json
-import os
-import secrets
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -74,30 +71,6 @@ def test_failed_batches_are_retried_then_reported_not_dropped(served_demo, tmp_p
     assert result.exit_code == 1, result.output
     assert "2 batch(es) failed" in result.output and "2 attempts" in result.output
     assert not list((tmp_path / "out").glob("part-*")) and (tmp_path / "out" / "_report.json").exists()
-
-
-@pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
-    """A real two-node Ray cluster on loopback: a head and a second node, one CPU each, with token
-    authentication (the nodes and this test's driver share a fresh token)."""
-    pytest.importorskip("ray.data", reason="Ray is not installed (pip install 'promptrec[scale]')")
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    temp = tmp_path_factory.mktemp("ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    common = ["--num-cpus", "1", "--disable-usage-stats"]
-
-    def run(*args):
-        proc = subprocess.run([ray_cli, *args], env=env, capture_output=True, text=True, timeout=180)
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-
-    run("start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
-        "--temp-dir", str(temp), *common)
-    try:
-        run("start", "--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1", *common)
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_two_node_ray_cluster_gives_the_in_process_output(served_demo, ray_cluster, tmp_path):

@@ -37,12 +37,25 @@ def lift_table(values: np.ndarray, codes: np.ndarray, n_items: int, item_categor
                smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """The seen values (sorted) and log-lift of P(value | item) over P(value) (items x values), each item's
     distribution smoothed toward its categories' (and those toward everybody's) with ``smoothing`` events."""
+    vocab, counts = value_counts(values, codes, n_items)
+    return vocab, lift_of_counts(counts, n_items, item_categories, smoothing)
+
+
+def value_counts(values: np.ndarray, codes: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seen values (sorted) and each item's events per value (items x max(1, values), float): what
+    :func:`lift_of_counts` reads. Sums over users: a log split by user adds up to the same."""
     val = np.asarray([value_text(v) for v in values], dtype=object)
     known = val != ""
     vocab = np.array(sorted(set(val[known])), dtype=str)
     col = {d: j for j, d in enumerate(vocab)}
     counts = np.zeros((n_items, max(1, len(vocab))))
-    np.add.at(counts, (codes[known], [col[d] for d in val[known]]), 1.0)
+    np.add.at(counts, (np.asarray(codes)[known], [col[d] for d in val[known]]), 1.0)
+    return vocab, counts
+
+
+def lift_of_counts(counts: np.ndarray, n_items: int, item_categories: list[tuple[str, ...]],
+                   smoothing: float) -> np.ndarray:
+    """The log-lift table (items x values) of :func:`value_counts`' counts."""
     a = smoothing
     p_global = (counts.sum(axis=0) + 1.0) / (counts.sum() + counts.shape[1])
     item_cat = category_matrix(item_categories, n_items)
@@ -52,7 +65,7 @@ def lift_table(values: np.ndarray, codes: np.ndarray, n_items: int, item_categor
     has_cat = np.asarray(item_cat.sum(axis=1)).ravel() > 0
     prior[~has_cat] = p_global
     p_item = (counts + a * prior) / (counts.sum(axis=1, keepdims=True) + a)
-    return vocab, np.log(p_item / p_global)
+    return np.log(p_item / p_global)
 
 
 class ContextColumnSignal(Signal):
@@ -79,8 +92,12 @@ class ContextColumnSignal(Signal):
         return value_text(query.extras.get(self.column))
 
     def fit(self, data: FitData) -> None:
-        self.values, self.lift = lift_table(self.train_values(data), data.train_codes, data.n_items,
-                                            data.item_categories, self.params["smoothing"])
+        self.fit_counts(*value_counts(self.train_values(data), data.train_codes, data.n_items), data)
+
+    def fit_counts(self, values: np.ndarray, counts: np.ndarray, data: FitData) -> None:
+        """Fit from :func:`value_counts` (or their sums over shards of users: promptrec.retriever.ray_fit)."""
+        self.values = values
+        self.lift = lift_of_counts(counts, data.n_items, data.item_categories, self.params["smoothing"])
 
     def score(self, queries: list[Query], log: Any, items: np.ndarray | None = None) -> np.ndarray:
         out = np.zeros((len(queries), n_columns(log, items)))

@@ -33,12 +33,19 @@ class ReturnsSignal(CategorySignal):
         self.overall_share = 0.0
 
     def fit(self, data: FitData) -> None:
+        flags = returns_mask(data.train_users, data.train_codes)
+        codes = np.asarray(data.train_codes, dtype=np.int64)
+        self.fit_counts(np.bincount(codes, minlength=data.n_items),
+                        np.bincount(codes[flags], minlength=data.n_items), data)
+
+    def fit_counts(self, item_events: np.ndarray, item_returns: np.ndarray, data: FitData) -> None:
+        """Fit from each item's training events and returns among them (counts, or their sums over shards of
+        users: promptrec.retriever.ray_fit)."""
         super().fit(data)
-        flags = returns_mask(data.train_users, data.train_codes).astype(np.float64)
-        events = self.item_cat[data.train_codes]  # events x categories (rows: each event's share per category)
-        n = np.asarray(events.sum(axis=0)).ravel()
-        r = np.asarray(events.T @ flags).ravel()
-        self.overall_share = float(flags.mean()) if len(flags) else 0.0
+        events, returns = np.asarray(item_events, np.float64), np.asarray(item_returns, np.float64)
+        n, r = self.cat_item @ events, self.cat_item @ returns  # per category: each event's share of it
+        total = int(np.sum(item_events))
+        self.overall_share = int(np.sum(item_returns)) / total if total else 0.0
         self.category_share = (r + self.params["prior"] * self.overall_share) / (n + self.params["prior"])
 
     def _by_item(self, per_category: np.ndarray, items: np.ndarray | None) -> np.ndarray:

@@ -46,7 +46,13 @@ class TimeContextSignal(CategorySignal):
         if data.train_times is None or not len(data.train_times):
             return
         hours, dows = local_hour_dow(np.asarray(data.train_times, dtype=np.int64), data.timezone)
-        self.use_hour, self.use_day = len(np.unique(hours)) > 1, len(np.unique(dows)) > 1
+        self.fit_calendar(np.bincount(hours, minlength=HOURS), np.bincount(dows, minlength=7))
+
+    def fit_calendar(self, hour_events: np.ndarray, weekday_events: np.ndarray) -> None:
+        """Which parts carry information, from the training events per local hour and per weekday (their counts,
+        or sums of them over shards of users: promptrec.retriever.ray_fit)."""
+        hours, days = np.flatnonzero(hour_events), np.flatnonzero(weekday_events)
+        self.use_hour, self.use_day = len(hours) > 1, len(days) > 1
         if not (self.use_hour or self.use_day):
             log.warning("time_context: every training event is at the same local hour (%dh) on the same weekday; "
                         "the signal carries no information and is left out of the blend (it scores every item 0).",
