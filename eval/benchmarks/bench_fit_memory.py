@@ -110,7 +110,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fit_memory.json").write_text(json.dumps(run, indent=2))
     md = ["# Where a fitted retriever's memory goes", "", f"Command: `{run['command']}` ({run['date']}, "
-          f"{run['machine']}, {run['cpu']}).", "", (__doc__ or "").split("\n\n")[1].replace("\n", " "), ""] + table(run)
+          f"{run['machine']}, {run['cpu']}).", "", (__doc__ or "").split("\n\n")[2].replace("\n", " "), ""] + table(run)
     if args.baseline:
         md += ["", f"## {args.baseline_label}", "", f"Command: `{run['baseline']['command']}` "
                f"({run['baseline']['date']}).", ""] + table(run["baseline"])
