@@ -17,7 +17,10 @@ REPEAT_THRESHOLD = 0.05
 
 def returns_mask(users, items) -> np.ndarray:
     """Per event (events in time order): True where the same user used the same item earlier."""
-    return pd.DataFrame({"user": users, "item": items}).duplicated(keep="first").to_numpy()
+    user_codes = pd.factorize(np.asarray(users))[0].astype(np.int64)
+    item_codes, seen = pd.factorize(np.asarray(items))
+    pair = user_codes * (len(seen) + 1) + item_codes  # one int64 per (user, item): hashing two columns is slower
+    return pd.Series(pair).duplicated(keep="first").to_numpy()
 
 
 def repeat_rate(frame: pd.DataFrame) -> float:
