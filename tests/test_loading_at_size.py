@@ -87,3 +87,19 @@ def test_progress_bar_when_asked(log, capsys):
     assert "rows" in capsys.readouterr().err
     load_events(folder / "events.parquet")
     assert capsys.readouterr().err == ""
+
+
+def test_events_without_an_id_are_refused_by_name_and_unknown_codes_stay_unknown():
+    from promptrec.data.catalog import Catalog
+    from promptrec.data.interactions import Interactions
+
+    times = pd.to_datetime([1, 2, 3, 4], unit="s", utc=True)
+    frame = pd.DataFrame({"user_id": ["a", None, "b", "b"], "item_id": ["x", "y", "z", "x"], "timestamp": times})
+    with pytest.raises(ValueError, match=r"1 events have no user_id \(e.g. rows \[1\]\)"):
+        Interactions(frame)
+    with pytest.raises(ValueError, match="2 events have no item_id"):
+        Interactions(frame.assign(user_id="a", item_id=["x", None, None, "x"]))
+    catalog = Catalog(pd.DataFrame({"item_id": ["x", "y"], "title": ["X", "Y"]}))
+    nothing = pd.Series(pd.Categorical([None, None], categories=pd.Index([], dtype="str")))
+    assert catalog.codes_of(nothing).tolist() == [-1, -1]
+    assert catalog.codes_of(pd.Series(pd.Categorical(["y", None, "q"]))).tolist() == [1, -1, -1]

@@ -205,6 +205,10 @@ def test_a_retriever_fitted_from_merged_statistics_equals_the_single_process_fit
     assert_same_fit(single, {n: (s.state(), s.params) for n, s in r.signals.items()}, r.pool.state(), r.fitted_on,
                     r.weights, r.context_columns, r.release_ns)
     assert r.repeat_rate == single.repeat_rate and r.allow_repeats
+    # tuning it never refits the whole log in this process (earlier windows need a single-process fit)
+    from promptrec.retriever.tuning import ranker_config
+
+    assert ranker_config(r, None).earlier_windows == 0 and ranker_config(single, None).earlier_windows > 0
 
     # context counts of shards that saw different values merge by the union of values
     a = (np.array(["rain"]), sp_counts([[1], [0]]))
@@ -258,3 +262,14 @@ def test_a_whole_retriever_fitted_on_a_two_node_ray_cluster_equals_the_single_pr
         a, b = single.retrieve(user, now, k=20), loaded.retrieve(user, now, k=20)
         assert [c.item_id for c in a] == [c.item_id for c in b] and len(a) == 20
         assert [c.score for c in a] == pytest.approx([c.score for c in b])
+
+
+def test_parquet_parts_the_statistics_cannot_read_are_named():
+    from promptrec.retriever.ray_fit import input_problem
+
+    good = pd.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "y"],
+                         "timestamp": pd.to_datetime([1, 2], unit="s", utc=True)})
+    assert input_problem(good) is None
+    assert "not a timezone-aware time" in input_problem(good.assign(timestamp=[1, 2]))
+    assert "not a timezone-aware time" in input_problem(good.assign(timestamp=good["timestamp"].dt.tz_localize(None)))
+    assert input_problem(good.assign(user_id=["a", None])) == "1 rows have no user_id"

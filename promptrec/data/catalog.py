@@ -95,9 +95,9 @@ class Catalog:
         """Codes (int32) of a column of item ids, -1 where an id is not in the catalogue. A categorical column
         is looked up once per distinct id, not once per row."""
         if isinstance(item_ids.dtype, pd.CategoricalDtype):
-            per_category = self._codes.get_indexer(item_ids.cat.categories.astype(str)).astype(np.int32)
-            rows = item_ids.cat.codes.to_numpy()
-            return np.where(rows >= 0, per_category[rows], -1).astype(np.int32)
+            # one more slot for code -1 (a missing id): unknown
+            per_category = np.append(self._codes.get_indexer(item_ids.cat.categories.astype(str)), -1).astype(np.int32)
+            return per_category[item_ids.cat.codes.to_numpy()]
         values = item_ids.to_numpy()
         if values.dtype != object:  # numbers as ids: the catalogue's ids are strings
             values = values.astype(str).astype(object)

@@ -51,7 +51,7 @@ def write_recbole_sequences(dataset: Dataset, folder: str | Path, name: str | No
     _refuse_spaces(frame["item_id"], "item")
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for user, items in frame.groupby("user_id", sort=False)["item_id"]:  # the log is in each user's time order
+    for user, items in frame.groupby("user_id", sort=False, observed=True)["item_id"]:  # the log is in each user's time order
         ids = items.tolist()
         rows.append(f"{user}\t{' '.join(ids[:-1])}\t{ids[-1]}")
     inter = folder / f"{name}.inter"

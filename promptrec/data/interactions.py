@@ -70,6 +70,7 @@ class Interactions:
             frame = frame.copy(deep=not COPY_ON_WRITE)  # columns are replaced, not written into: the caller's stays
             frame["user_id"] = as_sorted_category(frame["user_id"])
             frame["item_id"] = as_sorted_category(frame["item_id"])
+            _refuse_missing_ids(frame)
             if frame["timestamp"].dtype != UTC_NS:
                 ts = pd.to_datetime(frame["timestamp"])
                 if ts.dt.tz is None:
@@ -220,6 +221,15 @@ class Interactions:
             "repeat_rate": round(repeat_rate(self.frame), 4),
             "hour_profile": hour_profile(self.frame, self.timezone),
         }
+
+
+def _refuse_missing_ids(frame: pd.DataFrame) -> None:
+    """A clear error for events without a user or item id (a missing id has no category: code -1)."""
+    for col in ("user_id", "item_id"):
+        missing = np.flatnonzero(frame[col].cat.codes.to_numpy() < 0)
+        if len(missing):
+            raise ValueError(f"{len(missing)} events have no {col} (e.g. rows {missing[:5].tolist()}): give them one "
+                             "or drop them (load_events(..., errors='drop') drops them).")
 
 
 def _categorized(frame: pd.DataFrame) -> pd.DataFrame:

@@ -61,7 +61,7 @@ def invented_times(frame: pd.DataFrame) -> str | None:
 
 def order_times(frame: pd.DataFrame) -> pd.Series:
     """End-aligned pseudo-times (as :func:`sequence_events` gives) for a log sorted by (user, time)."""
-    position = frame.groupby("user_id", sort=False).cumcount().to_numpy()
-    size = frame.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    position = frame.groupby("user_id", sort=False, observed=True).cumcount().to_numpy()
+    size = frame.groupby("user_id", sort=False, observed=True)["user_id"].transform("size").to_numpy()
     offsets = pd.to_timedelta((size - 1 - position).astype(np.int64) * STEP.value, unit="ns")
     return pd.Series(ORDER_END - offsets, index=frame.index)

@@ -45,7 +45,7 @@ def training_targets(log: Interactions, n: int, *, seed: int = 0, min_history: i
     """``n`` events of ``log`` (seeded, uniformly over events) whose user has ``min_history`` earlier events."""
     f = log.frame
     users = f["user_id"].to_numpy()
-    position = f.groupby("user_id", sort=False).cumcount().to_numpy()  # the log is sorted by user, then time
+    position = f.groupby("user_id", sort=False, observed=True).cumcount().to_numpy()  # the log is sorted by user, then time
     eligible = np.flatnonzero(position >= min_history)
     if not len(eligible):
         raise ValueError(f"no training event has {min_history} earlier events of its user; lower min_history.")

@@ -299,7 +299,8 @@ class ItemIndex:
         return str(self._table["title"].iat[self._row_of[item_id]])
 
     def vectors(self, item_ids: Sequence[str] | None = None) -> np.ndarray:
-        """Stored embeddings of the given items (all items, in ``item_ids`` order, by default)."""
+        """Stored embeddings of the given items (all items, in ``item_ids`` order, by default). When they are all
+        the items in the index's own order, a read-only view of the stored array, not a copy."""
         if item_ids is None:
             return self._vectors
         try:

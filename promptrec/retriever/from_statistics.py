@@ -15,11 +15,11 @@ from promptrec.data.catalog import Catalog
 from promptrec.data.interactions import Interactions
 from promptrec.retriever.signals import (AudienceSignal, ContentSignal, ContextColumnSignal, FreshnessSignal,
                                          HabitSignal, PlaceSignal, ReturnsSignal, Signal, TimeContextSignal,
-                                         TransitionSignal, TrendingSignal)
+                                         TransitionSignal, TrendingSignal, UserFrequencySignal)
 from promptrec.retriever.signals.base import FitData
 from promptrec.retriever.statistics import EventStatistics, dense_counts
 
-EVENT_FREE = (ContentSignal, TrendingSignal, FreshnessSignal, HabitSignal)  # their fit reads no events
+EVENT_FREE = (ContentSignal, TrendingSignal, FreshnessSignal, HabitSignal, UserFrequencySignal)  # fit reads no events
 
 
 def apply_statistics(retriever: Any, stats: EventStatistics) -> None:
@@ -44,7 +44,8 @@ def audience_state(stats: EventStatistics) -> dict[str, np.ndarray]:
 def fit_signal(signal: Signal, stats: EventStatistics, data: FitData | None) -> None:
     """Fit one signal from ``stats`` and ``data`` (the catalogue's part of a FitData, without events): the state
     its own fit on the counted events gives, through the same code. Signals that learn nothing from the events
-    (content, trending, freshness, habit) fit on ``data`` alone; others (neighbours, sasrec...) are refused."""
+    (content, trending, freshness, habit, user_frequency) fit on ``data`` alone; others (neighbours, sasrec...)
+    are refused."""
     if isinstance(signal, TransitionSignal):
         p = signal.params
         wanted = (int(p["window"]), float(p.get("pair_half_life_hours", 0) or 0))
@@ -89,6 +90,7 @@ def fit_from_statistics(retriever: Any, stats: EventStatistics, log: Interaction
         raise ValueError(f"the statistics read hours in {stats.timezone}; the log's time zone is {log.timezone}.")
     events = int(stats.item_events.sum())
     data = retriever.prepare_fit(log, catalog, index, int(stats.item_returns.sum()) / events if events else 0.0)
+    retriever._fit_inputs = None  # tune() then learns from validation targets only: no refits of the whole log here
     for signal in retriever.signals.values():
         fit_signal(signal, stats, data)
     retriever.finish_fit(data, log, events)

@@ -140,6 +140,10 @@ def read_row_group(batch: pd.DataFrame, catalog_ids: Any, shards: int, context: 
     source = pads.dataset(path, format="parquet")
     fragment = next(iter(source.get_fragments())).subset(row_group_ids=[int(group)])
     frame = fragment.to_table(columns=COLUMNS + list(context)).to_pandas()
+    problem = input_problem(frame)
+    if problem:
+        raise ValueError(f"{path} (row group {group}): {problem}. The Ray fit reads a cleaned log, as "
+                         "load_events(...).frame.to_parquet(...) writes it.")
     codes = pd.Index(catalog_ids).get_indexer(frame["item_id"].astype(str).to_numpy(dtype=object))
     users = frame["user_id"].astype(str).to_numpy(dtype=object)
     ts = pd.to_datetime(frame["timestamp"], utc=True).to_numpy(dtype="datetime64[ns]").view("int64")
@@ -149,6 +153,18 @@ def read_row_group(batch: pd.DataFrame, catalog_ids: Any, shards: int, context: 
               for c in context}
     return pd.DataFrame({"shard": shard_of(users[keep], shards), "user_id": users[keep],
                          "code": codes[keep].astype(np.int64), "ts": ts[keep], "row": rows[keep]} | values)
+
+
+def input_problem(frame: pd.DataFrame) -> str | None:
+    """What makes a Parquet part unfit for the statistics (times that are not timezone-aware, missing times or
+    ids), or None: the loaders' own checks are not run again here."""
+    if not isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype):
+        return f"timestamp is {frame['timestamp'].dtype}, not a timezone-aware time (naive or epoch times are ambiguous)"
+    for column in COLUMNS:
+        missing = int(frame[column].isna().sum())
+        if missing:
+            return f"{missing} rows have no {column}"
+    return None
 
 
 def shard_of(users: np.ndarray, shards: int) -> np.ndarray:
