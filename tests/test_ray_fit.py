@@ -205,6 +205,14 @@ def test_a_retriever_fitted_from_merged_statistics_equals_the_single_process_fit
     assert_same_fit(single, {n: (s.state(), s.params) for n, s in r.signals.items()}, r.pool.state(), r.fitted_on,
                     r.weights, r.context_columns, r.release_ns)
     assert r.repeat_rate == single.repeat_rate and r.allow_repeats
+    # statistics of another catalogue (other items or order: other codes) are refused, not misread
+    from dataclasses import replace
+
+    other = replace(stats, catalog_digest="0" * 16)
+    with pytest.raises(ValueError, match="another catalogue"):
+        fit_from_statistics(TimeAwareRetriever(pool="on"), other, log, catalog, index)
+    with pytest.raises(ValueError, match="different catalogues"):
+        merge(stats, other)
     # tuning it never refits the whole log in this process (earlier windows need a single-process fit)
     from promptrec.retriever.tuning import ranker_config
 

@@ -32,7 +32,7 @@ from promptrec.retriever.retriever import TimeAwareRetriever
 from promptrec.retriever.signals import column_of
 from promptrec.retriever.signals.base import FitData
 from promptrec.retriever.signals.context_column import value_text
-from promptrec.retriever.statistics import EventStatistics, merge
+from promptrec.retriever.statistics import EventStatistics, catalog_digest, merge
 
 COLUMNS = ["user_id", "item_id", "timestamp"]
 
@@ -103,8 +103,11 @@ def _shard_parts(parquet_path: str, catalog: Catalog, timezone: str, window: int
             fn_kwargs={"n_items": len(catalog), "timezone": timezone, "window": int(window),
                        "pair_half_life_hours": float(pair_half_life_hours),
                        "place_gap_hours": float(place_gap_hours), "context": columns})
+        digest = catalog_digest(catalog)
         for row in out.iter_rows():
-            yield ShardStatistics(int(row["shard"]), str(row["node"]), int(row["events"]), pickle.loads(row["stats"]))
+            stats = pickle.loads(row["stats"])
+            stats.catalog_digest = digest  # the codes are this catalogue's
+            yield ShardStatistics(int(row["shard"]), str(row["node"]), int(row["events"]), stats)
     finally:
         ctx.enable_progress_bars, ctx.shuffle_strategy = before
         if owner:

@@ -12,6 +12,7 @@ retriever fits from its training events follows from them (``promptrec.retriever
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -50,6 +51,7 @@ class EventStatistics:
     place_pairs: sp.csr_matrix | None = None  # int64 (items x items) (signals.place.consecutive_pairs)
     # context column ("device" for FitData.train_devices) -> (seen values sorted, int64 items x values counts)
     context: dict[str, tuple[np.ndarray, sp.csr_matrix]] = field(default_factory=dict)
+    catalog_digest: str = ""  # the catalogue whose item codes these are (catalog_digest), "" where not recorded
 
     @classmethod
     def empty(cls, n_items: int, *, window: int = 5, pair_half_life_hours: float = 0.0,
@@ -95,8 +97,10 @@ class EventStatistics:
                place_gap_hours: float = 24.0, context: Sequence[str] = ()) -> "EventStatistics":
         """The statistics of an event log, as ``TimeAwareRetriever.fit`` reads it (events of unknown items
         dropped), with context counts for the log's ``context`` columns ("device" among them if wanted)."""
-        return cls.of(fit_data_of(log, catalog, context), window=window, pair_half_life_hours=pair_half_life_hours,
-                      place_gap_hours=place_gap_hours)
+        out = cls.of(fit_data_of(log, catalog, context), window=window, pair_half_life_hours=pair_half_life_hours,
+                     place_gap_hours=place_gap_hours)
+        out.catalog_digest = catalog_digest(catalog)
+        return out
 
     @property
     def item_returns(self) -> np.ndarray:
@@ -120,6 +124,9 @@ def merge(a: EventStatistics, b: EventStatistics) -> EventStatistics:
     differ = [s for s in settings if getattr(a, s) != getattr(b, s)]
     if differ:
         raise ValueError(f"cannot merge statistics computed with other settings: {differ}.")
+    digests = {a.catalog_digest, b.catalog_digest} - {""}
+    if len(digests) > 1:
+        raise ValueError("cannot merge statistics counted against different catalogues (item codes differ).")
     users = np.concatenate([a.users.astype(str), b.users.astype(str)])
     order = np.argsort(users, kind="stable")
     users = users[order]
@@ -131,7 +138,8 @@ def merge(a: EventStatistics, b: EventStatistics) -> EventStatistics:
         a.item_hour + b.item_hour, a.item_weekday + b.item_weekday, np.minimum(a.first_seen, b.first_seen),
         users, canonical(sp.vstack([a.user_items, b.user_items], format="csr")[order]),
         [canonical(x + y) for x, y in zip(a.step_pairs, b.step_pairs)], a.place_gap_hours,
-        canonical(a.place_pairs + b.place_pairs), merge_context(a.context, b.context, a.n_items))
+        canonical(a.place_pairs + b.place_pairs), merge_context(a.context, b.context, a.n_items),
+        next(iter(digests), ""))
 
 
 def merge_context(a: dict[str, tuple[np.ndarray, sp.csr_matrix]], b: dict[str, tuple[np.ndarray, sp.csr_matrix]],
@@ -174,6 +182,11 @@ def fit_data_of(log: Interactions, catalog: Catalog, context: Sequence[str] = ()
     return FitData(kept(users), codes[known].astype(np.int64), len(catalog), None, [], np.zeros(0, np.int64),
                    kept(ts), timezone=log.timezone, train_devices=columns.pop("device", None),
                    train_context=columns)
+
+
+def catalog_digest(catalog: Catalog) -> str:
+    """A short hash of the catalogue's item ids in code order: statistics count items by code."""
+    return hashlib.sha256("\n".join(map(str, catalog.ids)).encode()).hexdigest()[:16]
 
 
 def canonical(m: Any) -> sp.csr_matrix:
