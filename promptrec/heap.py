@@ -13,19 +13,18 @@ import functools
 
 
 @functools.cache
-def _libc():
-    name = ctypes.util.find_library("c")
+def glibc_function(name: str):
+    """A function of the C library, or None where it is not glibc (or lacks it)."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
         return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
 def return_freed_memory() -> bool:
     """Release free heap pages to the operating system (glibc); whether it could."""
-    libc = _libc()
-    if libc is None:
+    trim = glibc_function("malloc_trim")
+    if trim is None:
         return False
-    libc.malloc_trim(0)
+    trim(0)
     return True

@@ -36,7 +36,7 @@ class TimeIndexedLog:
         """``codes`` (each row's catalogue code, -1 where unknown) and ``calendar`` (each row's local hour and
         weekday) may be given when the caller has them already, in the frame's row order."""
         if codes is None:
-            codes = catalog.frame.index.get_indexer(inter.frame["item_id"].to_numpy())
+            codes = catalog.codes_of(inter.frame["item_id"])
         known = codes >= 0
         self.dropped_unknown_items = int((~known).sum())
         self.n_items = len(catalog)

@@ -14,28 +14,20 @@ to oneDNN's primitive cache: bounded). :class:`HeapTrimmer` hands the heap's fre
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 import time
+
+from promptrec.heap import glibc_function
 
 log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # mallopt parameter (glibc's malloc.h)
 
 
-def _glibc_function(name: str):
-    """A function of the C library, or None where it is not glibc (or lacks it)."""
-    try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
-    except (OSError, AttributeError):
-        return None
-
-
 def tame_malloc(arenas: int = 2) -> bool:
     """Apply the settings above to this process (call before it starts threads); False where the C library is
     not glibc (nothing changes)."""
-    mallopt = _glibc_function("mallopt")
+    mallopt = glibc_function("mallopt")
     if mallopt is None:
         return False
     ok = bool(mallopt(M_ARENA_MAX, arenas))
@@ -50,7 +42,7 @@ class HeapTrimmer:
 
     def __init__(self, min_interval_s: float = 5.0):
         self.min_interval_s = min_interval_s
-        self._trim = _glibc_function("malloc_trim")
+        self._trim = glibc_function("malloc_trim")
         self._last = float("-inf")
         self._lock = threading.Lock()
         self.stats = {"available": self._trim is not None, "trims": 0, "seconds": 0.0}
