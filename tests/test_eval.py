@@ -213,6 +213,22 @@ def test_tuned_and_fused_llm_pipelines_get_paired_leads_on_the_llm_sample():
     assert out["tuned + fusion"]["r"]["NDCG@10"]["lead"] == 0 and not out["tuned + fusion"]["r"]["NDCG@10"]["beyond"]
 
 
+def test_a_loss_beyond_its_interval_is_marked_like_a_gain():
+    """'beyond' means the paired interval excludes 0 on either side: a significant loss is bold too."""
+    from promptrec.eval.markdown import _paired_md
+    from promptrec.eval.results import paired_differences
+    rng = np.random.default_rng(0)
+    better = rng.integers(0, 5, 300)
+    worse = better + rng.integers(1, 4, 300)  # always ranked lower
+    out = paired_differences({"worse": worse, "better": better, "tie": worse.copy()}, "worse", [10], 200, 0)
+    loss = out["better"]["NDCG@10"]
+    assert loss["lead"] < 0 and loss["ci95"][1] < 0 and loss["beyond"]
+    assert out["tie"]["NDCG@10"]["lead"] == 0 and not out["tie"]["NDCG@10"]["beyond"]
+    row = next(line for line in _paired_md({"paired": {"worse": out}}) if line.startswith("| better |"))
+    assert f"**{loss['lead']:+.4f}" in row
+
+
+
 def test_shipped_configs_parse():
     from pathlib import Path
 

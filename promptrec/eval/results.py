@@ -53,7 +53,7 @@ def paired_differences(ranks: dict[str, np.ndarray], reference: str, ks: list[in
             d = per_target(ref) - per_target(other)
             boot = d[idx].mean(axis=1)
             lo, hi = float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
-            row[m] = {"lead": float(d.mean()), "ci95": (lo, hi), "beyond": lo > 0}
+            row[m] = {"lead": float(d.mean()), "ci95": (lo, hi), "beyond": lo > 0 or hi < 0}
         out[name] = row
     return out
 
