@@ -228,7 +228,6 @@ def test_a_loss_beyond_its_interval_is_marked_like_a_gain():
     assert f"**{loss['lead']:+.4f}" in row
 
 
-
 def test_shipped_configs_parse():
     from pathlib import Path
 
