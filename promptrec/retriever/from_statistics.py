@@ -17,7 +17,7 @@ from promptrec.retriever.signals import (AudienceSignal, ContentSignal, ContextC
                                          HabitSignal, PlaceSignal, ReturnsSignal, Signal, TimeContextSignal,
                                          TransitionSignal, TrendingSignal, UserFrequencySignal)
 from promptrec.retriever.signals.base import FitData
-from promptrec.retriever.statistics import EventStatistics, catalog_digest, dense_counts
+from promptrec.retriever.statistics import EventStatistics, dense_counts, refuse_other_catalog
 
 EVENT_FREE = (ContentSignal, TrendingSignal, FreshnessSignal, HabitSignal, UserFrequencySignal)  # fit reads no events
 
@@ -28,8 +28,7 @@ def apply_statistics(retriever: Any, stats: EventStatistics) -> None:
     (:func:`fit_from_statistics` fits a whole retriever from them.)"""
     if retriever.catalog is None or len(retriever.catalog) != stats.n_items:
         raise ValueError("apply_statistics needs a retriever fitted with the catalogue the statistics counted.")
-    if stats.catalog_digest and stats.catalog_digest != catalog_digest(retriever.catalog):
-        raise ValueError("the statistics were counted against another catalogue (other items, or another order).")
+    refuse_other_catalog(stats, retriever.catalog)
     for name in ("transition", "audience"):
         if name in retriever.signals:
             fit_signal(retriever.signals[name], stats, None)
@@ -88,14 +87,13 @@ def fit_from_statistics(retriever: Any, stats: EventStatistics, log: Interaction
     context."""
     if len(catalog) != stats.n_items:
         raise ValueError(f"the statistics counted {stats.n_items} items; the catalogue has {len(catalog)}.")
-    if stats.catalog_digest and stats.catalog_digest != catalog_digest(catalog):
-        raise ValueError("the statistics were counted against another catalogue (other items, or another order): "
-                         "count them again with this one.")
+    refuse_other_catalog(stats, catalog)
     if log.timezone != stats.timezone:
         raise ValueError(f"the statistics read hours in {stats.timezone}; the log's time zone is {log.timezone}.")
     events = int(stats.item_events.sum())
-    data = retriever.prepare_fit(log, catalog, index, int(stats.item_returns.sum()) / events if events else 0.0)
-    retriever._fit_inputs = None  # tune() then learns from validation targets only: no refits of the whole log here
+    # not refittable: tune() then learns from validation targets only, with no refits of the whole log here
+    data = retriever.prepare_fit(log, catalog, index, int(stats.item_returns.sum()) / events if events else 0.0,
+                                 refittable=False)
     for signal in retriever.signals.values():
         fit_signal(signal, stats, data)
     retriever.finish_fit(data, log, events)

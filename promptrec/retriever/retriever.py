@@ -127,12 +127,12 @@ class TimeAwareRetriever:
         self.use_log(log if log is not None else train)
         return self
 
-    def prepare_fit(self, train: Interactions, catalog: Catalog, index: Any, rate: float) -> FitData:
-        """What a fit settles before it reads events: repeats (from ``rate``, the training log's repeat rate),
-        the signals (``signals="auto"`` chooses them from the data), context columns and release times. Returns
-        the catalogue's part of the FitData (item vectors, categories, coordinates), with no events."""
+    def prepare_fit(self, train: Interactions, catalog: Catalog, index: Any, rate: float, *,
+                    refittable: bool = True) -> FitData:
+        """What a fit settles before reading events (repeats from ``rate``, the log's repeat rate; signals; context
+        columns; release times): the FitData's catalogue part. ``refittable``: tuning may refit on earlier windows."""
         self.catalog = catalog
-        self._fit_inputs = (train, index)  # for refits on earlier windows when tuning (not saved)
+        self._fit_inputs = (train, index) if refittable else None  # for refits when tuning (not saved)
         columns = train.frame.columns
         coords = catalog.coordinates()
         declared = declared_context(train) or self._context

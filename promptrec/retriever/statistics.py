@@ -189,6 +189,13 @@ def catalog_digest(catalog: Catalog) -> str:
     return hashlib.sha256("\n".join(map(str, catalog.ids)).encode()).hexdigest()[:16]
 
 
+def refuse_other_catalog(stats: EventStatistics, catalog: Catalog) -> None:
+    """Raise if ``stats`` recorded a catalogue other than ``catalog``: their item codes would be misread."""
+    if stats.catalog_digest and stats.catalog_digest != catalog_digest(catalog):
+        raise ValueError("the statistics were counted against another catalogue (other items, or another order): "
+                         "count them again with this one.")
+
+
 def canonical(m: Any) -> sp.csr_matrix:
     """A CSR matrix with sorted indices and no duplicates (equal matrices then have equal arrays)."""
     m = sp.csr_matrix(m)
